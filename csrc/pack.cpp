@@ -1,0 +1,230 @@
+// 2-bit packing and unpacking: serial reference, AVX2 and AVX-512 variants, and their bindings.
+#include "pack.hpp"
+
+#include <immintrin.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstring>
+
+namespace py = pybind11;
+
+namespace ternhd {
+
+// ----------------------------------------------------------------------------- serial reference
+namespace {
+inline int trit_code(int8_t v, bool &ok) {
+  if (v == 1) return 1;
+  if (v == -1) return 2;
+  if (v != 0) ok = false;
+  return 0;
+}
+
+// Unpack table: byte -> 4 int8 trits (first trit from the high bits), and a validity table.
+struct UnpackTable {
+  int8_t trits[256][4];
+  bool valid[256];
+  UnpackTable() {
+    for (int b = 0; b < 256; ++b) {
+      valid[b] = true;
+      for (int q = 0; q < 4; ++q) {
+        int c = (b >> (6 - 2 * q)) & 3;
+        trits[b][q] = c == 1 ? 1 : (c == 2 ? -1 : 0);
+        if (c == 3) valid[b] = false;
+      }
+    }
+  }
+};
+const UnpackTable kUnpack;
+}  // namespace
+
+bool pack_span_scalar(const int8_t *t, int64_t n, uint8_t *out) {
+  bool ok = true;
+  int64_t full = n / 4;
+  for (int64_t i = 0; i < full; ++i) {
+    const int8_t *g = t + 4 * i;
+    out[i] = static_cast<uint8_t>((trit_code(g[0], ok) << 6) | (trit_code(g[1], ok) << 4) |
+                                  (trit_code(g[2], ok) << 2) | trit_code(g[3], ok));
+  }
+  int64_t rem = n - 4 * full;
+  if (rem) {
+    int b = 0;
+    for (int64_t q = 0; q < rem; ++q) b |= trit_code(t[4 * full + q], ok) << (6 - 2 * q);
+    out[full] = static_cast<uint8_t>(b);
+  }
+  return ok;
+}
+
+bool unpack_span_scalar(const uint8_t *p, int64_t n, int8_t *out) {
+  bool ok = true;
+  int64_t full = n / 4;
+  for (int64_t i = 0; i < full; ++i) {
+    ok &= kUnpack.valid[p[i]];
+    std::memcpy(out + 4 * i, kUnpack.trits[p[i]], 4);
+  }
+  int64_t rem = n - 4 * full;
+  for (int64_t q = 0; q < rem; ++q) {
+    int c = (p[full] >> (6 - 2 * q)) & 3;
+    if (c == 3) ok = false;
+    out[4 * full + q] = kUnpack.trits[p[full]][q];
+  }
+  return ok;
+}
+
+// ----------------------------------------------------------------------------- AVX2
+// 32 int8 -> 8 bytes: code = min(t & 3, 2) maps {0, 1, -1} to {0, 1, 2}; maddubs (4, 1) joins two
+// codes into c0<<2|c1, madd (16, 1) joins two of those into c0<<6|c1<<4|c2<<2|c3 per 32-bit lane.
+TERNHD_AVX2 static inline __m256i pack32_avx2(const int8_t *t, __m256i &bad) {
+  const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2), three = _mm256_set1_epi8(3);
+  __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(t));
+  __m256i y = _mm256_add_epi8(x, one);  // valid iff y (unsigned) <= 2
+  bad = _mm256_or_si256(bad, _mm256_xor_si256(_mm256_max_epu8(y, two), two));
+  __m256i c = _mm256_min_epu8(_mm256_and_si256(x, three), two);
+  __m256i w = _mm256_maddubs_epi16(c, _mm256_set1_epi16(0x0104));  // bytes (4, 1)
+  return _mm256_madd_epi16(w, _mm256_set1_epi32(0x00010010));       // words (16, 1)
+}
+
+TERNHD_AVX2 bool pack_span_avx2(const int8_t *t, int64_t n, uint8_t *out) {
+  __m256i bad = _mm256_setzero_si256();
+  int64_t i = 0;
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (; i + 128 <= n; i += 128) {
+    __m256i d0 = pack32_avx2(t + i, bad), d1 = pack32_avx2(t + i + 32, bad);
+    __m256i d2 = pack32_avx2(t + i + 64, bad), d3 = pack32_avx2(t + i + 96, bad);
+    __m256i w01 = _mm256_packus_epi32(d0, d1), w23 = _mm256_packus_epi32(d2, d3);
+    __m256i b = _mm256_packus_epi16(w01, w23);
+    b = _mm256_permutevar8x32_epi32(b, perm);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i / 4), b);
+  }
+  bool ok = _mm256_testz_si256(bad, bad);
+  return pack_span_scalar(t + i, n - i, out + i / 4) && ok;
+}
+
+// ----------------------------------------------------------------------------- AVX-512
+TERNHD_AVX512 bool pack_span_avx512(const int8_t *t, int64_t n, uint8_t *out) {
+  const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2), three = _mm512_set1_epi8(3);
+  const __m512i k41 = _mm512_set1_epi16(0x0104), k161 = _mm512_set1_epi32(0x00010010);
+  __mmask64 bad = 0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i x = _mm512_loadu_si512(t + i);
+    bad |= _mm512_cmpgt_epu8_mask(_mm512_add_epi8(x, one), two);
+    __m512i c = _mm512_min_epu8(_mm512_and_si512(x, three), two);
+    __m512i d = _mm512_madd_epi16(_mm512_maddubs_epi16(c, k41), k161);
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(out + i / 4), _mm512_cvtepi32_epi8(d));
+  }
+  return pack_span_scalar(t + i, n - i, out + i / 4) && bad == 0;
+}
+
+// 16 bytes -> 64 trits: widen each 16-bit pair of bytes to a qword, pick every 2-bit code with
+// vpmultishiftqb (bit offsets 6,4,2,0 of the first byte, 14,12,10,8 of the second), then map
+// codes to values with a byte shuffle.
+TERNHD_AVX512 bool unpack_span_avx512(const uint8_t *p, int64_t n, int8_t *out) {
+  const __m512i ctrl = _mm512_set1_epi64(0x08'0A'0C'0E'00'02'04'06LL);
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+  const __m512i three = _mm512_set1_epi8(3);
+  __mmask64 bad = 0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + i / 4));
+    __m512i q = _mm512_cvtepu16_epi64(x);
+    __m512i c = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, q), three);
+    bad |= _mm512_cmpeq_epi8_mask(c, three);
+    _mm512_storeu_si512(out + i, _mm512_shuffle_epi8(lut, c));
+  }
+  return unpack_span_scalar(p + i / 4, n - i, out + i) && bad == 0;
+}
+
+// ----------------------------------------------------------------------------- dispatch
+bool pack_span(const int8_t *t, int64_t n, uint8_t *out, Simd simd) {
+  switch (simd) {
+    case Simd::avx512: return pack_span_avx512(t, n, out);
+    case Simd::avx2: return pack_span_avx2(t, n, out);
+    default: return pack_span_scalar(t, n, out);
+  }
+}
+
+bool unpack_span(const uint8_t *p, int64_t n, int8_t *out, Simd simd) {
+  // AVX2 has no byte multishift; its unpack is the table-driven serial loop.
+  if (simd == Simd::avx512) return unpack_span_avx512(p, n, out);
+  return unpack_span_scalar(p, n, out);
+}
+
+// ----------------------------------------------------------------------------- bindings
+namespace {
+constexpr int64_t kChunkTrits = 1 << 18;  // work unit for threads when rows are byte aligned
+
+// t: C-contiguous int8 (rows, dim). Returns uint8 (rows, ceil(dim/4)).
+py::array_t<uint8_t> pack_rows(py::array_t<int8_t, py::array::c_style> t, int64_t rows, int64_t dim) {
+  if (rows < 0 || dim < 0 || rows * dim != static_cast<int64_t>(t.size()))
+    throw std::invalid_argument("t: size does not match rows * dim");
+  const int64_t nb = ceil_div(dim, 4);
+  py::array_t<uint8_t> out({rows, nb});
+  const int8_t *src = t.data();
+  uint8_t *dst = out.mutable_data();
+  const Simd simd = active_simd();
+  std::atomic<int64_t> first_bad{-1};
+  {
+    py::gil_scoped_release release;
+    if (dim % 4 == 0) {
+      // Rows are byte aligned: the matrix is one long row; split it in chunks of whole bytes.
+      const int64_t total = rows * dim;
+      const int64_t tasks = ceil_div(total, kChunkTrits);
+      parallel_for(tasks, [&](int64_t c) {
+        int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
+        if (!pack_span(src + lo, n, dst + lo / 4, simd)) first_bad.store(dim ? lo / dim : 0);
+      });
+    } else {
+      const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
+      parallel_for(ceil_div(rows, per), [&](int64_t c) {
+        for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+          if (!pack_span(src + r * dim, dim, dst + r * nb, simd)) first_bad.store(r);
+      });
+    }
+  }
+  if (first_bad.load() >= 0) throw std::invalid_argument("t: values must be -1, 0 or 1");
+  return out;
+}
+
+// p: C-contiguous uint8 (rows, nbytes) with nbytes == ceil(dim/4). Returns int8 (rows, dim).
+py::array_t<int8_t> unpack_rows(py::array_t<uint8_t, py::array::c_style> p, int64_t rows, int64_t dim) {
+  if (rows < 0 || dim < 0) throw std::invalid_argument("dim: must be non-negative");
+  const int64_t nb = ceil_div(dim, 4);
+  if (rows * nb != static_cast<int64_t>(p.size()))
+    throw std::invalid_argument("packed: size does not match rows * ceil(dim / 4)");
+  py::array_t<int8_t> out({rows, dim});
+  const uint8_t *src = p.data();
+  int8_t *dst = out.mutable_data();
+  const Simd simd = active_simd();
+  std::atomic<bool> ok{true};
+  {
+    py::gil_scoped_release release;
+    if (dim % 4 == 0) {
+      const int64_t total = rows * dim;
+      parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
+        int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
+        if (!unpack_span(src + lo / 4, n, dst + lo, simd)) ok.store(false);
+      });
+    } else {
+      const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
+      parallel_for(ceil_div(rows, per), [&](int64_t c) {
+        for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+          if (!unpack_span(src + r * nb, dim, dst + r * dim, simd)) ok.store(false);
+      });
+    }
+  }
+  if (!ok.load()) throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
+  return out;
+}
+}  // namespace
+
+static void register_pack(py::module_ &m) {
+  m.def("pack_rows", &pack_rows, py::arg("t"), py::arg("rows"), py::arg("dim"),
+        "Pack int8 trits (rows*dim, C order) into uint8 (rows, ceil(dim/4)).");
+  m.def("unpack_rows", &unpack_rows, py::arg("packed"), py::arg("rows"), py::arg("dim"),
+        "Unpack uint8 (rows, ceil(dim/4)) into int8 (rows, dim); code 0b11 raises ValueError.");
+}
+
+static Registration reg_pack{"pack", &register_pack};
+
+}  // namespace ternhd

@@ -1,0 +1,396 @@
+// Packed ternary similarity: dot, cosine and Hamming distance, all-pairs and streamed top-k.
+//
+// Kernels run on an internal bit-plane layout (DESIGN.md): each 16 packed bytes (64 trits) become
+// one 64-bit `mask` word (non-zero) and one `sign` word (negative). For rows a, b:
+//   both = popcount(ma & mb)                  (positions where both are non-zero)
+//   opp  = popcount(ma & mb & (sa ^ sb))      (... with opposite signs)
+//   dot = both - 2*opp,  hamming = |a| + |b| - 2*both + opp,  cosine = dot / sqrt(|a| |b|).
+// The plane words interleave the trits of two packed words (a fixed permutation of positions,
+// the same for every row), which leaves all three quantities unchanged.
+#include <immintrin.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "common.hpp"
+
+namespace py = pybind11;
+
+namespace ternhd {
+
+// ----------------------------------------------------------------------------- planes
+struct Planes {
+  int64_t rows = 0;
+  int64_t nbytes = 0;  // packed bytes per row
+  int64_t words = 0;   // 64-bit words per plane, a multiple of 8 (one zmm)
+  std::vector<uint64_t> data;  // per row: mask[words] then sign[words]
+  std::vector<int32_t> norms;  // non-zeros per row
+  const uint64_t *row(int64_t r) const { return data.data() + r * 2 * words; }
+};
+
+namespace {
+constexpr uint64_t kEven = 0x5555555555555555ULL;
+constexpr uint64_t kOdd = 0xAAAAAAAAAAAAAAAAULL;
+
+// Converts packed rows to planes. Returns false when code 0b11 occurs.
+bool to_planes(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
+  out.rows = rows;
+  out.nbytes = nbytes;
+  out.words = std::max<int64_t>(8, ceil_div(ceil_div(nbytes, 16), 8) * 8);
+  out.data.assign(static_cast<size_t>(rows * 2 * out.words), 0);
+  out.norms.assign(static_cast<size_t>(rows), 0);
+  std::atomic<bool> ok{true};
+  const int64_t full = nbytes / 16;
+  parallel_for(ceil_div(rows, 256), [&](int64_t blk) {
+    uint64_t bad = 0;
+    for (int64_t r = blk * 256; r < std::min(rows, (blk + 1) * 256); ++r) {
+      const uint8_t *src = p + r * nbytes;
+      uint64_t *mask = out.data.data() + r * 2 * out.words, *sign = mask + out.words;
+      int64_t norm = 0;
+      auto put = [&](int64_t k, uint64_t w0, uint64_t w1) {
+        bad |= (w0 & (w0 >> 1) & kEven) | (w1 & (w1 >> 1) & kEven);
+        uint64_t m = ((w0 | (w0 >> 1)) & kEven) | (((w1 | (w1 >> 1)) & kEven) << 1);
+        mask[k] = m;
+        sign[k] = ((w0 >> 1) & kEven) | (w1 & kOdd);
+        norm += __builtin_popcountll(m);
+      };
+      for (int64_t k = 0; k < full; ++k) {
+        uint64_t w[2];
+        std::memcpy(w, src + 16 * k, 16);
+        put(k, w[0], w[1]);
+      }
+      if (nbytes % 16) {
+        uint64_t w[2] = {0, 0};
+        std::memcpy(w, src + 16 * full, static_cast<size_t>(nbytes % 16));
+        put(full, w[0], w[1]);
+      }
+      out.norms[r] = static_cast<int32_t>(norm);
+    }
+    if (bad) ok.store(false);
+  });
+  return ok.load();
+}
+
+// ----------------------------------------------------------------------------- pair counts
+// counts(q, db, nd, words, both, opp): one query row against nd consecutive database rows.
+using CountsFn = void (*)(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+
+void counts_scalar(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
+                   int32_t *opp) {
+  const uint64_t *qm = q, *qs = q + words;
+  for (int64_t j = 0; j < nd; ++j) {
+    const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
+    int64_t c1 = 0, c2 = 0;
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t b = qm[w] & dm[w];
+      c1 += __builtin_popcountll(b);
+      c2 += __builtin_popcountll(b & (qs[w] ^ ds[w]));
+    }
+    both[j] = static_cast<int32_t>(c1);
+    opp[j] = static_cast<int32_t>(c2);
+  }
+}
+
+TERNHD_AVX2 static inline __m256i popcnt256(__m256i v) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                                       2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+  __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+  return _mm256_add_epi8(lo, hi);  // per-byte counts (<= 8)
+}
+
+TERNHD_AVX2 static inline int64_t hsum_epi64_256(__m256i v) {
+  __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+TERNHD_AVX2 void counts_avx2(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
+                             int32_t *opp) {
+  const uint64_t *qm = q, *qs = q + words;
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t j = 0; j < nd; ++j) {
+    const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
+    __m256i a1 = zero, a2 = zero;
+    for (int64_t w = 0; w < words; w += 8) {  // words is a multiple of 8: two ymm per step
+      __m256i c1 = zero, c2 = zero;
+      for (int h = 0; h < 8; h += 4) {
+        __m256i m = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(qm + w + h)),
+                                     _mm256_loadu_si256((const __m256i *)(dm + w + h)));
+        __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(qs + w + h)),
+                                     _mm256_loadu_si256((const __m256i *)(ds + w + h)));
+        c1 = _mm256_add_epi8(c1, popcnt256(m));
+        c2 = _mm256_add_epi8(c2, popcnt256(_mm256_and_si256(m, x)));
+      }
+      a1 = _mm256_add_epi64(a1, _mm256_sad_epu8(c1, zero));
+      a2 = _mm256_add_epi64(a2, _mm256_sad_epu8(c2, zero));
+    }
+    both[j] = static_cast<int32_t>(hsum_epi64_256(a1));
+    opp[j] = static_cast<int32_t>(hsum_epi64_256(a2));
+  }
+}
+
+TERNHD_AVX512 void counts_avx512(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
+                                 int32_t *opp) {
+  const uint64_t *qm = q, *qs = q + words;
+  for (int64_t j = 0; j < nd; ++j) {
+    const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
+    __m512i a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
+    for (int64_t w = 0; w < words; w += 8) {
+      __m512i m = _mm512_and_si512(_mm512_loadu_si512(qm + w), _mm512_loadu_si512(dm + w));
+      // m & (qs ^ ds): truth table 0x60 for (A=m, B=qs, C=ds)
+      __m512i o = _mm512_ternarylogic_epi64(m, _mm512_loadu_si512(qs + w), _mm512_loadu_si512(ds + w), 0x60);
+      a1 = _mm512_add_epi64(a1, _mm512_popcnt_epi64(m));
+      a2 = _mm512_add_epi64(a2, _mm512_popcnt_epi64(o));
+    }
+    both[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(a1));
+    opp[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(a2));
+  }
+}
+
+CountsFn counts_for(Simd s) {
+  switch (s) {
+    case Simd::avx512: return counts_avx512;
+    case Simd::avx2: return counts_avx2;
+    default: return counts_scalar;
+  }
+}
+
+enum Metric : int { kDot = 0, kCosine = 1, kHamming = 2 };
+
+Metric parse_metric(const std::string &m) {
+  if (m == "dot") return kDot;
+  if (m == "cosine") return kCosine;
+  if (m == "hamming") return kHamming;
+  throw std::invalid_argument("metric: expected 'dot', 'cosine' or 'hamming', got '" + m + "'");
+}
+
+inline float cosine_of(int32_t dot, int32_t na, int32_t nb) {
+  if (na == 0 || nb == 0) return 0.0f;
+  return static_cast<float>(static_cast<double>(dot) / std::sqrt(static_cast<double>(na) * static_cast<double>(nb)));
+}
+
+constexpr int64_t kDbBlock = 256;    // database rows per cache block
+constexpr int64_t kQueryBlock = 64;  // query rows per task
+
+// ----------------------------------------------------------------------------- all pairs
+void pairwise(const Planes &a, const Planes &b, Metric metric, void *out) {
+  const int64_t M = a.rows, N = b.rows, W = a.words;
+  CountsFn counts = counts_for(active_simd());
+  const int64_t nqb = ceil_div(M, kQueryBlock), ndb = ceil_div(N, kDbBlock);
+  parallel_for(nqb * ndb, [&](int64_t task) {
+    const int64_t db0 = (task / nqb) * kDbBlock, q0 = (task % nqb) * kQueryBlock;
+    const int64_t nd = std::min(kDbBlock, N - db0);
+    int32_t both[kDbBlock], opp[kDbBlock];
+    for (int64_t i = q0; i < std::min(M, q0 + kQueryBlock); ++i) {
+      counts(a.row(i), b.row(db0), nd, W, both, opp);
+      const int32_t na = a.norms[i];
+      for (int64_t j = 0; j < nd; ++j) {
+        const int64_t o = i * N + db0 + j;
+        const int32_t nb = b.norms[db0 + j];
+        switch (metric) {
+          case kDot: static_cast<int32_t *>(out)[o] = both[j] - 2 * opp[j]; break;
+          case kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
+          case kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+        }
+      }
+    }
+  });
+}
+
+// ----------------------------------------------------------------------------- top-k
+// A candidate is better when its score is higher, ties to the lower index. Hamming scores are
+// stored negated so that "higher is better" holds for every metric.
+struct Cand {
+  double score;
+  int64_t index;
+};
+inline bool better(const Cand &x, const Cand &y) {
+  return x.score > y.score || (x.score == y.score && x.index < y.index);
+}
+// Min-heap of the k best so far: the worst candidate sits at the top.
+struct WorseFirst {
+  bool operator()(const Cand &x, const Cand &y) const { return better(x, y); }
+};
+
+// Top-k of query rows [qbegin, qbegin + M) (outputs indexed from qbegin).
+void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, int64_t k, Metric metric, float *out_f,
+                int32_t *out_i, int64_t *out_idx) {
+  const int64_t N = db.rows, W = q.words;
+  CountsFn counts = counts_for(active_simd());
+  const int64_t nt = num_threads();
+  // Split the database into R ranges and the queries into blocks; each task keeps its own heaps.
+  const int64_t R = std::max<int64_t>(1, std::min<int64_t>(nt, ceil_div(N, kDbBlock)));
+  const int64_t range = ceil_div(N, R);
+  const int64_t qb = std::max<int64_t>(1, std::min<int64_t>(kQueryBlock, ceil_div(M, std::max<int64_t>(1, nt / R))));
+  const int64_t nqb = ceil_div(M, qb);
+  std::vector<Cand> heaps(static_cast<size_t>(R * M * k));
+  std::vector<int64_t> sizes(static_cast<size_t>(R * M), 0);
+  parallel_for(R * nqb, [&](int64_t task) {
+    const int64_t r = task / nqb, q0 = (task % nqb) * qb, q1 = std::min(M, q0 + qb);
+    const int64_t lo = r * range, hi = std::min(N, lo + range);
+    int32_t both[kDbBlock], opp[kDbBlock];
+    for (int64_t d0 = lo; d0 < hi; d0 += kDbBlock) {
+      const int64_t nd = std::min(kDbBlock, hi - d0);
+      for (int64_t i = q0; i < q1; ++i) {
+        counts(q.row(qbegin + i), db.row(d0), nd, W, both, opp);
+        Cand *h = heaps.data() + (r * M + i) * k;
+        int64_t &sz = sizes[r * M + i];
+        const int32_t na = q.norms[qbegin + i];
+        for (int64_t j = 0; j < nd; ++j) {
+          const int32_t nb = db.norms[d0 + j];
+          double s;
+          switch (metric) {
+            case kDot: s = both[j] - 2 * opp[j]; break;
+            case kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
+            default: s = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+          }
+          Cand c{s, d0 + j};
+          if (sz < k) {
+            h[sz++] = c;
+            std::push_heap(h, h + sz, WorseFirst());
+          } else if (better(c, h[0])) {
+            std::pop_heap(h, h + k, WorseFirst());
+            h[k - 1] = c;
+            std::push_heap(h, h + k, WorseFirst());
+          }
+        }
+      }
+    }
+  });
+  // Merge the R partial heaps of each query, best first.
+  parallel_for(M, [&](int64_t i) {
+    std::vector<Cand> all;
+    all.reserve(static_cast<size_t>(R * k));
+    for (int64_t r = 0; r < R; ++r) {
+      const Cand *h = heaps.data() + (r * M + i) * k;
+      all.insert(all.end(), h, h + sizes[r * M + i]);
+    }
+    std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
+    const int64_t o = (qbegin + i) * k;
+    for (int64_t j = 0; j < k; ++j) {
+      const Cand &c = all[j];
+      out_idx[o + j] = c.index;
+      if (metric == kCosine)
+        out_f[o + j] = static_cast<float>(c.score);
+      else
+        out_i[o + j] = static_cast<int32_t>(metric == kHamming ? -c.score : c.score);
+    }
+  }, 64);
+}
+
+// Queries go in chunks so that the per-task heaps stay bounded (chunk * k * threads candidates).
+void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, float *out_f, int32_t *out_i,
+          int64_t *out_idx) {
+  const int64_t chunk = std::max<int64_t>(kQueryBlock, (int64_t{1} << 22) / std::max<int64_t>(1, k * num_threads()));
+  for (int64_t q0 = 0; q0 < q.rows; q0 += chunk)
+    topk_chunk(q, q0, std::min(chunk, q.rows - q0), db, k, metric, out_f, out_i, out_idx);
+}
+
+// ----------------------------------------------------------------------------- bindings
+using PackedArray = py::array_t<uint8_t, py::array::c_style>;
+
+std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
+  if (p.ndim() != 2) throw std::invalid_argument(std::string(name) + ": expected a 2-D packed array");
+  auto pl = std::make_shared<Planes>();
+  const uint8_t *src = p.data();
+  const int64_t rows = p.shape(0), nbytes = p.shape(1);
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = to_planes(src, rows, nbytes, *pl);
+  }
+  if (!ok) throw std::invalid_argument(std::string(name) + ": contains the invalid 2-bit code 0b11");
+  return pl;
+}
+
+py::array pairwise_planes(const Planes &a, const Planes &b, Metric metric) {
+  if (a.nbytes != b.nbytes)
+    throw std::invalid_argument("b: packed row width " + std::to_string(b.nbytes) + " does not match a's " +
+                                std::to_string(a.nbytes));
+  py::array out = metric == kCosine ? py::array(py::array_t<float>({a.rows, b.rows}))
+                                    : py::array(py::array_t<int32_t>({a.rows, b.rows}));
+  void *dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    pairwise(a, b, metric, dst);
+  }
+  return out;
+}
+
+py::tuple topk_planes(const Planes &q, const Planes &db, int64_t k, Metric metric) {
+  if (q.nbytes != db.nbytes)
+    throw std::invalid_argument("queries: packed row width " + std::to_string(q.nbytes) +
+                                " does not match the database's " + std::to_string(db.nbytes));
+  if (k < 1) throw std::invalid_argument("k: must be at least 1");
+  if (k > db.rows)
+    throw std::invalid_argument("k: " + std::to_string(k) + " exceeds the database size " + std::to_string(db.rows));
+  py::array scores = metric == kCosine ? py::array(py::array_t<float>({q.rows, k}))
+                                       : py::array(py::array_t<int32_t>({q.rows, k}));
+  py::array_t<int64_t> idx({q.rows, k});
+  float *sf = metric == kCosine ? static_cast<float *>(scores.mutable_data()) : nullptr;
+  int32_t *si = metric == kCosine ? nullptr : static_cast<int32_t *>(scores.mutable_data());
+  int64_t *ix = idx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    topk(q, db, k, metric, sf, si, ix);
+  }
+  return py::make_tuple(scores, idx);
+}
+}  // namespace
+
+static void register_similarity(py::module_ &m) {
+  m.def(
+      "pairwise",
+      [](const PackedArray &a, const PackedArray &b, const std::string &metric) {
+        Metric mt = parse_metric(metric);
+        auto pa = planes_of(a, "a");
+        auto pb = planes_of(b, "b");
+        return pairwise_planes(*pa, *pb, mt);
+      },
+      py::arg("a"), py::arg("b"), py::arg("metric"),
+      "All-pairs similarity of packed rows: int32 dot/hamming or float32 cosine, shape (M, N).");
+  m.def(
+      "topk",
+      [](const PackedArray &q, const PackedArray &db, int64_t k, const std::string &metric) {
+        Metric mt = parse_metric(metric);
+        auto pq = planes_of(q, "queries");
+        auto pd = planes_of(db, "database");
+        return topk_planes(*pq, *pd, k, mt);
+      },
+      py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("metric"),
+      "Streamed top-k of packed rows: (scores (M, k), indices int64 (M, k)), best first, ties to lower index.");
+
+  py::class_<Planes, std::shared_ptr<Planes>>(m, "PlanesIndex",
+                                              "A packed database kept in the internal bit-plane layout.")
+      .def(py::init([](const PackedArray &db) { return planes_of(db, "database"); }), py::arg("database"))
+      .def_property_readonly("rows", [](const Planes &p) { return p.rows; })
+      .def_property_readonly("nbytes", [](const Planes &p) { return p.nbytes; })
+      .def_property_readonly("norms", [](const Planes &p) {
+        return py::array_t<int32_t>(static_cast<py::ssize_t>(p.norms.size()), p.norms.data());
+      })
+      .def(
+          "pairwise",
+          [](const Planes &self, const PackedArray &q, const std::string &metric) {
+            Metric mt = parse_metric(metric);
+            auto pq = planes_of(q, "queries");
+            return pairwise_planes(*pq, self, mt);
+          },
+          py::arg("queries"), py::arg("metric"))
+      .def(
+          "topk",
+          [](const Planes &self, const PackedArray &q, int64_t k, const std::string &metric) {
+            Metric mt = parse_metric(metric);
+            auto pq = planes_of(q, "queries");
+            return topk_planes(*pq, self, k, mt);
+          },
+          py::arg("queries"), py::arg("k"), py::arg("metric"));
+}
+
+static Registration reg_similarity{"similarity", &register_similarity};
+
+}  // namespace ternhd

@@ -1,0 +1,95 @@
+"""Pure numpy reference of every kernel: the oracle the native and Triton kernels are tested
+against. Written for clarity, not speed. Shapes and dtypes match the public API (2-D in, 2-D out).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pack_ternary", "unpack_ternary", "quantize", "thresholds", "dot", "cosine", "hamming", "topk"]
+
+_SHIFTS = np.array([6, 4, 2, 0], dtype=np.uint8)
+
+
+def pack_ternary(t: np.ndarray) -> np.ndarray:
+    """int8 (..., D) in {-1, 0, 1} -> uint8 (..., ceil(D/4)); trit i at bits 6-2*(i%4) of byte i//4,
+    codes 0 -> 00, +1 -> 01, -1 -> 10; padding trits 0."""
+    t = np.asarray(t)
+    if not np.isin(t, (-1, 0, 1)).all():
+        raise ValueError("t: values must be -1, 0 or 1")
+    d = t.shape[-1]
+    pad = (-d) % 4
+    codes = np.where(t == 1, 1, np.where(t == -1, 2, 0)).astype(np.uint8)
+    codes = np.concatenate([codes, np.zeros(t.shape[:-1] + (pad,), np.uint8)], axis=-1)
+    codes = codes.reshape(t.shape[:-1] + ((d + pad) // 4, 4))
+    return np.bitwise_or.reduce(codes << _SHIFTS, axis=-1).astype(np.uint8)
+
+
+def unpack_ternary(p: np.ndarray, dim: int) -> np.ndarray:
+    """uint8 (..., ceil(dim/4)) -> int8 (..., dim). Code 11 inside the first `dim` trits raises."""
+    p = np.asarray(p, dtype=np.uint8)
+    codes = (p[..., None] >> _SHIFTS) & 3
+    codes = codes.reshape(p.shape[:-1] + (p.shape[-1] * 4,))[..., :dim]
+    if (codes == 3).any():
+        raise ValueError("packed: contains the invalid 2-bit code 0b11")
+    return np.where(codes == 1, 1, np.where(codes == 2, -1, 0)).astype(np.int8)
+
+
+def thresholds(x: np.ndarray, tau: float = 0.3, threshold="std", sparsity=None) -> np.ndarray:
+    """Per-row thresholds (float64, shape x.shape[:-1]) of the quantization modes of DESIGN.md."""
+    x = np.asarray(x, dtype=np.float64)
+    rows = x.shape[:-1]
+    if sparsity is not None:
+        d = x.shape[-1]
+        k = int(round(sparsity * d))
+        if k == 0:
+            return np.zeros(rows)
+        return np.partition(np.abs(x), k - 1, axis=-1)[..., k - 1]
+    if isinstance(threshold, str) and threshold == "std":
+        return tau * x.std(axis=-1)
+    if isinstance(threshold, str) and threshold == "batch":
+        return np.full(rows, tau * x.std())
+    return np.full(rows, float(threshold))
+
+
+def quantize(x: np.ndarray, tau: float = 0.3, threshold="std", sparsity=None) -> np.ndarray:
+    """float (..., D) -> int8 (..., D): +1 if x > thr, -1 if x < -thr, else 0 (thr from `thresholds`)."""
+    x = np.asarray(x, dtype=np.float64)
+    thr = thresholds(x, tau, threshold, sparsity)[..., None]
+    return ((x > thr).astype(np.int8) - (x < -thr).astype(np.int8)).astype(np.int8)
+
+
+def _unpack_rows(p: np.ndarray) -> np.ndarray:
+    p = np.atleast_2d(p)
+    return unpack_ternary(p, p.shape[-1] * 4).astype(np.int64)
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Packed (M, B) x (N, B) -> int32 (M, N): sum of trit products."""
+    return (_unpack_rows(a) @ _unpack_rows(b).T).astype(np.int32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Packed (M, B) x (N, B) -> float32 (M, N); 0 where either row is the zero vector."""
+    ua, ub = _unpack_rows(a), _unpack_rows(b)
+    d = (ua @ ub.T).astype(np.float64)
+    na = (ua != 0).sum(axis=1).astype(np.float64)
+    nb = (ub != 0).sum(axis=1).astype(np.float64)
+    den = np.sqrt(np.outer(na, nb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(den > 0, d / np.where(den > 0, den, 1.0), 0.0)
+    return c.astype(np.float32)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Packed (M, B) x (N, B) -> int32 (M, N): number of positions where the trits differ."""
+    ua, ub = _unpack_rows(a), _unpack_rows(b)
+    return (ua[:, None, :] != ub[None, :, :]).sum(axis=-1).astype(np.int32)
+
+
+def topk(queries: np.ndarray, database: np.ndarray, k: int, metric: str = "cosine"):
+    """(scores (M, k), indices int64 (M, k)), best first (highest cosine/dot, lowest hamming),
+    ties to the lower database index."""
+    s = {"cosine": cosine, "dot": dot, "hamming": hamming}[metric](queries, database)
+    key = s.astype(np.float64) if metric == "hamming" else -s.astype(np.float64)
+    idx = np.argsort(key, axis=1, kind="stable")[:, :k].astype(np.int64)
+    return np.take_along_axis(s, idx, axis=1), idx
