@@ -152,6 +152,65 @@ TERNHD_AVX512 void counts_avx512(const uint64_t *q, const uint64_t *db, int64_t 
   }
 }
 
+// Two query rows against nd database rows, 2 x 2 register blocking: every loaded database chunk
+// serves two queries and every query chunk two database rows, halving loads per pair.
+TERNHD_AVX512 void counts2_avx512(const uint64_t *q0, const uint64_t *q1, const uint64_t *db, int64_t nd,
+                                  int64_t words, int32_t *both0, int32_t *opp0, int32_t *both1, int32_t *opp1) {
+  int64_t j = 0;
+  for (; j + 2 <= nd; j += 2) {
+    const uint64_t *d0 = db + j * 2 * words, *d1 = d0 + 2 * words;
+    __m512i b00 = _mm512_setzero_si512(), b01 = b00, b10 = b00, b11 = b00;
+    __m512i o00 = b00, o01 = b00, o10 = b00, o11 = b00;
+    for (int64_t w = 0; w < words; w += 8) {
+      const __m512i qm0 = _mm512_loadu_si512(q0 + w), qs0 = _mm512_loadu_si512(q0 + words + w);
+      const __m512i qm1 = _mm512_loadu_si512(q1 + w), qs1 = _mm512_loadu_si512(q1 + words + w);
+      const __m512i dm0 = _mm512_loadu_si512(d0 + w), ds0 = _mm512_loadu_si512(d0 + words + w);
+      const __m512i dm1 = _mm512_loadu_si512(d1 + w), ds1 = _mm512_loadu_si512(d1 + words + w);
+#define TERNHD_PAIR(QM, QS, DM, DS, B, O)                                         \
+  {                                                                               \
+    __m512i m = _mm512_and_si512(QM, DM);                                         \
+    B = _mm512_add_epi64(B, _mm512_popcnt_epi64(m));                              \
+    O = _mm512_add_epi64(O, _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(m, QS, DS, 0x60))); \
+  }
+      TERNHD_PAIR(qm0, qs0, dm0, ds0, b00, o00)
+      TERNHD_PAIR(qm0, qs0, dm1, ds1, b01, o01)
+      TERNHD_PAIR(qm1, qs1, dm0, ds0, b10, o10)
+      TERNHD_PAIR(qm1, qs1, dm1, ds1, b11, o11)
+#undef TERNHD_PAIR
+    }
+    both0[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(b00));
+    both0[j + 1] = static_cast<int32_t>(_mm512_reduce_add_epi64(b01));
+    both1[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(b10));
+    both1[j + 1] = static_cast<int32_t>(_mm512_reduce_add_epi64(b11));
+    opp0[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(o00));
+    opp0[j + 1] = static_cast<int32_t>(_mm512_reduce_add_epi64(o01));
+    opp1[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(o10));
+    opp1[j + 1] = static_cast<int32_t>(_mm512_reduce_add_epi64(o11));
+  }
+  if (j < nd) {
+    counts_avx512(q0, db + j * 2 * words, nd - j, words, both0 + j, opp0 + j);
+    counts_avx512(q1, db + j * 2 * words, nd - j, words, both1 + j, opp1 + j);
+  }
+}
+
+using Counts2Fn = void (*)(const uint64_t *, const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *,
+                           int32_t *, int32_t *, int32_t *);
+
+template <CountsFn F>
+void counts2_generic(const uint64_t *q0, const uint64_t *q1, const uint64_t *db, int64_t nd, int64_t words,
+                     int32_t *both0, int32_t *opp0, int32_t *both1, int32_t *opp1) {
+  F(q0, db, nd, words, both0, opp0);
+  F(q1, db, nd, words, both1, opp1);
+}
+
+Counts2Fn counts2_for(Simd s) {
+  switch (s) {
+    case Simd::avx512: return counts2_avx512;
+    case Simd::avx2: return counts2_generic<counts_avx2>;
+    default: return counts2_generic<counts_scalar>;
+  }
+}
+
 CountsFn counts_for(Simd s) {
   switch (s) {
     case Simd::avx512: return counts_avx512;
@@ -181,13 +240,22 @@ constexpr int64_t kQueryBlock = 64;  // query rows per task
 void pairwise(const Planes &a, const Planes &b, Metric metric, void *out) {
   const int64_t M = a.rows, N = b.rows, W = a.words;
   CountsFn counts = counts_for(active_simd());
+  Counts2Fn counts2 = counts2_for(active_simd());
   const int64_t nqb = ceil_div(M, kQueryBlock), ndb = ceil_div(N, kDbBlock);
   parallel_for(nqb * ndb, [&](int64_t task) {
     const int64_t db0 = (task / nqb) * kDbBlock, q0 = (task % nqb) * kQueryBlock;
     const int64_t nd = std::min(kDbBlock, N - db0);
-    int32_t both[kDbBlock], opp[kDbBlock];
-    for (int64_t i = q0; i < std::min(M, q0 + kQueryBlock); ++i) {
-      counts(a.row(i), b.row(db0), nd, W, both, opp);
+    int32_t both2[2][kDbBlock], opp2[2][kDbBlock];
+    const int64_t q1 = std::min(M, q0 + kQueryBlock);
+    for (int64_t i0 = q0; i0 < q1; i0 += 2) {
+      const int64_t nq = std::min<int64_t>(2, q1 - i0);
+      if (nq == 2)
+        counts2(a.row(i0), a.row(i0 + 1), b.row(db0), nd, W, both2[0], opp2[0], both2[1], opp2[1]);
+      else
+        counts(a.row(i0), b.row(db0), nd, W, both2[0], opp2[0]);
+      for (int64_t u = 0; u < nq; ++u) {
+      const int64_t i = i0 + u;
+      const int32_t *both = both2[u], *opp = opp2[u];
       const int32_t na = a.norms[i];
       for (int64_t j = 0; j < nd; ++j) {
         const int64_t o = i * N + db0 + j;
@@ -197,6 +265,7 @@ void pairwise(const Planes &a, const Planes &b, Metric metric, void *out) {
           case kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
           case kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
         }
+      }
       }
     }
   });
@@ -222,6 +291,7 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, in
                 int32_t *out_i, int64_t *out_idx) {
   const int64_t N = db.rows, W = q.words;
   CountsFn counts = counts_for(active_simd());
+  Counts2Fn counts2 = counts2_for(active_simd());
   const int64_t nt = num_threads();
   // Split the database into R ranges and the queries into blocks; each task keeps its own heaps.
   const int64_t R = std::max<int64_t>(1, std::min<int64_t>(nt, ceil_div(N, kDbBlock)));
@@ -233,30 +303,40 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, in
   parallel_for(R * nqb, [&](int64_t task) {
     const int64_t r = task / nqb, q0 = (task % nqb) * qb, q1 = std::min(M, q0 + qb);
     const int64_t lo = r * range, hi = std::min(N, lo + range);
-    int32_t both[kDbBlock], opp[kDbBlock];
+    int32_t both2[2][kDbBlock], opp2[2][kDbBlock];
     for (int64_t d0 = lo; d0 < hi; d0 += kDbBlock) {
       const int64_t nd = std::min(kDbBlock, hi - d0);
-      for (int64_t i = q0; i < q1; ++i) {
-        counts(q.row(qbegin + i), db.row(d0), nd, W, both, opp);
-        Cand *h = heaps.data() + (r * M + i) * k;
-        int64_t &sz = sizes[r * M + i];
-        const int32_t na = q.norms[qbegin + i];
-        for (int64_t j = 0; j < nd; ++j) {
-          const int32_t nb = db.norms[d0 + j];
-          double s;
-          switch (metric) {
-            case kDot: s = both[j] - 2 * opp[j]; break;
-            case kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
-            default: s = cosine_of(both[j] - 2 * opp[j], na, nb); break;
-          }
-          Cand c{s, d0 + j};
-          if (sz < k) {
-            h[sz++] = c;
-            std::push_heap(h, h + sz, WorseFirst());
-          } else if (better(c, h[0])) {
-            std::pop_heap(h, h + k, WorseFirst());
-            h[k - 1] = c;
-            std::push_heap(h, h + k, WorseFirst());
+      for (int64_t i0 = q0; i0 < q1; i0 += 2) {
+        const int64_t nq = std::min<int64_t>(2, q1 - i0);
+        if (nq == 2)
+          counts2(q.row(qbegin + i0), q.row(qbegin + i0 + 1), db.row(d0), nd, W, both2[0], opp2[0], both2[1],
+                  opp2[1]);
+        else
+          counts(q.row(qbegin + i0), db.row(d0), nd, W, both2[0], opp2[0]);
+        for (int64_t u = 0; u < nq; ++u) {
+          const int64_t i = i0 + u;
+          const int32_t *both = both2[u], *opp = opp2[u];
+          Cand *h = heaps.data() + (r * M + i) * k;
+          int64_t &sz = sizes[r * M + i];
+          const int32_t na = q.norms[qbegin + i];
+          for (int64_t j = 0; j < nd; ++j) {
+            const int32_t nb = db.norms[d0 + j];
+            double s;
+            switch (metric) {
+              case kDot: s = both[j] - 2 * opp[j]; break;
+              case kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
+              default: s = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+            }
+            if (sz == k && !(s >= h[0].score)) continue;  // cheap reject before building a candidate
+            Cand c{s, d0 + j};
+            if (sz < k) {
+              h[sz++] = c;
+              std::push_heap(h, h + sz, WorseFirst());
+            } else if (better(c, h[0])) {
+              std::pop_heap(h, h + k, WorseFirst());
+              h[k - 1] = c;
+              std::push_heap(h, h + k, WorseFirst());
+            }
           }
         }
       }

@@ -38,6 +38,8 @@ def thresholds(x: np.ndarray, tau: float = 0.3, threshold="std", sparsity=None) 
     """Per-row thresholds (float64, shape x.shape[:-1]) of the quantization modes of DESIGN.md."""
     x = np.asarray(x, dtype=np.float64)
     rows = x.shape[:-1]
+    if x.size == 0:
+        return np.zeros(rows)
     if sparsity is not None:
         d = x.shape[-1]
         k = int(round(sparsity * d))
