@@ -383,6 +383,9 @@ using PackedArray = py::array_t<uint8_t, py::array::c_style>;
 
 std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
   if (p.ndim() != 2) throw std::invalid_argument(std::string(name) + ": expected a 2-D packed array");
+  if (p.shape(1) > (int64_t{1} << 28))  // counts are int32: at most 4 trits per byte
+    throw std::invalid_argument(std::string(name) + ": packed rows of " + std::to_string(p.shape(1)) +
+                                " bytes exceed the supported 268435456");
   auto pl = std::make_shared<Planes>();
   const uint8_t *src = p.data();
   const int64_t rows = p.shape(0), nbytes = p.shape(1);

@@ -11,7 +11,10 @@ from typing import Any, Callable, Tuple
 
 import numpy as np
 
-__all__ = ["is_torch", "is_cuda", "to_numpy", "wrap_like", "check_packed", "check_int"]
+# Widest packed row the similarity kernels accept: counts are int32 (4 trits per byte).
+MAX_ROW_BYTES = 1 << 28
+
+__all__ = ["MAX_ROW_BYTES", "is_torch", "is_cuda", "to_numpy", "wrap_like", "check_packed", "check_int"]
 
 
 def is_torch(x: Any) -> bool:
@@ -67,6 +70,9 @@ def check_packed(p: np.ndarray, name: str, allow_1d: bool = True) -> np.ndarray:
     elif p.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D packed array (rows, bytes){' or one 1-D row' if allow_1d else ''}, "
                          f"got shape {p.shape}")
+    if p.shape[1] > MAX_ROW_BYTES:
+        raise ValueError(f"{name}: packed rows of {p.shape[1]} bytes exceed the supported {MAX_ROW_BYTES} "
+                         f"(int32 counters)")
     return np.ascontiguousarray(p)
 
 
