@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <limits>
 
 #include "common.hpp"
 #include "pack.hpp"
@@ -14,44 +15,103 @@ namespace py = pybind11;
 
 namespace ternhd {
 
+// Bodies are written once as always-inline templates with independent lanes (so the compiler
+// vectorizes them without reassociating a reduction) and stamped out per ISA below.
+namespace {
+constexpr int kLanes = 16;
+
 template <typename T>
-bool row_moments(const T *x, int64_t n, double &mean, double &stddev) {
-  double s = 0.0;
-  bool finite = true;
-  for (int64_t i = 0; i < n; ++i) {
-    double v = static_cast<double>(x[i]);
-    finite &= std::isfinite(v);
-    s += v;
+inline __attribute__((always_inline)) bool moments_body(const T *__restrict x, int64_t n, double &mean,
+                                                        double &stddev) {
+  double s[kLanes] = {}, z[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double v = static_cast<double>(x[i + l]);
+      s[l] += v;
+      z[l] += v - v;  // stays 0 for finite values, NaN as soon as one is NaN or Inf
+    }
+  double sum = 0.0, zero = 0.0;
+  for (; i < n; ++i) {
+    const double v = static_cast<double>(x[i]);
+    sum += v;
+    zero += v - v;
   }
-  mean = n ? s / static_cast<double>(n) : 0.0;
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    double d = static_cast<double>(x[i]) - mean;
+  for (int l = 0; l < kLanes; ++l) {
+    sum += s[l];
+    zero += z[l];
+  }
+  mean = n ? sum / static_cast<double>(n) : 0.0;
+  double q[kLanes] = {}, ss = 0.0;
+  i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = static_cast<double>(x[i + l]) - mean;
+      q[l] += d * d;
+    }
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - mean;
     ss += d * d;
   }
+  for (int l = 0; l < kLanes; ++l) ss += q[l];
   stddev = n ? std::sqrt(ss / static_cast<double>(n)) : 0.0;
-  return finite;
+  return zero == 0.0;
+}
+
+// The largest T not above thr: for T values v, (double)v > thr  <=>  v > hi, exactly.
+template <typename T>
+inline T round_down(double thr) {
+  T hi = static_cast<T>(thr);
+  if (static_cast<double>(hi) > thr) hi = std::nextafter(hi, -std::numeric_limits<T>::infinity());
+  return hi;
+}
+
+template <typename T>
+inline __attribute__((always_inline)) bool quantize_body(const T *__restrict x, int64_t n, double thr,
+                                                         int8_t *__restrict out) {
+  const T hi = round_down<T>(thr), lo = -hi;
+  T z[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const T v = x[i + l];
+      z[l] += v - v;
+      out[i + l] = static_cast<int8_t>((v > hi) - (v < lo));
+    }
+  T zero = 0;
+  for (; i < n; ++i) {
+    const T v = x[i];
+    zero += v - v;
+    out[i] = static_cast<int8_t>((v > hi) - (v < lo));
+  }
+  for (int l = 0; l < kLanes; ++l) zero += z[l];
+  return zero == 0;
+}
+
+template <typename T> bool moments_scalar(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
+template <typename T> TERNHD_AVX2 bool moments_avx2(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
+template <typename T> TERNHD_AVX512 bool moments_avx512(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
+template <typename T> bool quantize_scalar(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
+template <typename T> TERNHD_AVX2 bool quantize_avx2(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
+template <typename T> TERNHD_AVX512 bool quantize_avx512(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
+}  // namespace
+
+template <typename T>
+bool row_moments(const T *x, int64_t n, double &mean, double &stddev) {
+  switch (active_simd()) {
+    case Simd::avx512: return moments_avx512(x, n, mean, stddev);
+    case Simd::avx2: return moments_avx2(x, n, mean, stddev);
+    default: return moments_scalar(x, n, mean, stddev);
+  }
 }
 
 template <typename T>
 bool quantize_span(const T *x, int64_t n, double thr, int8_t *out) {
-  bool finite = true;
-  const T hi = static_cast<T>(thr), lo = static_cast<T>(-thr);
-  // Compare in T when thr is exactly representable in T, else in double (same result as numpy).
-  if (static_cast<double>(hi) == thr) {
-    for (int64_t i = 0; i < n; ++i) {
-      T v = x[i];
-      finite &= std::isfinite(v);
-      out[i] = static_cast<int8_t>((v > hi) - (v < lo));
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      double v = static_cast<double>(x[i]);
-      finite &= std::isfinite(v);
-      out[i] = static_cast<int8_t>((v > thr) - (v < -thr));
-    }
+  switch (active_simd()) {
+    case Simd::avx512: return quantize_avx512(x, n, thr, out);
+    case Simd::avx2: return quantize_avx2(x, n, thr, out);
+    default: return quantize_scalar(x, n, thr, out);
   }
-  return finite;
 }
 
 template bool quantize_span<float>(const float *, int64_t, double, int8_t *);

@@ -88,3 +88,14 @@ def test_bad_arguments():
 
 def test_integer_input_is_read_as_float():
     assert ternhd.quantize(np.array([[-5, 0, 5, 1]]), threshold=2).tolist() == [[-1, 0, 1, 0]]
+
+
+def test_float32_compare_is_exact_against_float64_threshold(simd):
+    # 0.1 is not a float32: values on either side of it must land as in float64 arithmetic
+    f = np.float32(0.1)
+    below = np.nextafter(f, np.float32(0))
+    x = np.array([[f, below, -f, -below, np.nextafter(f, np.float32(1))]], np.float32)
+    assert ternhd.quantize(x, threshold=0.1).tolist() == [[1, 0, -1, 0, 1]]
+    assert np.array_equal(ternhd.quantize(x, threshold=0.1), ref.quantize(x, threshold=0.1))
+    t = float(f)  # exactly representable: strict comparison keeps f itself at 0
+    assert ternhd.quantize(x, threshold=t).tolist() == [[0, 0, 0, 0, 1]]
