@@ -27,54 +27,103 @@ struct Planes {
   int64_t rows = 0;
   int64_t nbytes = 0;  // packed bytes per row
   int64_t words = 0;   // 64-bit words per plane, a multiple of 8 (one zmm)
-  std::vector<uint64_t> data;  // per row: mask[words] then sign[words]
-  std::vector<int32_t> norms;  // non-zeros per row
-  const uint64_t *row(int64_t r) const { return data.data() + r * 2 * words; }
+  std::unique_ptr<uint64_t[]> data;  // per row: mask[words] then sign[words]
+  std::vector<int32_t> norms;        // non-zeros per row
+  const uint64_t *row(int64_t r) const { return data.get() + r * 2 * words; }
 };
 
 namespace {
 constexpr uint64_t kEven = 0x5555555555555555ULL;
 constexpr uint64_t kOdd = 0xAAAAAAAAAAAAAAAAULL;
 
-// Converts packed rows to planes. Returns false when code 0b11 occurs.
+inline int64_t plane_words(int64_t nbytes) { return std::max<int64_t>(8, ceil_div(ceil_div(nbytes, 16), 8) * 8); }
+
+// Converts `rows` packed rows (nbytes each) to planes of `words` words (every word written,
+// padding included) and their norms. Returns non-zero when code 0b11 occurs.
+uint64_t convert_rows(const uint8_t *p, int64_t rows, int64_t nbytes, int64_t words, uint64_t *dst, int32_t *norms) {
+  uint64_t bad = 0;
+  const int64_t full = nbytes / 16;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t *src = p + r * nbytes;
+    uint64_t *mask = dst + r * 2 * words, *sign = mask + words;
+    int64_t norm = 0;
+    auto put = [&](int64_t k, uint64_t w0, uint64_t w1) {
+      bad |= (w0 & (w0 >> 1) & kEven) | (w1 & (w1 >> 1) & kEven);
+      const uint64_t m = ((w0 | (w0 >> 1)) & kEven) | (((w1 | (w1 >> 1)) & kEven) << 1);
+      mask[k] = m;
+      sign[k] = ((w0 >> 1) & kEven) | (w1 & kOdd);
+      norm += __builtin_popcountll(m);
+    };
+    for (int64_t k = 0; k < full; ++k) {
+      uint64_t w[2];
+      std::memcpy(w, src + 16 * k, 16);
+      put(k, w[0], w[1]);
+    }
+    int64_t k = full;
+    if (nbytes % 16) {
+      uint64_t w[2] = {0, 0};
+      std::memcpy(w, src + 16 * full, static_cast<size_t>(nbytes % 16));
+      put(k++, w[0], w[1]);
+    }
+    for (; k < words; ++k) mask[k] = sign[k] = 0;
+    norms[r] = static_cast<int32_t>(norm);
+  }
+  return bad;
+}
+
+// Converts a whole packed matrix. Returns false when code 0b11 occurs.
 bool to_planes(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
   out.rows = rows;
   out.nbytes = nbytes;
-  out.words = std::max<int64_t>(8, ceil_div(ceil_div(nbytes, 16), 8) * 8);
-  out.data.assign(static_cast<size_t>(rows * 2 * out.words), 0);
+  out.words = plane_words(nbytes);
+  out.data.reset(new uint64_t[static_cast<size_t>(std::max<int64_t>(1, rows * 2 * out.words))]);
   out.norms.assign(static_cast<size_t>(rows), 0);
   std::atomic<bool> ok{true};
-  const int64_t full = nbytes / 16;
   parallel_for(ceil_div(rows, 256), [&](int64_t blk) {
-    uint64_t bad = 0;
-    for (int64_t r = blk * 256; r < std::min(rows, (blk + 1) * 256); ++r) {
-      const uint8_t *src = p + r * nbytes;
-      uint64_t *mask = out.data.data() + r * 2 * out.words, *sign = mask + out.words;
-      int64_t norm = 0;
-      auto put = [&](int64_t k, uint64_t w0, uint64_t w1) {
-        bad |= (w0 & (w0 >> 1) & kEven) | (w1 & (w1 >> 1) & kEven);
-        uint64_t m = ((w0 | (w0 >> 1)) & kEven) | (((w1 | (w1 >> 1)) & kEven) << 1);
-        mask[k] = m;
-        sign[k] = ((w0 >> 1) & kEven) | (w1 & kOdd);
-        norm += __builtin_popcountll(m);
-      };
-      for (int64_t k = 0; k < full; ++k) {
-        uint64_t w[2];
-        std::memcpy(w, src + 16 * k, 16);
-        put(k, w[0], w[1]);
-      }
-      if (nbytes % 16) {
-        uint64_t w[2] = {0, 0};
-        std::memcpy(w, src + 16 * full, static_cast<size_t>(nbytes % 16));
-        put(full, w[0], w[1]);
-      }
-      out.norms[r] = static_cast<int32_t>(norm);
-    }
-    if (bad) ok.store(false);
+    const int64_t r0 = blk * 256, n = std::min<int64_t>(256, rows - r0);
+    if (convert_rows(p + r0 * nbytes, n, nbytes, out.words, out.data.get() + r0 * 2 * out.words,
+                     out.norms.data() + r0))
+      ok.store(false);
   });
   return ok.load();
 }
 
+// Where database rows come from: planes converted once (Index), or packed rows converted one
+// cache block at a time into a per-task buffer that is then hot in L2 (the function path: no
+// N-row plane copy, no page faults on a fresh N-row buffer).
+struct DbSource {
+  const Planes *planes = nullptr;
+  const uint8_t *packed = nullptr;
+  int64_t rows = 0, nbytes = 0, words = 0;
+  std::atomic<bool> *bad = nullptr;  // set when a converted block holds code 0b11
+
+  static DbSource of(const Planes &p) { return DbSource{&p, nullptr, p.rows, p.nbytes, p.words, nullptr}; }
+  static DbSource of(const uint8_t *packed, int64_t rows, int64_t nbytes, std::atomic<bool> *bad) {
+    return DbSource{nullptr, packed, rows, nbytes, plane_words(nbytes), bad};
+  }
+
+  struct Block {
+    std::vector<uint64_t> buf;
+    std::vector<int32_t> nbuf;
+    const uint64_t *rows = nullptr;
+    const int32_t *norms = nullptr;
+  };
+  void load(int64_t d0, int64_t nd, Block &b) const {
+    if (planes) {
+      b.rows = planes->row(d0);
+      b.norms = planes->norms.data() + d0;
+      return;
+    }
+    b.buf.resize(static_cast<size_t>(nd * 2 * words));
+    b.nbuf.resize(static_cast<size_t>(nd));
+    if (convert_rows(packed + d0 * nbytes, nd, nbytes, words, b.buf.data(), b.nbuf.data())) bad->store(true);
+    b.rows = b.buf.data();
+    b.norms = b.nbuf.data();
+  }
+};
+}  // namespace
+
+namespace {
 // ----------------------------------------------------------------------------- pair counts
 // counts(q, db, nd, words, both, opp): one query row against nd consecutive database rows.
 using CountsFn = void (*)(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
@@ -244,35 +293,42 @@ constexpr int64_t kDbBlock = 256;    // database rows per cache block
 constexpr int64_t kQueryBlock = 64;  // query rows per task
 
 // ----------------------------------------------------------------------------- all pairs
-void pairwise(const Planes &a, const Planes &b, Metric metric, void *out) {
+// Tasks are (database block, query block) pairs. When the database is converted on the fly, each
+// task takes as many queries as keeps every thread busy, so a block is converted few times.
+void pairwise(const Planes &a, const DbSource &b, Metric metric, void *out) {
   const int64_t M = a.rows, N = b.rows, W = a.words;
   CountsFn counts = counts_for(active_simd());
   Counts2Fn counts2 = counts2_for(active_simd());
-  const int64_t nqb = ceil_div(M, kQueryBlock), ndb = ceil_div(N, kDbBlock);
+  const int64_t ndb = ceil_div(N, kDbBlock);
+  const int64_t want = 4 * static_cast<int64_t>(num_threads());
+  const int64_t qb = b.planes ? kQueryBlock
+                              : std::max<int64_t>(2, ceil_div(M, std::max<int64_t>(1, ceil_div(want, std::max<int64_t>(ndb, 1)))));
+  const int64_t nqb = ceil_div(M, qb);
   parallel_for(nqb * ndb, [&](int64_t task) {
-    const int64_t db0 = (task / nqb) * kDbBlock, q0 = (task % nqb) * kQueryBlock;
-    const int64_t nd = std::min(kDbBlock, N - db0);
+    const int64_t db0 = (task / nqb) * kDbBlock, q0 = (task % nqb) * qb;
+    const int64_t nd = std::min(kDbBlock, N - db0), q1 = std::min(M, q0 + qb);
+    DbSource::Block blk;
+    b.load(db0, nd, blk);
     int32_t both2[2][kDbBlock], opp2[2][kDbBlock];
-    const int64_t q1 = std::min(M, q0 + kQueryBlock);
     for (int64_t i0 = q0; i0 < q1; i0 += 2) {
       const int64_t nq = std::min<int64_t>(2, q1 - i0);
       if (nq == 2)
-        counts2(a.row(i0), a.row(i0 + 1), b.row(db0), nd, W, both2[0], opp2[0], both2[1], opp2[1]);
+        counts2(a.row(i0), a.row(i0 + 1), blk.rows, nd, W, both2[0], opp2[0], both2[1], opp2[1]);
       else
-        counts(a.row(i0), b.row(db0), nd, W, both2[0], opp2[0]);
+        counts(a.row(i0), blk.rows, nd, W, both2[0], opp2[0]);
       for (int64_t u = 0; u < nq; ++u) {
-      const int64_t i = i0 + u;
-      const int32_t *both = both2[u], *opp = opp2[u];
-      const int32_t na = a.norms[i];
-      for (int64_t j = 0; j < nd; ++j) {
-        const int64_t o = i * N + db0 + j;
-        const int32_t nb = b.norms[db0 + j];
-        switch (metric) {
-          case kDot: static_cast<int32_t *>(out)[o] = both[j] - 2 * opp[j]; break;
-          case kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
-          case kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+        const int64_t i = i0 + u;
+        const int32_t *both = both2[u], *opp = opp2[u];
+        const int32_t na = a.norms[i];
+        for (int64_t j = 0; j < nd; ++j) {
+          const int64_t o = i * N + db0 + j;
+          const int32_t nb = blk.norms[j];
+          switch (metric) {
+            case kDot: static_cast<int32_t *>(out)[o] = both[j] - 2 * opp[j]; break;
+            case kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
+            case kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+          }
         }
-      }
       }
     }
   });
@@ -294,32 +350,35 @@ struct WorseFirst {
 };
 
 // Top-k of query rows [qbegin, qbegin + M) (outputs indexed from qbegin).
-void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, int64_t k, Metric metric, float *out_f,
-                int32_t *out_i, int64_t *out_idx) {
+void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, int64_t k, Metric metric,
+                float *out_f, int32_t *out_i, int64_t *out_idx) {
   const int64_t N = db.rows, W = q.words;
   CountsFn counts = counts_for(active_simd());
   Counts2Fn counts2 = counts2_for(active_simd());
   const int64_t nt = num_threads();
-  // Split the database into R ranges and the queries into blocks; each task keeps its own heaps.
+  // Split the database into R ranges and the queries into blocks; each task keeps its own heaps
+  // and walks its range one cache block at a time (converted once per task when packed).
   const int64_t R = std::max<int64_t>(1, std::min<int64_t>(nt, ceil_div(N, kDbBlock)));
   const int64_t range = ceil_div(N, R);
-  const int64_t qb = std::max<int64_t>(1, std::min<int64_t>(kQueryBlock, ceil_div(M, std::max<int64_t>(1, nt / R))));
+  const int64_t qb = std::max<int64_t>(1, ceil_div(M, std::max<int64_t>(1, nt / R)));
   const int64_t nqb = ceil_div(M, qb);
   std::vector<Cand> heaps(static_cast<size_t>(R * M * k));
   std::vector<int64_t> sizes(static_cast<size_t>(R * M), 0);
   parallel_for(R * nqb, [&](int64_t task) {
     const int64_t r = task / nqb, q0 = (task % nqb) * qb, q1 = std::min(M, q0 + qb);
     const int64_t lo = r * range, hi = std::min(N, lo + range);
+    DbSource::Block blk;
     int32_t both2[2][kDbBlock], opp2[2][kDbBlock];
     for (int64_t d0 = lo; d0 < hi; d0 += kDbBlock) {
       const int64_t nd = std::min(kDbBlock, hi - d0);
+      db.load(d0, nd, blk);
       for (int64_t i0 = q0; i0 < q1; i0 += 2) {
         const int64_t nq = std::min<int64_t>(2, q1 - i0);
         if (nq == 2)
-          counts2(q.row(qbegin + i0), q.row(qbegin + i0 + 1), db.row(d0), nd, W, both2[0], opp2[0], both2[1],
+          counts2(q.row(qbegin + i0), q.row(qbegin + i0 + 1), blk.rows, nd, W, both2[0], opp2[0], both2[1],
                   opp2[1]);
         else
-          counts(q.row(qbegin + i0), db.row(d0), nd, W, both2[0], opp2[0]);
+          counts(q.row(qbegin + i0), blk.rows, nd, W, both2[0], opp2[0]);
         for (int64_t u = 0; u < nq; ++u) {
           const int64_t i = i0 + u;
           const int32_t *both = both2[u], *opp = opp2[u];
@@ -327,7 +386,7 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, in
           int64_t &sz = sizes[r * M + i];
           const int32_t na = q.norms[qbegin + i];
           for (int64_t j = 0; j < nd; ++j) {
-            const int32_t nb = db.norms[d0 + j];
+            const int32_t nb = blk.norms[j];
             double s;
             switch (metric) {
               case kDot: s = both[j] - 2 * opp[j]; break;
@@ -371,7 +430,7 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const Planes &db, in
 }
 
 // Queries go in chunks so that the per-task heaps stay bounded (chunk * k * threads candidates).
-void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, float *out_f, int32_t *out_i,
+void topk(const Planes &q, const DbSource &db, int64_t k, Metric metric, float *out_f, int32_t *out_i,
           int64_t *out_idx) {
   const int64_t chunk = std::max<int64_t>(kQueryBlock, (int64_t{1} << 22) / std::max<int64_t>(1, k * num_threads()));
   for (int64_t q0 = 0; q0 < q.rows; q0 += chunk)
@@ -381,11 +440,19 @@ void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, float *ou
 // ----------------------------------------------------------------------------- bindings
 using PackedArray = py::array_t<uint8_t, py::array::c_style>;
 
-std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
+void check_width(const PackedArray &p, const char *name) {
   if (p.ndim() != 2) throw std::invalid_argument(std::string(name) + ": expected a 2-D packed array");
   if (p.shape(1) > (int64_t{1} << 28))  // counts are int32: at most 4 trits per byte
     throw std::invalid_argument(std::string(name) + ": packed rows of " + std::to_string(p.shape(1)) +
                                 " bytes exceed the supported 268435456");
+}
+
+[[noreturn]] void invalid_code(const char *name) {
+  throw std::invalid_argument(std::string(name) + ": contains the invalid 2-bit code 0b11");
+}
+
+std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
+  check_width(p, name);
   auto pl = std::make_shared<Planes>();
   const uint8_t *src = p.data();
   const int64_t rows = p.shape(0), nbytes = p.shape(1);
@@ -394,14 +461,17 @@ std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
     py::gil_scoped_release release;
     ok = to_planes(src, rows, nbytes, *pl);
   }
-  if (!ok) throw std::invalid_argument(std::string(name) + ": contains the invalid 2-bit code 0b11");
+  if (!ok) invalid_code(name);
   return pl;
 }
 
-py::array pairwise_planes(const Planes &a, const Planes &b, Metric metric) {
-  if (a.nbytes != b.nbytes)
-    throw std::invalid_argument("b: packed row width " + std::to_string(b.nbytes) + " does not match a's " +
-                                std::to_string(a.nbytes));
+void check_same_width(int64_t got, int64_t want, const char *name, const char *other) {
+  if (got != want)
+    throw std::invalid_argument(std::string(name) + ": packed row width " + std::to_string(got) + " does not match " +
+                                other + " " + std::to_string(want));
+}
+
+py::array pairwise_run(const Planes &a, const DbSource &b, Metric metric) {
   py::array out = metric == kCosine ? py::array(py::array_t<float>({a.rows, b.rows}))
                                     : py::array(py::array_t<int32_t>({a.rows, b.rows}));
   void *dst = out.mutable_data();
@@ -412,10 +482,7 @@ py::array pairwise_planes(const Planes &a, const Planes &b, Metric metric) {
   return out;
 }
 
-py::tuple topk_planes(const Planes &q, const Planes &db, int64_t k, Metric metric) {
-  if (q.nbytes != db.nbytes)
-    throw std::invalid_argument("queries: packed row width " + std::to_string(q.nbytes) +
-                                " does not match the database's " + std::to_string(db.nbytes));
+py::tuple topk_run(const Planes &q, const DbSource &db, int64_t k, Metric metric) {
   if (k < 1) throw std::invalid_argument("k: must be at least 1");
   if (k > db.rows)
     throw std::invalid_argument("k: " + std::to_string(k) + " exceeds the database size " + std::to_string(db.rows));
@@ -438,9 +505,13 @@ static void register_similarity(py::module_ &m) {
       "pairwise",
       [](const PackedArray &a, const PackedArray &b, const std::string &metric) {
         Metric mt = parse_metric(metric);
+        check_width(b, "b");
         auto pa = planes_of(a, "a");
-        auto pb = planes_of(b, "b");
-        return pairwise_planes(*pa, *pb, mt);
+        check_same_width(b.shape(1), pa->nbytes, "b", "a's");
+        std::atomic<bool> bad{false};
+        py::array out = pairwise_run(*pa, DbSource::of(b.data(), b.shape(0), b.shape(1), &bad), mt);
+        if (bad.load()) invalid_code("b");
+        return out;
       },
       py::arg("a"), py::arg("b"), py::arg("metric"),
       "All-pairs similarity of packed rows: int32 dot/hamming or float32 cosine, shape (M, N).");
@@ -448,9 +519,13 @@ static void register_similarity(py::module_ &m) {
       "topk",
       [](const PackedArray &q, const PackedArray &db, int64_t k, const std::string &metric) {
         Metric mt = parse_metric(metric);
+        check_width(db, "database");
         auto pq = planes_of(q, "queries");
-        auto pd = planes_of(db, "database");
-        return topk_planes(*pq, *pd, k, mt);
+        check_same_width(pq->nbytes, db.shape(1), "queries", "the database's");
+        std::atomic<bool> bad{false};
+        py::tuple out = topk_run(*pq, DbSource::of(db.data(), db.shape(0), db.shape(1), &bad), k, mt);
+        if (bad.load()) invalid_code("database");
+        return out;
       },
       py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("metric"),
       "Streamed top-k of packed rows: (scores (M, k), indices int64 (M, k)), best first, ties to lower index.");
@@ -468,7 +543,8 @@ static void register_similarity(py::module_ &m) {
           [](const Planes &self, const PackedArray &q, const std::string &metric) {
             Metric mt = parse_metric(metric);
             auto pq = planes_of(q, "queries");
-            return pairwise_planes(*pq, self, mt);
+            check_same_width(pq->nbytes, self.nbytes, "queries", "the index's");
+            return pairwise_run(*pq, DbSource::of(self), mt);
           },
           py::arg("queries"), py::arg("metric"))
       .def(
@@ -476,7 +552,8 @@ static void register_similarity(py::module_ &m) {
           [](const Planes &self, const PackedArray &q, int64_t k, const std::string &metric) {
             Metric mt = parse_metric(metric);
             auto pq = planes_of(q, "queries");
-            return topk_planes(*pq, self, k, mt);
+            check_same_width(pq->nbytes, self.nbytes, "queries", "the index's");
+            return topk_run(*pq, DbSource::of(self), k, mt);
           },
           py::arg("queries"), py::arg("k"), py::arg("metric"));
 }
