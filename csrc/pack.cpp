@@ -13,13 +13,6 @@ namespace ternhd {
 
 // ----------------------------------------------------------------------------- serial reference
 namespace {
-inline int trit_code(int8_t v, bool &ok) {
-  if (v == 1) return 1;
-  if (v == -1) return 2;
-  if (v != 0) ok = false;
-  return 0;
-}
-
 // Unpack table: byte -> 4 int8 trits (first trit from the high bits), and a validity table.
 struct UnpackTable {
   int8_t trits[256][4];
@@ -39,20 +32,25 @@ const UnpackTable kUnpack;
 }  // namespace
 
 bool pack_span_scalar(const int8_t *t, int64_t n, uint8_t *out) {
-  bool ok = true;
-  int64_t full = n / 4;
+  // Branch-free: code = (v & 3) - ((v >> 1) & 1) maps {0, 1, -1} to {0, 1, 2}; valid iff
+  // (uint8_t)(v + 1) <= 2.
+  unsigned bad = 0;
+  auto code = [&](int8_t v) -> unsigned {
+    bad |= static_cast<unsigned>(static_cast<uint8_t>(v + 1) > 2);
+    return static_cast<unsigned>((v & 3) - ((v >> 1) & 1));
+  };
+  const int64_t full = n / 4;
   for (int64_t i = 0; i < full; ++i) {
     const int8_t *g = t + 4 * i;
-    out[i] = static_cast<uint8_t>((trit_code(g[0], ok) << 6) | (trit_code(g[1], ok) << 4) |
-                                  (trit_code(g[2], ok) << 2) | trit_code(g[3], ok));
+    out[i] = static_cast<uint8_t>((code(g[0]) << 6) | (code(g[1]) << 4) | (code(g[2]) << 2) | code(g[3]));
   }
-  int64_t rem = n - 4 * full;
+  const int64_t rem = n - 4 * full;
   if (rem) {
-    int b = 0;
-    for (int64_t q = 0; q < rem; ++q) b |= trit_code(t[4 * full + q], ok) << (6 - 2 * q);
+    unsigned b = 0;
+    for (int64_t q = 0; q < rem; ++q) b |= code(t[4 * full + q]) << (6 - 2 * q);
     out[full] = static_cast<uint8_t>(b);
   }
-  return ok;
+  return bad == 0;
 }
 
 bool unpack_span_scalar(const uint8_t *p, int64_t n, int8_t *out) {
@@ -100,6 +98,27 @@ TERNHD_AVX2 bool pack_span_avx2(const int8_t *t, int64_t n, uint8_t *out) {
   return pack_span_scalar(t + i, n - i, out + i / 4) && ok;
 }
 
+// 8 bytes -> 32 trits: replicate each byte 4 times (vpshufb within 128-bit lanes), test the "+1"
+// and "-1" bit of each position with a mask and compare, value = minus_mask - plus_mask.
+TERNHD_AVX2 bool unpack_span_avx2(const uint8_t *p, int64_t n, int8_t *out) {
+  const __m256i rep = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,  //
+                                       4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  const __m256i plus = _mm256_set1_epi32(0x01041040), minus = _mm256_set1_epi32(0x02082080);
+  __m256i bad = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w;
+    std::memcpy(&w, p + i / 4, 8);
+    const __m256i r = _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(w)), rep);
+    const __m256i pm = _mm256_cmpeq_epi8(_mm256_and_si256(r, plus), plus);
+    const __m256i mm = _mm256_cmpeq_epi8(_mm256_and_si256(r, minus), minus);
+    bad = _mm256_or_si256(bad, _mm256_and_si256(pm, mm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i), _mm256_sub_epi8(mm, pm));
+  }
+  bool ok = _mm256_testz_si256(bad, bad);
+  return unpack_span_scalar(p + i / 4, n - i, out + i) && ok;
+}
+
 // ----------------------------------------------------------------------------- AVX-512
 TERNHD_AVX512 bool pack_span_avx512(const int8_t *t, int64_t n, uint8_t *out) {
   const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2), three = _mm512_set1_epi8(3);
@@ -145,9 +164,11 @@ bool pack_span(const int8_t *t, int64_t n, uint8_t *out, Simd simd) {
 }
 
 bool unpack_span(const uint8_t *p, int64_t n, int8_t *out, Simd simd) {
-  // AVX2 has no byte multishift; its unpack is the table-driven serial loop.
-  if (simd == Simd::avx512) return unpack_span_avx512(p, n, out);
-  return unpack_span_scalar(p, n, out);
+  switch (simd) {
+    case Simd::avx512: return unpack_span_avx512(p, n, out);
+    case Simd::avx2: return unpack_span_avx2(p, n, out);
+    default: return unpack_span_scalar(p, n, out);
+  }
 }
 
 // ----------------------------------------------------------------------------- bindings

@@ -17,6 +17,7 @@ bool pack_span_avx512(const int8_t *t, int64_t n, uint8_t *out);
 // Unpacks n trits from ceil(n/4) bytes. Returns false when a trit inside the n has code 11.
 bool unpack_span(const uint8_t *p, int64_t n, int8_t *out, Simd simd);
 bool unpack_span_scalar(const uint8_t *p, int64_t n, int8_t *out);
+bool unpack_span_avx2(const uint8_t *p, int64_t n, int8_t *out);
 bool unpack_span_avx512(const uint8_t *p, int64_t n, int8_t *out);
 
 }  // namespace ternhd
