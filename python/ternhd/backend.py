@@ -63,6 +63,7 @@ def backend_info() -> Dict[str, object]:
         "simd_best": _core.best_simd(),
         "simd_available": simd_paths(),
         "threads": get_num_threads(),
+        "kernel_families": list(_core.families),
     }
     try:
         import torch  # noqa: F401
