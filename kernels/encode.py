@@ -9,8 +9,8 @@ is formed (DESIGN.md, the Gram trick): with ``G = P Pᵀ`` and ``m = P 1 / D``,
 as four products (one per 2-bit slot of the output bytes: :func:`prepare_projection` stores the
 columns of ``P`` slot-major), thresholds them and writes the packed bytes.
 
-Precision: the products run on tensor cores in ``dtype`` (bfloat16 by default, float16, or float32
-as TF32), accumulated in float32, so a trit whose value lies within about ``1e-3 * std`` of the
+Precision: the products run on tensor cores in ``dtype`` (bfloat16 by default, or float16),
+accumulated in float32 (``dtype=torch.float32``: exact float32 products on the CUDA cores, slower), so a trit whose value lies within about ``1e-3 * std`` of the
 threshold may differ from the float32 CPU encoder (``ternhd.HDCEncoder``); elsewhere they agree.
 Under the interpreter, whose bfloat16 ``tl.dot`` is not usable, bfloat16 operands are rounded to
 bfloat16 and multiplied in float32 (the same products).
@@ -94,7 +94,7 @@ def _mm(a, b, acc, DT: tl.constexpr, UPCAST: tl.constexpr):
     if UPCAST:
         r = tl.dot(a, b, acc, input_precision="ieee")
     elif DT == tl.float32:
-        r = tl.dot(a, b, acc, input_precision="tf32")
+        r = tl.dot(a, b, acc, input_precision="ieee")
     else:
         r = tl.dot(a, b, acc)
     return r

@@ -8,6 +8,8 @@ the ``round(s * D)``-th smallest ``|x|``, selected with ``torch.kthvalue``).
 """
 from __future__ import annotations
 
+import math
+
 from typing import Optional, Union
 
 import torch
@@ -18,6 +20,7 @@ from ._util import check_tensor, new_flag, raise_if
 
 __all__ = ["quantize", "row_thresholds"]
 
+_INF = tl.constexpr(float("inf"))  # |v| < inf: finite (false for NaN and +-Inf)
 _BLOCK = 1024      # elements per step of the per-row loops
 _BLOCK_BYTES = 256  # packed bytes per step of the packing loop
 
@@ -52,7 +55,7 @@ def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
             i = j[:, None] * 4 + sub[None, :]
             valid = i < D
             v = tl.load(x_row + i, mask=valid, other=0).to(tl.float64)
-            bad = tl.maximum(bad, tl.max(tl.max((valid & ((v - v) != 0)).to(tl.int32),
+            bad = tl.maximum(bad, tl.max(tl.max((valid & ~(tl.abs(v) < _INF)).to(tl.int32),
                                                 axis=1), axis=0))
             code = tl.where(v > thr, 1, tl.where(v < -thr, 2, 0))
             byte = tl.sum(code << (6 - 2 * sub[None, :]), axis=1)
@@ -62,7 +65,7 @@ def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
             offs = start + tl.arange(0, BLOCK)
             valid = offs < D
             v = tl.load(x_row + offs, mask=valid, other=0).to(tl.float64)
-            bad = tl.maximum(bad, tl.max((valid & ((v - v) != 0)).to(tl.int32), axis=0))
+            bad = tl.maximum(bad, tl.max((valid & ~(tl.abs(v) < _INF)).to(tl.int32), axis=0))
             t = (v > thr).to(tl.int8) - (v < -thr).to(tl.int8)
             tl.store(out_ptr + row * D + offs, t, mask=valid)
     tl.atomic_max(flag_ptr + tl.arange(0, 1), bad)
@@ -124,8 +127,8 @@ def quantize(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "
     x = _as_float(x)
     D = x.shape[-1]
     B = (D + 3) // 4
-    x2 = x.reshape(-1, D)
-    rows = x2.shape[0]
+    rows = math.prod(x.shape[:-1])
+    x2 = x.reshape(rows, D)
     out = torch.empty((rows, B if packed else D), dtype=torch.uint8 if packed else torch.int8, device=x.device)
     if rows and D:
         flag = new_flag(x.device)
