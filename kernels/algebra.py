@@ -25,7 +25,7 @@ _BLOCK = 1024
 _BAD = "{}: contains the invalid 2-bit code 0b11"
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "B"])
 def _bind_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, n, B, B_ROW: tl.constexpr, BLOCK: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = g < n
@@ -42,7 +42,7 @@ def _bind_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, n, B, B_ROW: tl.constexpr, BLO
     tl.atomic_max(flag_ptr, tl.max(bad, axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "B", "D", "k"])
 def _permute_kernel(a_ptr, out_ptr, flag_ptr, n, B, D, k, BLOCK: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     sub = tl.arange(0, 4)
@@ -59,7 +59,7 @@ def _permute_kernel(a_ptr, out_ptr, flag_ptr, n, B, D, k, BLOCK: tl.constexpr):
     tl.atomic_max(flag_ptr, tl.max(tl.max((code == 3).to(tl.int32), axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "B", "D", "threshold"])
 def _bundle_kernel(v_ptr, out_ptr, flag_ptr, n, B, D, threshold,
                    PACKED: tl.constexpr, BLOCK: tl.constexpr):
     """Program (group, byte block): sums the n rows of one group, then thresholds and packs."""

@@ -100,7 +100,7 @@ def _mm(a, b, acc, DT: tl.constexpr, UPCAST: tl.constexpr):
     return r
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N", "D"])
 def _stats_kernel(x_ptr, g_ptr, m_ptr, mean_ptr, var_ptr, N, d, D, stride_x,
                   DT: tl.constexpr, UPCAST: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -133,7 +133,7 @@ def _slot_code(h, thr):
     return tl.where(h > thr, 1, tl.where(h < -thr, 2, 0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N"])
 def _encode_kernel(x_ptr, w_ptr, thr_ptr, out_ptr, N, d, B, Bp, stride_x,
                    DT: tl.constexpr, UPCAST: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
@@ -190,7 +190,12 @@ def _as_input(x: Any, proj: Projection) -> torch.Tensor:
     return x
 
 
-def encode_stats(x: torch.Tensor, proj: Projection):
+#: Launch configurations on a compiled GPU (``config=`` overrides them).
+ENCODE_CONFIG = dict(BLOCK_M=128, BLOCK_B=64, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+STATS_CONFIG = dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+
+
+def encode_stats(x: torch.Tensor, proj: Projection, config: Optional[dict] = None):
     """``(mean, var)`` float32 ``(N,)`` of ``h = x @ P`` per row, by the Gram trick (no ``h``)."""
     x = _as_input(x, proj)
     N, d = x.shape
@@ -198,8 +203,10 @@ def encode_stats(x: torch.Tensor, proj: Projection):
     var = torch.empty(N, dtype=torch.float32, device=x.device)
     if N == 0:
         return mean, var
-    if _compiled(x.device):
-        cfg = dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+    if config is not None:
+        cfg = dict(config)
+    elif _compiled(x.device):
+        cfg = dict(STATS_CONFIG)
     else:
         cfg = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32)
     cfg = {**cfg, "BLOCK_N": min(cfg["BLOCK_N"], max(16, triton.next_power_of_2(d))),
@@ -211,7 +218,8 @@ def encode_stats(x: torch.Tensor, proj: Projection):
 
 def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, threshold: Union[str, float] = "std",
            sparsity: Optional[float] = None, packed: bool = True,
-           dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+           dtype: torch.dtype = torch.bfloat16, config: Optional[dict] = None,
+           stats_config: Optional[dict] = None) -> torch.Tensor:
     """Project and quantize in one pass: ``quantize(x @ P, tau, threshold, sparsity, packed)``.
 
     Args:
@@ -224,6 +232,7 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
             (``torch.matmul`` in the compute dtype) and quantized by the Triton quantize kernel.
         packed: packed uint8 ``(N, ceil(D/4))`` (fused); ``False`` returns int8 ``(N, D)`` trits.
         dtype: compute dtype when ``projection`` is a raw matrix.
+        config, stats_config: launch meta-parameters overriding ``ENCODE_CONFIG`` / ``STATS_CONFIG``.
 
     Returns:
         uint8 ``(N, ceil(D / 4))`` or int8 ``(N, D)``.
@@ -243,7 +252,7 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
     if N and not bool(torch.isfinite(x).all()):
         raise ValueError("x: contains NaN or Inf")
     if isinstance(threshold, str):
-        mean, var = encode_stats(x, proj)
+        mean, var = encode_stats(x, proj, stats_config)
         if threshold == "std":
             thr = (float(tau) * var.sqrt()).contiguous()
         else:  # "batch": pooled variance of all N * D values
@@ -254,8 +263,10 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
         thr = torch.full((N,), float(threshold), dtype=torch.float32, device=x.device)
     out = torch.empty((N, B), dtype=torch.uint8, device=x.device)
     if N:
-        if _compiled(x.device):
-            cfg = dict(BLOCK_M=128, BLOCK_B=32, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+        if config is not None:
+            cfg = dict(config)
+        elif _compiled(x.device):
+            cfg = dict(ENCODE_CONFIG)
         else:
             cfg = dict(BLOCK_M=16, BLOCK_B=16, BLOCK_K=32, GROUP_M=4)
         cfg["BLOCK_K"] = min(cfg["BLOCK_K"], max(16, triton.next_power_of_2(d)))

@@ -18,7 +18,7 @@ LAYOUTS = ("sign", "offset")
 _BLOCK_BYTES = 1024
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_bytes", "D", "B"])
 def _pack_kernel(t_ptr, out_ptr, flag_ptr, n_bytes, D, B,
                  OFFSET: tl.constexpr, EVEN: tl.constexpr, INT8: tl.constexpr, BLOCK: tl.constexpr):
     # One program packs BLOCK output bytes of the flat (rows, B) output. t is (rows, D) contiguous.
@@ -52,7 +52,7 @@ def _pack_kernel(t_ptr, out_ptr, flag_ptr, n_bytes, D, B,
     tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int32)))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_bytes", "D", "B"])
 def _unpack_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, D, B,
                    OFFSET: tl.constexpr, EVEN: tl.constexpr, BLOCK: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)

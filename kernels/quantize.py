@@ -25,7 +25,7 @@ _BLOCK = 1024      # elements per step of the per-row loops
 _BLOCK_BYTES = 256  # packed bytes per step of the packing loop
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["D", "B"])
 def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
                      STD: tl.constexpr, PACKED: tl.constexpr, BLOCK: tl.constexpr, BLOCK_BYTES: tl.constexpr):
     """One program per row of x (rows, D). STD: thr = tau * std(row) (two passes in float64),

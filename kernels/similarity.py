@@ -99,7 +99,7 @@ def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
 
 
 # ----------------------------------------------------------------------------- kernels
-@triton.jit
+@triton.jit(do_not_specialize=["R", "B"])
 def _norms_kernel(p_ptr, norms_ptr, flag_ptr, R, B, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
     """Non-zeros per packed row (int32) and the invalid-code flag."""
     rr = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -119,7 +119,7 @@ def _norms_kernel(p_ptr, norms_ptr, flag_ptr, R, B, BLOCK_R: tl.constexpr, BLOCK
     tl.atomic_max(flag_ptr, tl.max(tl.max(bad, axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
 def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
                  METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
                  BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
@@ -160,7 +160,7 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
     tl.atomic_max(flag_ptr, tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
 def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om,
                 METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
@@ -194,17 +194,27 @@ def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om
 
 
 # ----------------------------------------------------------------------------- launch helpers
-def _mma_config(M: int, N: int, B: int, device: torch.device) -> dict:
+#: Launch configurations on a compiled GPU (``benchmarks/gpu_bench.py --sweep`` times alternatives;
+#: every public function also takes ``config=`` to override them).
+MMA_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+MMA_CONFIG_SMALL_M = dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3)
+SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=64, num_warps=4, num_stages=3)
+
+
+def _mma_config(M: int, device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
     if device.type != "cuda" or interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4)
-    bm = 128 if M >= 128 else 64
-    return dict(BLOCK_M=bm, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+    return dict(MMA_CONFIG if M > 64 else MMA_CONFIG_SMALL_M)
 
 
-def _scan_config(device: torch.device) -> dict:
+def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
     if device.type != "cuda" or interpreting():
         return dict(BLOCK_N=16, BLOCK_W=16, num_warps=4)
-    return dict(BLOCK_N=32, BLOCK_W=64, num_warps=4, num_stages=3)
+    return dict(SCAN_CONFIG)
 
 
 def row_norms(p: torch.Tensor, name: str = "p") -> torch.Tensor:
@@ -250,7 +260,7 @@ def _check_metric(metric: str) -> None:
 
 def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int, out: torch.Tensor,
             na: Optional[torch.Tensor], nb: Optional[torch.Tensor], method: str, hw: Optional[bool],
-            b_name: str = "b") -> None:
+            b_name: str = "b", config: Optional[dict] = None) -> None:
     """Fills ``out`` (M, N) with scores (or top-k keys) of packed a (M, B) against b (N, B)."""
     M, B = a.shape
     N = b.shape[0]
@@ -261,13 +271,13 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
     if method == "scan":
         aw, bw = _words(a), _words(b)
         W = aw.shape[1]
-        cfg = _scan_config(a.device)
+        cfg = _scan_config(a.device, config)
         flag = new_flag(a.device)
         grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
         _scan_kernel[grid](aw, bw, out, flag, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
         raise_if(flag, _BAD_MSG.format(b_name))
     else:
-        cfg = _mma_config(M, N, B, a.device)
+        cfg = _mma_config(M, a.device, config)
         grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
         _mma_kernel[grid](a, b, na, nb, out, M, N, B, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
 
@@ -281,7 +291,7 @@ def _method(M: int, method: Optional[str]) -> str:
 
 
 def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method: Optional[str] = None,
-             hw: Optional[bool] = None) -> torch.Tensor:
+             hw: Optional[bool] = None, config: Optional[dict] = None) -> torch.Tensor:
     """All-pairs similarity of packed rows, as ``ternhd.pairwise``.
 
     Args:
@@ -290,6 +300,7 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
         method: ``"scan"`` (popcount), ``"mma"`` (int8 ``tl.dot``) or ``None`` (scan for at most
             ``SCAN_MAX_QUERIES`` rows of ``a``).
         hw: use the hardware popcount / PTX plane decoding (default: on a compiled GPU only).
+        config: launch meta-parameters overriding ``SCAN_CONFIG`` / ``MMA_CONFIG`` (tuning).
 
     Returns:
         ``(M, N)``; a 1-D ``a`` drops the M axis, a 1-D ``b`` the N axis (0-d for two rows).
@@ -308,7 +319,7 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
     if M and N and a2.shape[1] == 0:
         out.zero_()
     else:
-        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw)
+        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, config=config)
     if a.dim() == 1 and b.dim() == 1:
         return out.reshape(())
     if a.dim() == 1:
@@ -346,13 +357,13 @@ def _decode_keys(keys: torch.Tensor, metric: str) -> Tuple[torch.Tensor, torch.T
 
 def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "cosine", *,
          method: Optional[str] = None, hw: Optional[bool] = None,
-         chunk: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+         chunk: Optional[int] = None, config: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` best database rows per query, as ``ternhd.topk``.
 
     Args:
         queries: packed uint8 ``(M, B)`` or ``(B,)``; database: packed uint8 ``(N, B)``.
         k: 1 <= k <= N. metric: ``"cosine"``, ``"dot"`` or ``"hamming"``.
-        method, hw: as in :func:`pairwise`. chunk: database rows scored per step (default: bounded
+        method, hw, config: as in :func:`pairwise`. chunk: database rows scored per step (default: bounded
             so the ``M x chunk`` int64 keys take at most 256 MiB).
 
     Returns:
@@ -391,7 +402,7 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
             keys.copy_((4294967295 - idx).expand(M, -1))
         else:
             _scores(q2, part, metric, True, n0, keys, na, None if nb is None else nb[n0:n0 + chunk], how, hw,
-                    "database")
+                    "database", config=config)
         if best is not None:
             keys = torch.cat([best, keys], dim=1)
         best = torch.topk(keys, min(k, keys.shape[1]), dim=1, largest=True, sorted=True).values
