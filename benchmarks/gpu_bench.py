@@ -91,8 +91,12 @@ def tops(ops: float, ms: float) -> float:
 
 
 def rand_packed(n: int, dim: int, gen: torch.Generator) -> torch.Tensor:
-    t = torch.randint(-1, 2, (n, dim), generator=gen, dtype=torch.int8)
-    return K.pack_ternary(t.to(DEVICE))
+    """Random packed rows, generated on the device in slices of 65536 rows."""
+    out = torch.empty((n, (dim + 3) // 4), dtype=torch.uint8, device=DEVICE)
+    for r in range(0, n, 65536):
+        t = torch.randint(-1, 2, (min(65536, n - r), dim), generator=gen, dtype=torch.int8, device=DEVICE)
+        out[r:r + t.shape[0]] = K.pack_ternary(t)
+    return out
 
 
 def main(argv=None) -> int:
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tiny = args.tiny or not CUDA
     t_start = time.time()
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
     dev_name = (torch.cuda.get_device_name() if CUDA
                 else f"CPU ({platform.processor() or platform.machine()}), Triton interpreter")
     header = (f"## ternhd Triton kernels: {dev_name}\n\n"
@@ -127,7 +131,7 @@ def main(argv=None) -> int:
     enc_n, enc_d, enc_D = (64, 64, 256) if tiny else (65536, 768, 4096)
 
     # ---- bandwidth baseline: device copy
-    src = torch.randint(-1, 2, (n_rows, D), generator=gen, dtype=torch.int8).to(DEVICE)
+    src = torch.randint(-1, 2, (n_rows, D), generator=gen, dtype=torch.int8, device=DEVICE)
     dst = torch.empty_like(src)
     ms_copy = bench(lambda: dst.copy_(src))
     copy_bw = gbs(2 * src.numel(), ms_copy)
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
     T.add("unpack_ternary", f"{n_rows}x{B} B", ms, f"{bw:.3g} GB/s", f"copy {copy_bw:.0f} GB/s", bw / copy_bw)
 
     # ---- quantize (fp32 in, packed out; bytes = one read + the packed write)
-    x = torch.randn((n_rows, D), generator=gen).to(DEVICE)
+    x = torch.randn((n_rows, D), generator=gen, device=DEVICE)
     for mode, kw in (("std", {}), ("fixed", dict(threshold=0.3)), ("sparsity", dict(sparsity=0.7))):
         ms = bench(lambda: K.quantize(x, packed=True, **kw))
         bw = gbs(x.numel() * 4 + x.numel() / 4, ms)
@@ -227,7 +231,7 @@ def main(argv=None) -> int:
     from ternhd.encoder import gaussian_projection
 
     P = torch.from_numpy(gaussian_projection(enc_d, enc_D, seed=0)).to(DEVICE)
-    xe = torch.randn((enc_n, enc_d), generator=gen).to(DEVICE)
+    xe = torch.randn((enc_n, enc_d), generator=gen, device=DEVICE)
     xb, Pb = xe.to(torch.bfloat16), P.to(torch.bfloat16)
     ms_mm = bench(lambda: torch.matmul(xb, Pb))
     enc_ops = 2.0 * enc_n * enc_d * enc_D

@@ -75,3 +75,26 @@ def popcount32(x, HW: tl.constexpr):
         v = (v + (v >> 4)) & 0x0F0F0F0F
         y = ((v * 0x01010101) >> 24).to(tl.int32)
     return y
+
+
+def launch(kernel, grid, args: tuple, cfg: dict, **constexprs) -> dict:
+    """Launches ``kernel[grid](*args, **constexprs, **cfg)``; if the GPU lacks the shared memory or
+    registers for ``cfg``, retries with fewer pipeline stages, then with half of ``BLOCK_K``.
+    Returns the configuration that ran."""
+    try:
+        from triton.runtime.errors import OutOfResources
+    except ImportError:  # pragma: no cover - older layouts
+        OutOfResources = RuntimeError
+    tries = [dict(cfg)]
+    if cfg.get("num_stages", 1) > 2:
+        tries.append({**cfg, "num_stages": 2})
+    if cfg.get("BLOCK_K", 0) >= 32:
+        tries.append({**cfg, "num_stages": min(cfg.get("num_stages", 2), 2), "BLOCK_K": cfg["BLOCK_K"] // 2})
+    for i, c in enumerate(tries):
+        try:
+            kernel[grid(c) if callable(grid) else grid](*args, **constexprs, **c)
+            return c
+        except OutOfResources:
+            if i == len(tries) - 1:
+                raise
+    return tries[-1]

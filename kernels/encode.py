@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, interpreting
+from ._util import check_tensor, interpreting, launch
 
 __all__ = ["Projection", "prepare_projection", "encode", "encode_stats"]
 
@@ -211,8 +211,9 @@ def encode_stats(x: torch.Tensor, proj: Projection, config: Optional[dict] = Non
         cfg = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32)
     cfg = {**cfg, "BLOCK_N": min(cfg["BLOCK_N"], max(16, triton.next_power_of_2(d))),
            "BLOCK_K": min(cfg["BLOCK_K"], max(16, triton.next_power_of_2(d)))}
-    _stats_kernel[(triton.cdiv(N, cfg["BLOCK_M"]),)](x, proj.gram, proj.mean, mean, var, N, d, proj.dim, x.stride(0),
-                                                     DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device), **cfg)
+    launch(_stats_kernel, (triton.cdiv(N, cfg["BLOCK_M"]),), (x, proj.gram, proj.mean, mean, var, N, d, proj.dim,
+                                                              x.stride(0)),
+           cfg, DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device))
     return mean, var
 
 
@@ -270,9 +271,11 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
         else:
             cfg = dict(BLOCK_M=16, BLOCK_B=16, BLOCK_K=32, GROUP_M=4)
         cfg["BLOCK_K"] = min(cfg["BLOCK_K"], max(16, triton.next_power_of_2(d)))
+        if x.element_size() > 2 and "num_stages" in cfg and config is None:
+            cfg["num_stages"] = min(cfg["num_stages"], 2)  # float32 x tiles take twice the shared memory
         grid = (triton.cdiv(N, cfg["BLOCK_M"]) * triton.cdiv(B, cfg["BLOCK_B"]),)
-        _encode_kernel[grid](x, proj.w, thr, out, N, d, B, proj.w.shape[2], x.stride(0),
-                             DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device), **cfg)
+        launch(_encode_kernel, grid, (x, proj.w, thr, out, N, d, B, proj.w.shape[2], x.stride(0)), cfg,
+               DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device))
     if packed:
         return out
     from .pack import unpack_ternary

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, hw_popcount, interpreting, new_flag, popcount32, raise_if
+from ._util import check_tensor, hw_popcount, interpreting, launch, new_flag, popcount32, raise_if
 
 __all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "METRICS", "SCAN_MAX_QUERIES"]
 
@@ -279,7 +279,7 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
     else:
         cfg = _mma_config(M, a.device, config)
         grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
-        _mma_kernel[grid](a, b, na, nb, out, M, N, B, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
+        launch(_mma_kernel, grid, (a, b, na, nb, out, M, N, B, n_off, out.stride(0)), cfg, METRIC=mid, KEY=key, HW=hw)
 
 
 def _method(M: int, method: Optional[str]) -> str:
