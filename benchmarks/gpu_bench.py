@@ -171,6 +171,15 @@ def main(argv=None) -> int:
         ms = bench(lambda: K.pairwise(q1, db, "cosine", hw=hw))
         T.add(f"scan 1 query cosine, popcount {'popc' if hw else 'SWAR'}", f"1x{n_scan}", ms,
               f"{gbs(db.numel(), ms):.3g} GB/s", f"copy {db_copy_bw:.3g} GB/s", gbs(db.numel(), ms) / db_copy_bw)
+    if args.sweep and CUDA:
+        for cfg in (dict(BLOCK_N=32, BLOCK_W=64, num_warps=4, num_stages=3),
+                    dict(BLOCK_N=16, BLOCK_W=64, num_warps=4, num_stages=3),
+                    dict(BLOCK_N=64, BLOCK_W=32, num_warps=8, num_stages=3),
+                    dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)):
+            ms = bench(lambda: K.pairwise(q1, db, "cosine", config=cfg))
+            T.add(f"sweep scan cosine {cfg['BLOCK_N']}x{cfg['BLOCK_W']}w w{cfg['num_warps']} s{cfg['num_stages']}",
+                  f"1x{n_scan}", ms, f"{gbs(db.numel(), ms):.3g} GB/s", f"copy {db_copy_bw:.3g} GB/s",
+                  gbs(db.numel(), ms) / db_copy_bw)
     ms = bench(lambda: K.topk(q1, db, 10))
     T.add("topk k=10, 1 query (cosine)", f"1x{n_scan}", ms, f"{gbs(db.numel(), ms):.3g} GB/s",
           f"copy {db_copy_bw:.3g} GB/s", gbs(db.numel(), ms) / db_copy_bw)
@@ -201,10 +210,17 @@ def main(argv=None) -> int:
     ms = bench(lambda: K.pairwise(a, b, "cosine"))
     T.add("pairwise packed (cosine) vs fp16", f"{m_mm}x{m_mm}", ms, f"{tops(ops, ms):.3g} TOPS", "fp16 matmul",
           ms_f16 / ms)
-    if CUDA:
-        ms = bench(lambda: K.pairwise(a, b, "cosine", hw=False))
-        T.add("pairwise packed (cosine), portable decode", f"{m_mm}x{m_mm}", ms, f"{tops(ops, ms):.3g} TOPS",
-              "_int_mm" if ms_int is not None else "fp16 matmul", (ms_int or ms_f16) / ms)
+    for method, hw in (("mma", None), ("mma", False), ("int8", None)):
+        if hw is False and not CUDA:
+            continue
+        ms = bench(lambda: K.pairwise(a, b, "cosine", method=method, hw=hw))
+        T.add(f"pairwise cosine method={method}{', portable decode' if hw is False else ''}", f"{m_mm}x{m_mm}", ms,
+              f"{tops(ops, ms):.3g} TOPS", "_int_mm" if ms_int is not None else "fp16 matmul", (ms_int or ms_f16) / ms)
+    qm = a[: min(64, m_mm)]
+    for method in ("mma", "int8", "scan"):
+        ms = bench(lambda: K.pairwise(qm, b, "cosine", method=method))
+        T.add(f"pairwise cosine {qm.shape[0]} queries, method={method}", f"{qm.shape[0]}x{m_mm}", ms,
+              f"{gbs(b.numel(), ms):.3g} GB/s of db", f"copy {copy_bw:.3g} GB/s", gbs(b.numel(), ms) / copy_bw)
     q = a[: min(256, m_mm)]
     ms = bench(lambda: K.topk(q, b, 10))
     T.add("topk k=10 (cosine)", f"{q.shape[0]}x{m_mm}", ms, f"{q.shape[0] * m_mm / (ms * 1e-3) / 1e6:.0f} M pairs/s",
@@ -218,13 +234,29 @@ def main(argv=None) -> int:
                 print("sweep: budget reached, skipping the rest", file=sys.stderr)
                 break
             try:
-                ms = bench(lambda: K.pairwise(a, b, "cosine", config=cfg))
+                ms = bench(lambda: K.pairwise(a, b, "cosine", method="mma", config=cfg))
             except Exception as exc:  # resource limits of a config
                 print(f"sweep config {cfg} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue
-            T.add(f"sweep pairwise cosine {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']}"
+            T.add(f"sweep pairwise cosine mma {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']}"
                   f" s{cfg['num_stages']}", f"{m_mm}x{m_mm}", ms, f"{tops(ops, ms):.3g} TOPS", "_int_mm",
                   (ms_int or ms_f16) / ms)
+        for cfg in (dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=4),
+                    dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3),
+                    dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=4),
+                    dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4)):
+            if time.time() - t_start > args.budget:
+                print("sweep: budget reached, skipping the rest", file=sys.stderr)
+                break
+            try:
+                ms = bench(lambda: K.pairwise(a, b, "cosine", method="int8", config=cfg))
+                ms_dot = bench(lambda: K.pairwise(a, b, "dot", method="int8", config=cfg))
+            except Exception as exc:
+                print(f"sweep config {cfg} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
+            T.add(f"sweep pairwise int8 {cfg['BLOCK_M']}x{cfg['BLOCK_N']}x{cfg['BLOCK_K']} w{cfg['num_warps']}"
+                  f" s{cfg['num_stages']} (cosine; dot {ms_dot:.3f} ms)", f"{m_mm}x{m_mm}", ms, f"{tops(ops, ms):.3g} TOPS",
+                  "_int_mm", (ms_int or ms_f16) / ms)
     del a, b, ua, ub, ubt
 
     # ---- fused encode vs bf16 matmul

@@ -1,6 +1,6 @@
 """Similarity of 2-bit packed ternary rows in Triton: dot, cosine, Hamming distance, top-k.
 
-Two kernels compute the same quantities (results identical to the C++ path):
+Three kernels compute the same quantities (results identical to the C++ path):
 
 * **scan** (few queries, the one-query search): 32-bit words, ``dot = popc(A & B) - popc(swap(A) & B)``
   with ``swap`` exchanging each bit pair (DESIGN.md), database norms ``popc(B)``. Memory-bound.
@@ -8,6 +8,9 @@ Two kernels compute the same quantities (results identical to the C++ path):
   2-bit slot of a byte) and multiplied with ``tl.dot`` on int8 with int32 accumulation; the dot product
   does not depend on the order of positions, so the planes never need to be interleaved. Hamming
   adds a second product of the non-zero planes (``both``): ``hamming = |a| + |b| - (3 both + dot) / 2``.
+* **int8** (large batches): rows unpacked to int8 once (``O((M + N) D)``, the database in chunks),
+  then a pipelined int8 GEMM on tensor cores with the same fused epilogue: ``torch._int_mm``'s work
+  without its int32 output pass.
 
 Cosine is ``float32(dot / sqrt(|a| |b|))`` computed in float64 (0 when either row is the zero
 vector), bit-identical to the C++ path. Top-k streams the database in chunks: the kernels write a
@@ -76,26 +79,43 @@ def _nonzero_plane(x, S: tl.constexpr):
 
 
 @triton.jit
-def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
-    """Score of each pair (int32 dot/hamming, float32 cosine) or, with KEY, its int64 top-k key."""
-    if METRIC == 0:
-        score = dotv
-        ordered = dotv
-    elif METRIC == 2:
-        score = na + nb - (3 * both + dotv) // 2
-        ordered = -score
-    else:
-        den = tl.sqrt(na.to(tl.float64) * nb.to(tl.float64))
-        ok = (na > 0) & (nb > 0)
-        c = tl.where(ok, dotv.to(tl.float64) / tl.where(ok, den, 1.0), 0.0).to(tl.float32)
-        score = c
-        bits = c.to(tl.int32, bitcast=True)
-        ordered = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+def _cosine(dotv, na, nb):
+    """float32(dot / sqrt(na * nb)) computed in float64 (IEEE divide and square root, as the C++
+    path), 0 where either norm is 0."""
+    den = tl.sqrt(na.to(tl.float64) * nb.to(tl.float64))
+    ok = (na > 0) & (nb > 0)
+    return tl.where(ok, dotv.to(tl.float64) / tl.where(ok, den, 1.0), 0.0).to(tl.float32)
+
+
+@triton.jit
+def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
+    """The score itself, or with KEY its int64 top-k key: order-preserving score bits << 32 |
+    (2**32 - 1 - index), so that larger keys are better and ties go to the lower index."""
     if KEY:
+        if METRIC == 1:
+            bits = score.to(tl.int32, bitcast=True)
+            ordered = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+        elif METRIC == 2:
+            ordered = -score
+        else:
+            ordered = score
         res = (ordered.to(tl.int64) << 32) + (4294967296 - 1 - idx)
     else:
         res = score
     return res
+
+
+@triton.jit
+def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
+    """Score of each pair from its dot product, norms and ``both`` (int32 dot/hamming, float32
+    cosine), or with KEY its int64 top-k key."""
+    if METRIC == 0:
+        score = dotv
+    elif METRIC == 2:
+        score = na + nb - (3 * both + dotv) // 2
+    else:
+        score = _cosine(dotv, na, nb)
+    return _output(score, METRIC, KEY, idx)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -128,10 +148,10 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
     pid = tl.program_id(0).to(tl.int64)
     m = pid % M
     rn = (pid // M) * BLOCK_N + tl.arange(0, BLOCK_N)
-    acc_pp = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
-    acc_op = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
-    acc_nb = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
-    acc_bo = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+    # acc1: dot = popc(d & q) - popc(d & swap(q)), or for hamming
+    #       popc(d) - 2 popc(nz(d) & nz(q)) + popc(d & swap(q)) (= hamming - |q|); acc2: |d| (cosine)
+    acc1 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
     acc_na = tl.zeros([BLOCK_W], dtype=tl.int32)
     bad = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.uint32)
     for w0 in range(0, W, BLOCK_W):
@@ -140,21 +160,25 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
         qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
         d = tl.load(b_ptr + rn[:, None] * W + rw[None, :], mask=(rn[:, None] < N) & (rw[None, :] < W),
                     other=0).to(tl.uint32, bitcast=True)
-        acc_pp += popcount32(d & q[None, :], HW)
-        acc_op += popcount32(d & qs[None, :], HW)
         bad = bad | (d & (d >> 1))
-        if METRIC != 0:
-            acc_nb += popcount32(d, HW)
-            acc_na += popcount32(q, HW)
         if METRIC == 2:
             nzq = (q | (q >> 1)) & 0x55555555
-            acc_bo += popcount32((d | (d >> 1)) & nzq[None, :], HW)
-    opp = tl.sum(acc_op, axis=1)
-    dotv = tl.sum(acc_pp, axis=1) - opp
+            acc1 += popcount32(d, HW) - 2 * popcount32((d | (d >> 1)) & nzq[None, :], HW) \
+                + popcount32(d & qs[None, :], HW)
+        else:
+            acc1 += popcount32(d & q[None, :], HW) - popcount32(d & qs[None, :], HW)
+        if METRIC != 0:
+            acc_na += popcount32(q, HW)
+        if METRIC == 1:
+            acc2 += popcount32(d, HW)
     na = tl.sum(acc_na, axis=0)
-    nb = tl.sum(acc_nb, axis=1)
-    both = tl.sum(acc_bo, axis=1)
-    res = _epilogue(dotv, na, nb, both, METRIC, KEY, n_off + rn)
+    if METRIC == 0:
+        score = tl.sum(acc1, axis=1)
+    elif METRIC == 2:
+        score = na + tl.sum(acc1, axis=1)
+    else:
+        score = _cosine(tl.sum(acc1, axis=1), na, tl.sum(acc2, axis=1))
+    res = _output(score, METRIC, KEY, n_off + rn)
     tl.store(out_ptr + m * stride_om + rn, res, mask=rn < N)
     bad = (bad & 0x55555555) != 0
     tl.atomic_max(flag_ptr, tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0))
@@ -193,12 +217,51 @@ def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om
     tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _i8mm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
+                 METRIC: tl.constexpr, KEY: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """Tile (BLOCK_M x BLOCK_N) of an int8 GEMM on unpacked trits a (M, K) and b (N, K), both
+    K-major (the layout int8 tensor-core products want), with the similarity epilogue fused."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * num_n
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = tl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_n = (pid % width) // size_m
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + rk
+        a = tl.load(a_ptr + rm[:, None] * K + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < K), other=0)
+        b = tl.load(b_ptr + rn[None, :] * K + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < K), other=0)
+        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+        if METRIC == 2:
+            acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
+    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
+    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
+    res = _epilogue(acc, na[:, None], nb[None, :], acc2, METRIC, KEY, n_off + rn[None, :])
+    tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
 # ----------------------------------------------------------------------------- launch helpers
 #: Launch configurations on a compiled GPU (``benchmarks/gpu_bench.py --sweep`` times alternatives;
 #: every public function also takes ``config=`` to override them).
 MMA_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
-MMA_CONFIG_SMALL_M = dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3)
-SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=64, num_warps=4, num_stages=3)
+MMA_CONFIG_SMALL_M = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3)
+INT8_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
+SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=3)
+#: Query batches of at least this size use the "int8" method (unpack once, int8 GEMM), smaller
+#: ones above SCAN_MAX_QUERIES the "mma" method (decode in registers, no unpacked copy).
+INT8_MIN_QUERIES = 256
+#: Database rows unpacked at a time by the "int8" method (bounds its extra memory).
+INT8_CHUNK = 65536
 
 
 def _mma_config(M: int, device: torch.device, config: Optional[dict]) -> dict:
@@ -207,6 +270,25 @@ def _mma_config(M: int, device: torch.device, config: Optional[dict]) -> dict:
     if device.type != "cuda" or interpreting():
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4)
     return dict(MMA_CONFIG if M > 64 else MMA_CONFIG_SMALL_M)
+
+
+def _int8_config(device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
+    if device.type != "cuda" or interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4)
+    return dict(INT8_CONFIG)
+
+
+def _unpacked(p: torch.Tensor) -> torch.Tensor:
+    """Packed rows (R, B) unpacked to int8 trits (R, K), K = 16 * ceil(B / 4) (zero padding), so
+    that rows stay 16-byte aligned for the tensor-core loads."""
+    from .pack import unpack_ternary
+
+    B = p.shape[1]
+    if B % 4:
+        p = torch.nn.functional.pad(p, (0, 4 - B % 4))
+    return unpack_ternary(p.contiguous(), 4 * p.shape[1])
 
 
 def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
@@ -276,17 +358,30 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
         grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
         _scan_kernel[grid](aw, bw, out, flag, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
         raise_if(flag, _BAD_MSG.format(b_name))
+    elif method == "int8":
+        cfg = _int8_config(a.device, config)
+        ua = _unpacked(a)
+        K = ua.shape[1]
+        for c0 in range(0, N, INT8_CHUNK):
+            ub = _unpacked(b[c0:c0 + INT8_CHUNK])
+            nc = ub.shape[0]
+            grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(nc, cfg["BLOCK_N"]),)
+            launch(_i8mm_kernel, grid, (ua, ub, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0,
+                                        out.stride(0)), cfg, METRIC=mid, KEY=key)
     else:
         cfg = _mma_config(M, a.device, config)
         grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
         launch(_mma_kernel, grid, (a, b, na, nb, out, M, N, B, n_off, out.stride(0)), cfg, METRIC=mid, KEY=key, HW=hw)
 
 
+METHODS = ("scan", "mma", "int8")
+
+
 def _method(M: int, method: Optional[str]) -> str:
     if method is None:
-        return "scan" if M <= SCAN_MAX_QUERIES else "mma"
-    if method not in ("scan", "mma"):
-        raise ValueError(f"method: expected 'scan', 'mma' or None, got {method!r}")
+        return "scan" if M <= SCAN_MAX_QUERIES else ("mma" if M < INT8_MIN_QUERIES else "int8")
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS} or None, got {method!r}")
     return method
 
 
@@ -297,8 +392,10 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
     Args:
         a: packed uint8 ``(M, B)`` or one row ``(B,)``; b: packed uint8 ``(N, B)`` or ``(B,)``.
         metric: ``"cosine"`` (float32), ``"dot"`` or ``"hamming"`` (int32).
-        method: ``"scan"`` (popcount), ``"mma"`` (int8 ``tl.dot``) or ``None`` (scan for at most
-            ``SCAN_MAX_QUERIES`` rows of ``a``).
+        method: ``"scan"`` (popcount), ``"mma"`` (trit planes decoded in registers, int8 ``tl.dot``),
+            ``"int8"`` (rows unpacked to int8 once, then an int8 GEMM with the fused epilogue) or
+            ``None``: scan up to ``SCAN_MAX_QUERIES`` rows of ``a``, int8 from ``INT8_MIN_QUERIES``,
+            mma between.
         hw: use the hardware popcount / PTX plane decoding (default: on a compiled GPU only).
         config: launch meta-parameters overriding ``SCAN_CONFIG`` / ``MMA_CONFIG`` (tuning).
 
@@ -315,7 +412,7 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
     how = _method(M, method)
     out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
     na = row_norms(a2, "a")
-    nb = row_norms(b2, "b") if how == "mma" else None
+    nb = row_norms(b2, "b") if how != "scan" else None
     if M and N and a2.shape[1] == 0:
         out.zero_()
     else:
@@ -389,7 +486,7 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
         raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
     how = _method(M, method)
     na = row_norms(q2, "queries")
-    nb = row_norms(d2, "database") if how == "mma" else None
+    nb = row_norms(d2, "database") if how != "scan" else None
     if chunk is None:
         chunk = max(k, min(N, (1 << 25) // max(M, 1)))
     chunk = max(int(chunk), k)

@@ -60,9 +60,11 @@ if COMPILED:
 
 
 @pytest.mark.parametrize("m,n,dim", SHAPES)
-@pytest.mark.parametrize("method", ["scan", "mma"])
+@pytest.mark.parametrize("method", ["scan", "mma", "int8"])
 @pytest.mark.parametrize("hw", HW)
 def test_pairwise_matches_cpp(m, n, dim, method, hw):
+    if method == "int8" and hw:
+        pytest.skip("the int8 method has no popcount / decode form to choose")
     rng = np.random.default_rng(m * 1000 + dim)
     a, b = packed(rng, m, dim), packed(rng, n, dim, zero_rows=(n - 1,))
     for metric in METRICS:
@@ -89,12 +91,16 @@ def test_default_method_and_row_axes():
                                       ternhd.pairwise(a, b[2], metric))
         both = K.pairwise(dev(a[1]), dev(b[2]), metric)
         assert both.shape == () and both.item() == ternhd.pairwise(a[1], b[2], metric).item()
+    big = packed(rng, K.similarity.INT8_MIN_QUERIES + 3, 20)  # the int8 method by default
+    for metric in METRICS:
+        np.testing.assert_array_equal(K.pairwise(dev(big), dev(b[:, :5]), metric).cpu().numpy(),
+                                      ternhd.pairwise(big, b[:, :5], metric))
     np.testing.assert_array_equal(K.dot(dev(a), dev(b)).cpu().numpy(), ternhd.dot(a, b))
     np.testing.assert_array_equal(K.cosine(dev(a), dev(b)).cpu().numpy(), ternhd.cosine(a, b))
     np.testing.assert_array_equal(K.hamming(dev(a), dev(b)).cpu().numpy(), ternhd.hamming(a, b))
 
 
-@pytest.mark.parametrize("method", ["scan", "mma"])
+@pytest.mark.parametrize("method", ["scan", "mma", "int8"])
 def test_invalid_code_raises(method):
     rng = np.random.default_rng(2)
     a, b = packed(rng, 2, 40), packed(rng, 6, 40)
@@ -132,7 +138,7 @@ if COMPILED:
 
 
 @pytest.mark.parametrize("m,n,dim,k,chunk", TOPK)
-@pytest.mark.parametrize("method", ["scan", "mma"])
+@pytest.mark.parametrize("method", ["scan", "mma", "int8"])
 def test_topk_matches_cpp(m, n, dim, k, chunk, method):
     rng = np.random.default_rng(n + dim)
     q = packed(rng, m, dim)
