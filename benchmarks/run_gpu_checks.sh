@@ -41,9 +41,9 @@ log "installed: $(cd /tmp && "$PY" -c 'import ternhd, ternhd.kernels as k; print
 # 2. the Triton tests on the GPU (compiled kernels, both popcount / decode forms)
 log "tests"
 unset TRITON_INTERPRET
-TEST_BUDGET=$(( $(left) - 130 ))
+TEST_BUDGET=$(( $(left) - 110 ))
 [ "$TEST_BUDGET" -gt 200 ] && TEST_BUDGET=200
-timeout "$TEST_BUDGET" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" \
+timeout "$TEST_BUDGET" "$PY" -m pytest -v --tb=short --durations=10 -p no:cacheprovider -o addopts="" \
     --junitxml="$OUT/junit.xml" tests/test_triton_*.py > "$OUT/tests.log" 2>&1
 rc=$?
 tail -25 "$OUT/tests.log"
