@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32"]
+__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32", "launch"]
 
 
 def interpreting() -> bool:
@@ -40,11 +40,6 @@ def check_tensor(x: Any, name: str) -> torch.Tensor:
         return x
     raise TypeError(f"{name}: Triton kernels need a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1), "
                     f"got a tensor on {x.device}")
-
-
-def same_device(x: torch.Tensor, ref: torch.Tensor, name: str) -> None:
-    if x.device != ref.device:
-        raise ValueError(f"{name}: on {x.device} but the other operand is on {ref.device}")
 
 
 def new_flag(device: torch.device) -> torch.Tensor:
