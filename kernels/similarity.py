@@ -82,9 +82,9 @@ def _nonzero_plane(x, S: tl.constexpr):
 def _cosine(dotv, na, nb):
     """float32(dot / sqrt(na * nb)) computed in float64 (IEEE divide and square root, as the C++
     path), 0 where either norm is 0."""
-    den = tl.sqrt(na.to(tl.float64) * nb.to(tl.float64))
-    ok = (na > 0) & (nb > 0)
-    return tl.where(ok, dotv.to(tl.float64) / tl.where(ok, den, 1.0), 0.0).to(tl.float32)
+    p = (na.to(tl.int64) * nb).to(tl.float64)  # exact: na * nb < 2**53
+    ok = p > 0
+    return tl.where(ok, dotv.to(tl.float64) / tl.sqrt(tl.where(ok, p, 1.0)), 0.0).to(tl.float32)
 
 
 @triton.jit
