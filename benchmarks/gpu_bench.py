@@ -223,7 +223,7 @@ def main(argv=None) -> int:
               f"{gbs(b.numel(), ms):.3g} GB/s of db", f"copy {copy_bw:.3g} GB/s", gbs(b.numel(), ms) / copy_bw)
     q = a[: min(256, m_mm)]
     ms = bench(lambda: K.topk(q, b, 10))
-    T.add("topk k=10 (cosine)", f"{q.shape[0]}x{m_mm}", ms, f"{q.shape[0] * m_mm / (ms * 1e-3) / 1e6:.0f} M pairs/s",
+    T.add("topk k=10 (cosine)", f"{q.shape[0]}x{m_mm}", ms, f"{q.shape[0] * m_mm / (ms * 1e-3) / 1e6:.3g} M pairs/s",
           "-", None)
     if args.sweep and CUDA:
         for cfg in (dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3),
