@@ -12,7 +12,7 @@ import triton.language as tl
 
 from ._util import check_tensor, new_flag, raise_if
 
-__all__ = ["pack_ternary", "unpack_ternary", "LAYOUTS"]
+__all__ = ["pack_ternary", "unpack_ternary", "unpack_rows", "LAYOUTS"]
 
 LAYOUTS = ("sign", "offset")
 _BLOCK_BYTES = 1024
@@ -147,14 +147,20 @@ def unpack_ternary(packed: torch.Tensor, dim: int, layout: str = "sign") -> torc
     B = (dim + 3) // 4
     if packed.shape[-1] != B:
         raise ValueError(f"packed: last axis has {packed.shape[-1]} bytes but dim={dim} needs {B}")
-    packed = packed.contiguous()
+    return unpack_rows(packed.contiguous(), dim, layout)
+
+
+def unpack_rows(packed: torch.Tensor, dim: int, layout: str = "sign", check: bool = True) -> torch.Tensor:
+    """:func:`unpack_ternary` on an already validated contiguous uint8 tensor; ``check=False`` skips
+    the invalid-code test (and its device-to-host sync) for rows known to be valid."""
     out = torch.empty(packed.shape[:-1] + (dim,), dtype=torch.int8, device=packed.device)
     n_bytes = packed.numel()
     if n_bytes == 0:
         return out
     flag = new_flag(packed.device)
     grid = (triton.cdiv(n_bytes, _BLOCK_BYTES),)
-    _unpack_kernel[grid](packed, out, flag, n_bytes, dim, B, OFFSET=layout == "offset", EVEN=dim % 4 == 0,
-                         BLOCK=_BLOCK_BYTES)
-    raise_if(flag, "packed: contains the invalid 2-bit code 0b11")
+    _unpack_kernel[grid](packed, out, flag, n_bytes, dim, packed.shape[-1], OFFSET=layout == "offset",
+                         EVEN=dim % 4 == 0, BLOCK=_BLOCK_BYTES)
+    if check:
+        raise_if(flag, "packed: contains the invalid 2-bit code 0b11")
     return out

@@ -120,8 +120,8 @@ def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
 
 # ----------------------------------------------------------------------------- kernels
 @triton.jit(do_not_specialize=["R", "B"])
-def _norms_kernel(p_ptr, norms_ptr, flag_ptr, R, B, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Non-zeros per packed row (int32) and the invalid-code flag."""
+def _norms_kernel(p_ptr, norms_ptr, flag_ptr, code, R, B, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Non-zeros per packed row (int32); raises the flag to ``code`` on an invalid 2-bit code."""
     rr = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     acc = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
     bad = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
@@ -136,11 +136,11 @@ def _norms_kernel(p_ptr, norms_ptr, flag_ptr, R, B, BLOCK_R: tl.constexpr, BLOCK
         nz = (nz & 0x11) + ((nz >> 2) & 0x11)
         acc += (nz & 0x0F) + (nz >> 4)
     tl.store(norms_ptr + rr, tl.sum(acc, axis=1), mask=rr < R)
-    tl.atomic_max(flag_ptr, tl.max(tl.max(bad, axis=1), axis=0))
+    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad, axis=1), axis=0) != 0, code, 0))
 
 
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
+def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_om,
                  METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
                  BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
     """Program (n-block, m), m fastest so the queries share each database tile in L2: query row m
@@ -181,7 +181,7 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, M, N, W, n_off, stride_om,
     res = _output(score, METRIC, KEY, n_off + rn)
     tl.store(out_ptr + m * stride_om + rn, res, mask=rn < N)
     bad = (bad & 0x55555555) != 0
-    tl.atomic_max(flag_ptr, tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0))
+    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
 
 
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
@@ -283,12 +283,12 @@ def _int8_config(device: torch.device, config: Optional[dict]) -> dict:
 def _unpacked(p: torch.Tensor) -> torch.Tensor:
     """Packed rows (R, B) unpacked to int8 trits (R, K), K = 16 * ceil(B / 4) (zero padding), so
     that rows stay 16-byte aligned for the tensor-core loads."""
-    from .pack import unpack_ternary
+    from .pack import unpack_rows
 
     B = p.shape[1]
     if B % 4:
         p = torch.nn.functional.pad(p, (0, 4 - B % 4))
-    return unpack_ternary(p.contiguous(), 4 * p.shape[1])
+    return unpack_rows(p.contiguous(), 4 * p.shape[1], check=False)  # validated by row_norms
 
 
 def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
@@ -299,20 +299,31 @@ def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
     return dict(SCAN_CONFIG)
 
 
-def row_norms(p: torch.Tensor, name: str = "p") -> torch.Tensor:
-    """Non-zeros per row of packed uint8 ``(R, B)`` -> int32 ``(R,)``; ValueError on code ``11``."""
+def row_norms(p: torch.Tensor, name: str = "p", flag: Optional[torch.Tensor] = None, code: int = 1) -> torch.Tensor:
+    """Non-zeros per row of packed uint8 ``(R, B)`` -> int32 ``(R,)``; ValueError on code ``11``
+    (or, when a ``flag`` is passed, ``flag`` raised to ``code`` for the caller to check)."""
     R, B = p.shape
     norms = torch.empty(R, dtype=torch.int32, device=p.device)
     if R == 0:
         return norms
     if B == 0:
         return norms.zero_()
-    flag = new_flag(p.device)
+    own = flag is None
+    if own:
+        flag = new_flag(p.device)
     block_r = 16
     block_b = min(256 if p.device.type == "cuda" and not interpreting() else 64, triton.next_power_of_2(B))
-    _norms_kernel[(triton.cdiv(R, block_r),)](p, norms, flag, R, B, BLOCK_R=block_r, BLOCK_B=block_b)
-    raise_if(flag, _BAD_MSG.format(name))
+    _norms_kernel[(triton.cdiv(R, block_r),)](p, norms, flag, code, R, B, BLOCK_R=block_r, BLOCK_B=block_b)
+    if own:
+        raise_if(flag, _BAD_MSG.format(name))
     return norms
+
+
+def _check_flag(flag: torch.Tensor, names: Tuple[str, str]) -> None:
+    """One device-to-host sync for both operands: 2 = the first is invalid, 1 = the second."""
+    v = int(flag.item())
+    if v:
+        raise ValueError(_BAD_MSG.format(names[0] if v >= 2 else names[1]))
 
 
 def _words(p: torch.Tensor) -> torch.Tensor:
@@ -342,8 +353,9 @@ def _check_metric(metric: str) -> None:
 
 def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int, out: torch.Tensor,
             na: Optional[torch.Tensor], nb: Optional[torch.Tensor], method: str, hw: Optional[bool],
-            b_name: str = "b", config: Optional[dict] = None) -> None:
-    """Fills ``out`` (M, N) with scores (or top-k keys) of packed a (M, B) against b (N, B)."""
+            flag: torch.Tensor, config: Optional[dict] = None) -> None:
+    """Fills ``out`` (M, N) with scores (or top-k keys) of packed a (M, B) against b (N, B); the scan
+    raises ``flag`` to 1 on an invalid code in b (a is validated by :func:`row_norms`)."""
     M, B = a.shape
     N = b.shape[0]
     if M == 0 or N == 0:
@@ -354,10 +366,8 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
         aw, bw = _words(a), _words(b)
         W = aw.shape[1]
         cfg = _scan_config(a.device, config)
-        flag = new_flag(a.device)
         grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
-        _scan_kernel[grid](aw, bw, out, flag, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
-        raise_if(flag, _BAD_MSG.format(b_name))
+        _scan_kernel[grid](aw, bw, out, flag, 1, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
     elif method == "int8":
         cfg = _int8_config(a.device, config)
         ua = _unpacked(a)
@@ -411,12 +421,14 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
     M, N = a2.shape[0], b2.shape[0]
     how = _method(M, method)
     out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
-    na = row_norms(a2, "a")
-    nb = row_norms(b2, "b") if how != "scan" else None
+    flag = new_flag(a2.device)
+    na = row_norms(a2, "a", flag, 2)
+    nb = row_norms(b2, "b", flag, 1) if how != "scan" else None
     if M and N and a2.shape[1] == 0:
         out.zero_()
     else:
-        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, config=config)
+        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, flag, config=config)
+    _check_flag(flag, ("a", "b"))
     if a.dim() == 1 and b.dim() == 1:
         return out.reshape(())
     if a.dim() == 1:
@@ -485,8 +497,9 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
     if N >= 2 ** 32 - 1:
         raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
     how = _method(M, method)
-    na = row_norms(q2, "queries")
-    nb = row_norms(d2, "database") if how != "scan" else None
+    flag = new_flag(q2.device)
+    na = row_norms(q2, "queries", flag, 2)
+    nb = row_norms(d2, "database", flag, 1) if how != "scan" else None
     if chunk is None:
         chunk = max(k, min(N, (1 << 25) // max(M, 1)))
     chunk = max(int(chunk), k)
@@ -499,10 +512,11 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
             keys.copy_((4294967295 - idx).expand(M, -1))
         else:
             _scores(q2, part, metric, True, n0, keys, na, None if nb is None else nb[n0:n0 + chunk], how, hw,
-                    "database", config=config)
+                    flag, config=config)
         if best is not None:
             keys = torch.cat([best, keys], dim=1)
         best = torch.topk(keys, min(k, keys.shape[1]), dim=1, largest=True, sorted=True).values
+    _check_flag(flag, ("queries", "database"))
     scores, idx = _decode_keys(best, metric)
     if queries.dim() == 1:
         return scores[0], idx[0]

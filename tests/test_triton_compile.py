@@ -57,11 +57,11 @@ SCRIPT = textwrap.dedent('''
     i8 = {n: i8[n] for n in S._i8mm_kernel.arg_names if n in i8}
     build(S._i8mm_kernel, {**i8, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False), S.INT8_CONFIG)
     build(S._i8mm_kernel, i8, dict(METRIC=2, KEY=True), S.INT8_CONFIG)
-    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i64", flag_ptr="*i32", M="i32", N="i32", W="i32",
+    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i64", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",
                                n_off="i32", stride_om="i32"), dict(METRIC=1, KEY=True, HW=True), S.SCAN_CONFIG)
-    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i32", flag_ptr="*i32", M="i32", N="i32", W="i32",
+    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i32", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",
                                n_off="i32", stride_om="i32"), dict(METRIC=2, KEY=False, HW=True), S.SCAN_CONFIG)
-    build(S._norms_kernel, dict(p_ptr="*u8", norms_ptr="*i32", flag_ptr="*i32", R="i32", B="i32"),
+    build(S._norms_kernel, dict(p_ptr="*u8", norms_ptr="*i32", flag_ptr="*i32", code="i32", R="i32", B="i32"),
           dict(BLOCK_R=16, BLOCK_B=256))
     build(P._pack_kernel, dict(t_ptr="*fp32", out_ptr="*u8", flag_ptr="*i32", n_bytes="i32", D="i32", B="i32"),
           dict(OFFSET=True, EVEN=False, INT8=False, BLOCK=1024))

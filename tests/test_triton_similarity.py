@@ -114,6 +114,13 @@ def test_invalid_code_raises(method):
         K.pairwise(dev(bad), dev(a), "dot", method=method)
     with pytest.raises(ValueError, match="^database:.*0b11"):
         K.topk(dev(a), dev(bad), 2, method=method)
+    # both invalid: the first operand is reported, as by the C++ path
+    with pytest.raises(ValueError, match="^a:.*0b11"):
+        K.pairwise(dev(bad), dev(bad), "cosine", method=method)
+    with pytest.raises(ValueError, match="^queries:.*0b11"):
+        K.topk(dev(bad), dev(bad), 2, method=method)
+    with pytest.raises(ValueError, match="^a:.*0b11"):
+        ternhd.pairwise(bad, bad, "cosine")
 
 
 def test_argument_errors():
