@@ -237,6 +237,11 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
 
     Returns:
         uint8 ``(N, ceil(D / 4))`` or int8 ``(N, D)``.
+
+    Raises:
+        ValueError: NaN or Inf in ``x`` (seen in the row statistics, so ``x`` is not read an extra
+        time; with a fixed threshold, by ``torch.isfinite``), bad mode arguments or shapes.
+        TypeError: non-float ``x``.
     """
     from .quantize import _check_mode, quantize
 
@@ -250,10 +255,10 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
         w = proj.w.permute(1, 2, 0).reshape(d, -1)[:, :D]
         h = torch.matmul(x.to(proj.dtype), w).to(torch.float32)
         return quantize(h, tau=tau, threshold=threshold, sparsity=sparsity, packed=packed)
-    if N and not bool(torch.isfinite(x).all()):
-        raise ValueError("x: contains NaN or Inf")
+    finite = None  # a device tensor checked after the launch: NaN / Inf in x make mean(h) or var(h) non-finite
     if isinstance(threshold, str):
         mean, var = encode_stats(x, proj, stats_config)
+        finite = torch.isfinite(mean).all() & torch.isfinite(var).all()
         if threshold == "std":
             thr = (float(tau) * var.sqrt()).contiguous()
         else:  # "batch": pooled variance of all N * D values
@@ -262,6 +267,7 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
             thr = (float(tau) * pooled.sqrt()).expand(N).contiguous()
     else:
         thr = torch.full((N,), float(threshold), dtype=torch.float32, device=x.device)
+        finite = torch.isfinite(x).all()
     out = torch.empty((N, B), dtype=torch.uint8, device=x.device)
     if N:
         if config is not None:
@@ -276,6 +282,8 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
         grid = (triton.cdiv(N, cfg["BLOCK_M"]) * triton.cdiv(B, cfg["BLOCK_B"]),)
         launch(_encode_kernel, grid, (x, proj.w, thr, out, N, d, B, proj.w.shape[2], x.stride(0)), cfg,
                DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device))
+        if not bool(finite):
+            raise ValueError("x: contains NaN or Inf")
     if packed:
         return out
     from .pack import unpack_ternary

@@ -79,16 +79,19 @@ def test_encode_agrees_with_hdcencoder():
     assert (got != ref).mean() < 2e-3
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy under the interpreter: inf - inf
 def test_encode_errors():
     proj = K.prepare_projection(gaussian_projection(8, 12), dtype=torch.float32, device=DEVICE)
     with pytest.raises(ValueError, match="^x:"):
         K.encode(torch.zeros((3, 7), device=DEVICE), proj)
     with pytest.raises(TypeError, match="^x:"):
         K.encode(torch.zeros((3, 8), dtype=torch.int32, device=DEVICE), proj)
-    x = torch.zeros((3, 8), device=DEVICE)
-    x[1, 2] = float("nan")
-    with pytest.raises(ValueError, match="^x: contains NaN"):
-        K.encode(x, proj)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.ones((3, 8), device=DEVICE)
+        x[1, 2] = bad
+        for mode in (dict(), dict(threshold="batch"), dict(threshold=0.5), dict(sparsity=0.5)):
+            with pytest.raises(ValueError, match="^x: contains NaN"):
+                K.encode(x, proj, **mode)
     with pytest.raises(ValueError, match="^threshold:"):
         K.encode(torch.zeros((3, 8), device=DEVICE), proj, threshold="max")
     with pytest.raises(TypeError, match="^dtype:"):
