@@ -1,4 +1,21 @@
-"""Shared fixtures: every native test runs on each SIMD path this CPU supports."""
+"""Shared fixtures: every native test runs on each SIMD path this CPU supports; the Triton
+kernels run through the interpreter when there is no GPU."""
+# --- Triton interpreter (tests/test_triton_*.py) ---------------------------------------------
+# Without a GPU, the Triton kernels run on CPU tensors through the interpreter. The variable is
+# read when ternhd.kernels is imported, so it is set here, before any test module imports it.
+import importlib.util
+import os
+
+if "TRITON_INTERPRET" not in os.environ and importlib.util.find_spec("triton") is not None:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["TRITON_INTERPRET"] = "1"
+    except ImportError:
+        pass
+
+
 import numpy as np
 import pytest
 

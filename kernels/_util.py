@@ -1,0 +1,95 @@
+"""Shared helpers of the Triton kernels: device checks, error flags and the popcount.
+
+The kernels run on CUDA tensors, or on CPU tensors through the Triton interpreter when the
+environment variable ``TRITON_INTERPRET=1`` is set before ``ternhd.kernels`` is imported.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32", "launch"]
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def hw_popcount(device: torch.device) -> bool:
+    """Whether kernels on ``device`` use the hardware ``popc`` instruction (CUDA, compiled) rather
+    than the SWAR form (the interpreter cannot run inline PTX)."""
+    return device.type == "cuda" and not interpreting()
+
+
+def check_tensor(x: Any, name: str) -> torch.Tensor:
+    """``x`` as a torch tensor the kernels can run on: CUDA, or CPU under the interpreter.
+
+    Raises:
+        TypeError: not a tensor, or a CPU tensor without ``TRITON_INTERPRET=1``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch tensor, got {type(x).__name__}")
+    if x.device.type == "cuda":
+        return x
+    if x.device.type == "cpu" and interpreting():
+        return x
+    raise TypeError(f"{name}: Triton kernels need a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1), "
+                    f"got a tensor on {x.device}")
+
+
+def new_flag(device: torch.device) -> torch.Tensor:
+    """A zeroed int32 scalar the kernels raise (``atomic_max``) when they meet invalid input."""
+    return torch.zeros(1, dtype=torch.int32, device=device)
+
+
+def raise_if(flag: torch.Tensor, message: str) -> None:
+    """Raises ``ValueError(message)`` when a kernel set ``flag`` (one device-to-host sync)."""
+    if int(flag.item()) != 0:
+        raise ValueError(message)
+
+
+@triton.jit
+def popcount32(x, HW: tl.constexpr):
+    """Per-element popcount of a 32-bit integer tensor -> int32.
+
+    ``HW=True``: the PTX ``popc.b32`` instruction (compiled CUDA only). ``HW=False``: the SWAR form
+    (shifts, masks and one multiply), which also runs under the interpreter.
+    """
+    if HW:
+        y = tl.inline_asm_elementwise("popc.b32 $0, $1;", "=r,r", [x.to(tl.int32, bitcast=True)],
+                                      dtype=tl.int32, is_pure=True, pack=1)
+    else:
+        v = x.to(tl.uint32, bitcast=True)
+        v = v - ((v >> 1) & 0x55555555)
+        v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
+        v = (v + (v >> 4)) & 0x0F0F0F0F
+        y = ((v * 0x01010101) >> 24).to(tl.int32)
+    return y
+
+
+def launch(kernel, grid, args: tuple, cfg: dict, **constexprs) -> dict:
+    """Launches ``kernel[grid](*args, **constexprs, **cfg)``; if the GPU lacks the shared memory or
+    registers for ``cfg``, retries with fewer pipeline stages, then with half of ``BLOCK_K``.
+    Returns the configuration that ran."""
+    try:
+        from triton.runtime.errors import OutOfResources
+    except ImportError:  # pragma: no cover - older layouts
+        OutOfResources = RuntimeError
+    tries = [dict(cfg)]
+    if cfg.get("num_stages", 1) > 2:
+        tries.append({**cfg, "num_stages": 2})
+    if cfg.get("BLOCK_K", 0) >= 32:
+        tries.append({**cfg, "num_stages": min(cfg.get("num_stages", 2), 2), "BLOCK_K": cfg["BLOCK_K"] // 2})
+    for i, c in enumerate(tries):
+        try:
+            kernel[grid(c) if callable(grid) else grid](*args, **constexprs, **c)
+            return c
+        except OutOfResources:
+            if i == len(tries) - 1:
+                raise
+    return tries[-1]

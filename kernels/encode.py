@@ -1,0 +1,291 @@
+"""Fused HDC encode in Triton: projection tile from ``tl.dot``, per-row threshold, 2-bit packing in
+the epilogue. The ``N x D`` float projection never reaches global memory; only the packed
+``N x ceil(D/4)`` bytes are written.
+
+``h = x @ P`` with ``P`` ``(d, D)``. The per-row threshold ``tau * std(h_row)`` is known before ``h``
+is formed (DESIGN.md, the Gram trick): with ``G = P Pᵀ`` and ``m = P 1 / D``,
+``mean(h) = x·m`` and ``var(h) = xᵀ G x / D - (x·m)²``. A small stats kernel computes them
+(``O(N d²)``, ``d / D`` of the projection's work), then the encode kernel forms each tile of ``h``
+as four products (one per 2-bit slot of the output bytes: :func:`prepare_projection` stores the
+columns of ``P`` slot-major), thresholds them and writes the packed bytes.
+
+Precision: the products run on tensor cores in ``dtype`` (bfloat16 by default, or float16),
+accumulated in float32 (``dtype=torch.float32``: exact float32 products on the CUDA cores, slower), so a trit whose value lies within about ``1e-3 * std`` of the
+threshold may differ from the float32 CPU encoder (``ternhd.HDCEncoder``); elsewhere they agree.
+Under the interpreter, whose bfloat16 ``tl.dot`` is not usable, bfloat16 operands are rounded to
+bfloat16 and multiplied in float32 (the same products).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import torch
+import triton
+import triton.language as tl
+
+from ._util import check_tensor, interpreting, launch
+
+__all__ = ["Projection", "prepare_projection", "encode", "encode_stats"]
+
+_DTYPES = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A projection prepared for :func:`encode`.
+
+    Attributes:
+        w: ``(4, d, Bp)`` in ``dtype``: ``w[s, :, j] = P[:, 4 j + s]`` (zero past ``D``), ``Bp`` the
+            packed width rounded up to 16.
+        gram: ``(d, d)`` ``P Pᵀ`` in ``dtype``. mean: ``(d,)`` float32 ``P 1 / D``.
+        in_dim, dim: ``d`` and ``D``. dtype: the compute dtype.
+    """
+    w: torch.Tensor
+    gram: torch.Tensor
+    mean: torch.Tensor
+    in_dim: int
+    dim: int
+    dtype: torch.dtype
+
+
+def prepare_projection(p: Any, dtype: torch.dtype = torch.bfloat16, device: Optional[Any] = None) -> Projection:
+    """Slot-major copy of a projection ``P`` ``(d, D)`` (numpy array or tensor) plus its Gram matrix
+    and column mean, on ``device`` (default: ``P``'s device, CPU for numpy). Prepare once, encode
+    many batches."""
+    if dtype not in _DTYPES:
+        raise TypeError(f"dtype: expected one of {list(_DTYPES)}, got {dtype}")
+    if not isinstance(p, torch.Tensor):
+        import numpy as np
+
+        arr = np.asarray(p)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"p: expected a float projection matrix, got dtype {arr.dtype}")
+        p = torch.from_numpy(np.ascontiguousarray(arr))
+    if not p.is_floating_point():
+        raise TypeError(f"p: expected a float projection matrix, got dtype {p.dtype}")
+    if p.dim() != 2 or p.shape[0] < 1 or p.shape[1] < 1:
+        raise ValueError(f"p: expected a non-empty (in_dim, dim) matrix, got shape {tuple(p.shape)}")
+    if device is not None:
+        p = p.to(device)
+    d, D = p.shape
+    p64 = p.to(torch.float64)
+    B = (D + 3) // 4
+    Bp = max(16, (B + 15) // 16 * 16)
+    padded = torch.zeros((d, 4 * Bp), dtype=torch.float64, device=p.device)
+    padded[:, :D] = p64
+    w = padded.reshape(d, Bp, 4).permute(2, 0, 1).contiguous().to(dtype)
+    gram = (p64 @ p64.T).to(dtype).contiguous()
+    mean = (p64.sum(dim=1) / D).to(torch.float32).contiguous()
+    return Projection(w=w, gram=gram, mean=mean, in_dim=d, dim=D, dtype=dtype)
+
+
+@triton.jit
+def _cast(x, DT: tl.constexpr, UPCAST: tl.constexpr):
+    """Operand in the compute dtype; UPCAST (interpreter): rounded to DT, then float32."""
+    y = x.to(DT)
+    if UPCAST:
+        y = y.to(tl.float32)
+    return y
+
+
+@triton.jit
+def _mm(a, b, acc, DT: tl.constexpr, UPCAST: tl.constexpr):
+    if UPCAST:
+        r = tl.dot(a, b, acc, input_precision="ieee")
+    elif DT == tl.float32:
+        r = tl.dot(a, b, acc, input_precision="ieee")
+    else:
+        r = tl.dot(a, b, acc)
+    return r
+
+
+@triton.jit(do_not_specialize=["N", "D"])
+def _stats_kernel(x_ptr, g_ptr, m_ptr, mean_ptr, var_ptr, N, d, D, stride_x,
+                  DT: tl.constexpr, UPCAST: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Per row of x: mean(h) = x·m and var(h) = xᵀGx / D - mean², float32."""
+    rm = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rk = tl.arange(0, BLOCK_K)
+    q = tl.zeros([BLOCK_M], dtype=tl.float32)
+    mu = tl.zeros([BLOCK_M], dtype=tl.float32)
+    for n0 in range(0, d, BLOCK_N):
+        rn = n0 + tl.arange(0, BLOCK_N)
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        for k0 in range(0, d, BLOCK_K):
+            kk = k0 + rk
+            xa = tl.load(x_ptr + rm[:, None] * stride_x + kk[None, :], mask=(rm[:, None] < N) & (kk[None, :] < d),
+                         other=0.0)
+            g = tl.load(g_ptr + kk[:, None] * d + rn[None, :], mask=(kk[:, None] < d) & (rn[None, :] < d), other=0.0)
+            acc = _mm(_cast(xa, DT, UPCAST), _cast(g, DT, UPCAST), acc, DT, UPCAST)
+        xn = tl.load(x_ptr + rm[:, None] * stride_x + rn[None, :], mask=(rm[:, None] < N) & (rn[None, :] < d),
+                     other=0.0).to(tl.float32)
+        mv = tl.load(m_ptr + rn, mask=rn < d, other=0.0)
+        q += tl.sum(acc * xn, axis=1)
+        mu += tl.sum(xn * mv[None, :], axis=1)
+    var = tl.maximum(q / D - mu * mu, 0.0)
+    tl.store(mean_ptr + rm, mu, mask=rm < N)
+    tl.store(var_ptr + rm, var, mask=rm < N)
+
+
+@triton.jit
+def _slot_code(h, thr):
+    return tl.where(h > thr, 1, tl.where(h < -thr, 2, 0))
+
+
+@triton.jit(do_not_specialize=["N"])
+def _encode_kernel(x_ptr, w_ptr, thr_ptr, out_ptr, N, d, B, Bp, stride_x,
+                   DT: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """Tile (BLOCK_M rows x BLOCK_B output bytes = 4 * BLOCK_B trits): four accumulators, one per
+    2-bit slot, thresholded per row and packed into bytes."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(N, BLOCK_M)
+    num_b = tl.cdiv(B, BLOCK_B)
+    width = GROUP_M * num_b
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = tl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_b = (pid % width) // size_m
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rb = pid_b.to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
+    rk = tl.arange(0, BLOCK_K)
+    acc0 = tl.zeros([BLOCK_M, BLOCK_B], dtype=tl.float32)
+    acc1 = tl.zeros([BLOCK_M, BLOCK_B], dtype=tl.float32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_B], dtype=tl.float32)
+    acc3 = tl.zeros([BLOCK_M, BLOCK_B], dtype=tl.float32)
+    plane = d * Bp
+    for k0 in range(0, d, BLOCK_K):
+        kk = k0 + rk
+        xa = tl.load(x_ptr + rm[:, None] * stride_x + kk[None, :], mask=(rm[:, None] < N) & (kk[None, :] < d),
+                     other=0.0)
+        xa = _cast(xa, DT, UPCAST)
+        wp = w_ptr + kk[:, None] * Bp + rb[None, :]
+        wm = (kk[:, None] < d) & (rb[None, :] < Bp)
+        acc0 = _mm(xa, _cast(tl.load(wp, mask=wm, other=0.0), DT, UPCAST), acc0, DT, UPCAST)
+        acc1 = _mm(xa, _cast(tl.load(wp + plane, mask=wm, other=0.0), DT, UPCAST), acc1, DT, UPCAST)
+        acc2 = _mm(xa, _cast(tl.load(wp + 2 * plane, mask=wm, other=0.0), DT, UPCAST), acc2, DT, UPCAST)
+        acc3 = _mm(xa, _cast(tl.load(wp + 3 * plane, mask=wm, other=0.0), DT, UPCAST), acc3, DT, UPCAST)
+    thr = tl.load(thr_ptr + rm, mask=rm < N, other=0.0)[:, None]
+    byte = (_slot_code(acc0, thr) << 6) | (_slot_code(acc1, thr) << 4) | (_slot_code(acc2, thr) << 2) \
+        | _slot_code(acc3, thr)
+    tl.store(out_ptr + rm[:, None] * B + rb[None, :], byte.to(tl.uint8), mask=(rm[:, None] < N) & (rb[None, :] < B))
+
+
+def _compiled(device: torch.device) -> bool:
+    return device.type == "cuda" and not interpreting()
+
+
+def _as_input(x: Any, proj: Projection) -> torch.Tensor:
+    x = check_tensor(x, "x")
+    if x.dim() != 2 or x.shape[1] != proj.in_dim:
+        raise ValueError(f"x: expected shape (N, {proj.in_dim}), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x: expected a float tensor, got dtype {x.dtype}")
+    if x.device != proj.w.device:
+        raise ValueError(f"x: on {x.device} but the projection is on {proj.w.device}")
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    return x
+
+
+#: Launch configurations on a compiled GPU (``config=`` overrides them).
+ENCODE_CONFIG = dict(BLOCK_M=128, BLOCK_B=64, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+STATS_CONFIG = dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=8, num_stages=3)
+
+
+def encode_stats(x: torch.Tensor, proj: Projection, config: Optional[dict] = None):
+    """``(mean, var)`` float32 ``(N,)`` of ``h = x @ P`` per row, by the Gram trick (no ``h``)."""
+    x = _as_input(x, proj)
+    N, d = x.shape
+    mean = torch.empty(N, dtype=torch.float32, device=x.device)
+    var = torch.empty(N, dtype=torch.float32, device=x.device)
+    if N == 0:
+        return mean, var
+    if config is not None:
+        cfg = dict(config)
+    elif _compiled(x.device):
+        cfg = dict(STATS_CONFIG)
+    else:
+        cfg = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=32)
+    cfg = {**cfg, "BLOCK_N": min(cfg["BLOCK_N"], max(16, triton.next_power_of_2(d))),
+           "BLOCK_K": min(cfg["BLOCK_K"], max(16, triton.next_power_of_2(d)))}
+    launch(_stats_kernel, (triton.cdiv(N, cfg["BLOCK_M"]),), (x, proj.gram, proj.mean, mean, var, N, d, proj.dim,
+                                                              x.stride(0)),
+           cfg, DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device))
+    return mean, var
+
+
+def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, threshold: Union[str, float] = "std",
+           sparsity: Optional[float] = None, packed: bool = True,
+           dtype: torch.dtype = torch.bfloat16, config: Optional[dict] = None,
+           stats_config: Optional[dict] = None) -> torch.Tensor:
+    """Project and quantize in one pass: ``quantize(x @ P, tau, threshold, sparsity, packed)``.
+
+    Args:
+        x: float tensor ``(N, d)`` (CUDA, or CPU under ``TRITON_INTERPRET=1``).
+        projection: a :class:`Projection` (from :func:`prepare_projection`, reuse it) or ``P``
+            itself ``(d, D)`` (prepared on each call, in ``dtype``).
+        tau, threshold: ``"std"`` (per row, from the Gram trick), ``"batch"`` (one std over the
+            batch, from the same statistics) or a fixed number.
+        sparsity: a fraction of zeros per row: needs a selection over each row, so ``h`` is formed
+            (``torch.matmul`` in the compute dtype) and quantized by the Triton quantize kernel.
+        packed: packed uint8 ``(N, ceil(D/4))`` (fused); ``False`` returns int8 ``(N, D)`` trits.
+        dtype: compute dtype when ``projection`` is a raw matrix.
+        config, stats_config: launch meta-parameters overriding ``ENCODE_CONFIG`` / ``STATS_CONFIG``.
+
+    Returns:
+        uint8 ``(N, ceil(D / 4))`` or int8 ``(N, D)``.
+
+    Raises:
+        ValueError: NaN or Inf in ``x`` (seen in the row statistics, so ``x`` is not read an extra
+        time; with a fixed threshold, by ``torch.isfinite``), bad mode arguments or shapes.
+        TypeError: non-float ``x``.
+    """
+    from .quantize import _check_mode, quantize
+
+    _check_mode(tau, threshold, sparsity)
+    proj = projection if isinstance(projection, Projection) else prepare_projection(
+        projection, dtype=dtype, device=x.device if isinstance(x, torch.Tensor) else None)
+    x = _as_input(x, proj)
+    N, d = x.shape
+    D, B = proj.dim, (proj.dim + 3) // 4
+    if sparsity is not None:
+        w = proj.w.permute(1, 2, 0).reshape(d, -1)[:, :D]
+        h = torch.matmul(x.to(proj.dtype), w).to(torch.float32)
+        return quantize(h, tau=tau, threshold=threshold, sparsity=sparsity, packed=packed)
+    finite = None  # a device tensor checked after the launch: NaN / Inf in x make mean(h) or var(h) non-finite
+    if isinstance(threshold, str):
+        mean, var = encode_stats(x, proj, stats_config)
+        finite = torch.isfinite(mean).all() & torch.isfinite(var).all()
+        if threshold == "std":
+            thr = (float(tau) * var.sqrt()).contiguous()
+        else:  # "batch": pooled variance of all N * D values
+            mu = mean.mean() if N else mean.new_zeros(())
+            pooled = ((var + mean * mean).mean() - mu * mu).clamp_min(0) if N else mu
+            thr = (float(tau) * pooled.sqrt()).expand(N).contiguous()
+    else:
+        thr = torch.full((N,), float(threshold), dtype=torch.float32, device=x.device)
+        finite = torch.isfinite(x).all()
+    out = torch.empty((N, B), dtype=torch.uint8, device=x.device)
+    if N:
+        if config is not None:
+            cfg = dict(config)
+        elif _compiled(x.device):
+            cfg = dict(ENCODE_CONFIG)
+        else:
+            cfg = dict(BLOCK_M=16, BLOCK_B=16, BLOCK_K=32, GROUP_M=4)
+        cfg["BLOCK_K"] = min(cfg["BLOCK_K"], max(16, triton.next_power_of_2(d)))
+        if x.element_size() > 2 and "num_stages" in cfg and config is None:
+            cfg["num_stages"] = min(cfg["num_stages"], 2)  # float32 x tiles take twice the shared memory
+        grid = (triton.cdiv(N, cfg["BLOCK_M"]) * triton.cdiv(B, cfg["BLOCK_B"]),)
+        launch(_encode_kernel, grid, (x, proj.w, thr, out, N, d, B, proj.w.shape[2], x.stride(0)), cfg,
+               DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device))
+        if not bool(finite):
+            raise ValueError("x: contains NaN or Inf")
+    if packed:
+        return out
+    from .pack import unpack_ternary
+
+    return unpack_ternary(out, D)

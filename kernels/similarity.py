@@ -1,0 +1,523 @@
+"""Similarity of 2-bit packed ternary rows in Triton: dot, cosine, Hamming distance, top-k.
+
+Three kernels compute the same quantities (results identical to the C++ path):
+
+* **scan** (few queries, the one-query search): 32-bit words, ``dot = popc(A & B) - popc(swap(A) & B)``
+  with ``swap`` exchanging each bit pair (DESIGN.md), database norms ``popc(B)``. Memory-bound.
+* **mma** (batches): each packed tile is decoded in registers into four int8 trit planes (one per
+  2-bit slot of a byte) and multiplied with ``tl.dot`` on int8 with int32 accumulation; the dot product
+  does not depend on the order of positions, so the planes never need to be interleaved. Hamming
+  adds a second product of the non-zero planes (``both``): ``hamming = |a| + |b| - (3 both + dot) / 2``.
+* **int8** (large batches): rows unpacked to int8 once (``O((M + N) D)``, the database in chunks),
+  then a pipelined int8 GEMM on tensor cores with the same fused epilogue: ``torch._int_mm``'s work
+  without its int32 output pass.
+
+Cosine is ``float32(dot / sqrt(|a| |b|))`` computed in float64 (0 when either row is the zero
+vector), bit-identical to the C++ path. Top-k streams the database in chunks: the kernels write a
+64-bit key per pair (order-preserving score bits << 32 | inverted index) so that ``torch.topk`` gives
+best first with ties to the lower index.
+
+Popcount and plane decoding have two forms chosen by a ``tl.constexpr`` flag ``HW``: PTX
+instructions on a compiled GPU, portable Triton arithmetic under the interpreter.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from ._util import check_tensor, hw_popcount, interpreting, launch, new_flag, popcount32, raise_if
+
+__all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "METRICS", "SCAN_MAX_QUERIES"]
+
+METRICS = ("cosine", "dot", "hamming")
+_METRIC_ID = {"dot": 0, "cosine": 1, "hamming": 2}
+#: Query batches up to this size use the popcount scan kernel, larger ones the int8 ``tl.dot`` kernel.
+SCAN_MAX_QUERIES = 8
+_BAD_MSG = "{}: contains the invalid 2-bit code 0b11"
+
+
+# ----------------------------------------------------------------------------- device functions
+@triton.jit
+def _decode_plane(x, S: tl.constexpr, HW: tl.constexpr):
+    """Trits of 2-bit slot ``S`` (0 = high bits) of every byte of the uint8 tile ``x`` -> int8 in
+    {-1, 0, 1}. HW: one PTX sequence per 4 bytes (pack=4), else per-element Triton arithmetic."""
+    if HW:
+        if S == 0:
+            y = tl.inline_asm_elementwise(
+                "{.reg .b32 t, n; shr.b32 t, $1, 6; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
+                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
+                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
+        elif S == 1:
+            y = tl.inline_asm_elementwise(
+                "{.reg .b32 t, n; shr.b32 t, $1, 4; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
+                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
+                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
+        elif S == 2:
+            y = tl.inline_asm_elementwise(
+                "{.reg .b32 t, n; shr.b32 t, $1, 2; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
+                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
+                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
+        else:
+            y = tl.inline_asm_elementwise(
+                "{.reg .b32 t, n; and.b32 t, $1, 0x03030303; shr.b32 n, t, 1; "
+                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
+                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
+    else:
+        c = (x >> (6 - 2 * S)) & 3
+        y = (c & 1).to(tl.int8) - (c >> 1).to(tl.int8)
+    return y
+
+
+@triton.jit
+def _nonzero_plane(x, S: tl.constexpr):
+    """1 where the trit in slot ``S`` of each byte is non-zero, as int8."""
+    c = (x >> (6 - 2 * S)) & 3
+    return (c != 0).to(tl.int8)
+
+
+@triton.jit
+def _cosine(dotv, na, nb):
+    """float32(dot / sqrt(na * nb)) computed in float64 (IEEE divide and square root, as the C++
+    path), 0 where either norm is 0."""
+    p = (na.to(tl.int64) * nb).to(tl.float64)  # exact: na * nb < 2**53
+    ok = p > 0
+    return tl.where(ok, dotv.to(tl.float64) / tl.sqrt(tl.where(ok, p, 1.0)), 0.0).to(tl.float32)
+
+
+@triton.jit
+def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
+    """The score itself, or with KEY its int64 top-k key: order-preserving score bits << 32 |
+    (2**32 - 1 - index), so that larger keys are better and ties go to the lower index."""
+    if KEY:
+        if METRIC == 1:
+            bits = score.to(tl.int32, bitcast=True)
+            ordered = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+        elif METRIC == 2:
+            ordered = -score
+        else:
+            ordered = score
+        res = (ordered.to(tl.int64) << 32) + (4294967296 - 1 - idx)
+    else:
+        res = score
+    return res
+
+
+@triton.jit
+def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
+    """Score of each pair from its dot product, norms and ``both`` (int32 dot/hamming, float32
+    cosine), or with KEY its int64 top-k key."""
+    if METRIC == 0:
+        score = dotv
+    elif METRIC == 2:
+        score = na + nb - (3 * both + dotv) // 2
+    else:
+        score = _cosine(dotv, na, nb)
+    return _output(score, METRIC, KEY, idx)
+
+
+# ----------------------------------------------------------------------------- kernels
+@triton.jit(do_not_specialize=["R", "B"])
+def _norms_kernel(p_ptr, norms_ptr, flag_ptr, code, R, B, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    """Non-zeros per packed row (int32); raises the flag to ``code`` on an invalid 2-bit code."""
+    rr = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    acc = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
+    bad = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
+    for k0 in range(0, B, BLOCK_B):
+        rk = k0 + tl.arange(0, BLOCK_B)
+        m = (rr[:, None] < R) & (rk[None, :] < B)
+        x = tl.load(p_ptr + rr[:, None] * B + rk[None, :], mask=m, other=0).to(tl.int32)
+        lo = x & 0x55
+        hi = (x >> 1) & 0x55
+        nz = lo | hi
+        bad = bad | (lo & hi)
+        nz = (nz & 0x11) + ((nz >> 2) & 0x11)
+        acc += (nz & 0x0F) + (nz >> 4)
+    tl.store(norms_ptr + rr, tl.sum(acc, axis=1), mask=rr < R)
+    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad, axis=1), axis=0) != 0, code, 0))
+
+
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_om,
+                 METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+    """Program (n-block, m), m fastest so the queries share each database tile in L2: query row m
+    against BLOCK_N database rows, as 32-bit words."""
+    pid = tl.program_id(0).to(tl.int64)
+    m = pid % M
+    rn = (pid // M) * BLOCK_N + tl.arange(0, BLOCK_N)
+    # acc1: dot = popc(d & q) - popc(d & swap(q)), or for hamming
+    #       popc(d) - 2 popc(nz(d) & nz(q)) + popc(d & swap(q)) (= hamming - |q|); acc2: |d| (cosine)
+    acc1 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+    acc_na = tl.zeros([BLOCK_W], dtype=tl.int32)
+    bad = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.uint32)
+    for w0 in range(0, W, BLOCK_W):
+        rw = w0 + tl.arange(0, BLOCK_W)
+        q = tl.load(a_ptr + m * W + rw, mask=rw < W, other=0).to(tl.uint32, bitcast=True)
+        qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
+        d = tl.load(b_ptr + rn[:, None] * W + rw[None, :], mask=(rn[:, None] < N) & (rw[None, :] < W),
+                    other=0).to(tl.uint32, bitcast=True)
+        bad = bad | (d & (d >> 1))
+        if METRIC == 2:
+            nzq = (q | (q >> 1)) & 0x55555555
+            acc1 += popcount32(d, HW) - 2 * popcount32((d | (d >> 1)) & nzq[None, :], HW) \
+                + popcount32(d & qs[None, :], HW)
+        else:
+            acc1 += popcount32(d & q[None, :], HW) - popcount32(d & qs[None, :], HW)
+        if METRIC != 0:
+            acc_na += popcount32(q, HW)
+        if METRIC == 1:
+            acc2 += popcount32(d, HW)
+    na = tl.sum(acc_na, axis=0)
+    if METRIC == 0:
+        score = tl.sum(acc1, axis=1)
+    elif METRIC == 2:
+        score = na + tl.sum(acc1, axis=1)
+    else:
+        score = _cosine(tl.sum(acc1, axis=1), na, tl.sum(acc2, axis=1))
+    res = _output(score, METRIC, KEY, n_off + rn)
+    tl.store(out_ptr + m * stride_om + rn, res, mask=rn < N)
+    bad = (bad & 0x55555555) != 0
+    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
+
+
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om,
+                METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """Tile (BLOCK_M queries x BLOCK_N rows): four int8 tl.dot per BLOCK_K packed bytes."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * num_n
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = tl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_n = (pid % width) // size_m
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    for k0 in range(0, B, BLOCK_K):
+        kk = k0 + rk
+        a = tl.load(a_ptr + rm[:, None] * B + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
+        b = tl.load(b_ptr + rn[None, :] * B + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
+        for s in tl.static_range(4):
+            acc = tl.dot(_decode_plane(a, s, HW), _decode_plane(b, s, HW), acc, out_dtype=tl.int32)
+            if METRIC == 2:
+                acc2 = tl.dot(_nonzero_plane(a, s), _nonzero_plane(b, s), acc2, out_dtype=tl.int32)
+    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
+    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
+    res = _epilogue(acc, na[:, None], nb[None, :], acc2, METRIC, KEY, n_off + rn[None, :])
+    tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _i8mm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
+                 METRIC: tl.constexpr, KEY: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+    """Tile (BLOCK_M x BLOCK_N) of an int8 GEMM on unpacked trits a (M, K) and b (N, K), both
+    K-major (the layout int8 tensor-core products want), with the similarity epilogue fused."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * num_n
+    group = pid // width
+    first_m = group * GROUP_M
+    size_m = tl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % size_m
+    pid_n = (pid % width) // size_m
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + rk
+        a = tl.load(a_ptr + rm[:, None] * K + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < K), other=0)
+        b = tl.load(b_ptr + rn[None, :] * K + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < K), other=0)
+        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+        if METRIC == 2:
+            acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
+    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
+    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
+    res = _epilogue(acc, na[:, None], nb[None, :], acc2, METRIC, KEY, n_off + rn[None, :])
+    tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+# ----------------------------------------------------------------------------- launch helpers
+#: Launch configurations on a compiled GPU (``benchmarks/gpu_bench.py --sweep`` times alternatives;
+#: every public function also takes ``config=`` to override them).
+MMA_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+MMA_CONFIG_SMALL_M = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3)
+INT8_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
+SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=3)
+#: Query batches of at least this size use the "int8" method (unpack once, int8 GEMM), smaller
+#: ones above SCAN_MAX_QUERIES the "mma" method (decode in registers, no unpacked copy).
+INT8_MIN_QUERIES = 256
+#: Database rows unpacked at a time by the "int8" method (bounds its extra memory).
+INT8_CHUNK = 65536
+
+
+def _mma_config(M: int, device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
+    if device.type != "cuda" or interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4)
+    return dict(MMA_CONFIG if M > 64 else MMA_CONFIG_SMALL_M)
+
+
+def _int8_config(device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
+    if device.type != "cuda" or interpreting():
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4)
+    return dict(INT8_CONFIG)
+
+
+def _unpacked(p: torch.Tensor) -> torch.Tensor:
+    """Packed rows (R, B) unpacked to int8 trits (R, K), K = 16 * ceil(B / 4) (zero padding), so
+    that rows stay 16-byte aligned for the tensor-core loads."""
+    from .pack import unpack_rows
+
+    B = p.shape[1]
+    if B % 4:
+        p = torch.nn.functional.pad(p, (0, 4 - B % 4))
+    return unpack_rows(p.contiguous(), 4 * p.shape[1], check=False)  # validated by row_norms
+
+
+def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
+    if config is not None:
+        return dict(config)
+    if device.type != "cuda" or interpreting():
+        return dict(BLOCK_N=16, BLOCK_W=16, num_warps=4)
+    return dict(SCAN_CONFIG)
+
+
+def row_norms(p: torch.Tensor, name: str = "p", flag: Optional[torch.Tensor] = None, code: int = 1) -> torch.Tensor:
+    """Non-zeros per row of packed uint8 ``(R, B)`` -> int32 ``(R,)``; ValueError on code ``11``
+    (or, when a ``flag`` is passed, ``flag`` raised to ``code`` for the caller to check)."""
+    R, B = p.shape
+    norms = torch.empty(R, dtype=torch.int32, device=p.device)
+    if R == 0:
+        return norms
+    if B == 0:
+        return norms.zero_()
+    own = flag is None
+    if own:
+        flag = new_flag(p.device)
+    block_r = 16
+    block_b = min(256 if p.device.type == "cuda" and not interpreting() else 64, triton.next_power_of_2(B))
+    _norms_kernel[(triton.cdiv(R, block_r),)](p, norms, flag, code, R, B, BLOCK_R=block_r, BLOCK_B=block_b)
+    if own:
+        raise_if(flag, _BAD_MSG.format(name))
+    return norms
+
+
+def _check_flag(flag: torch.Tensor, names: Tuple[str, str]) -> None:
+    """One device-to-host sync for both operands: 2 = the first is invalid, 1 = the second."""
+    v = int(flag.item())
+    if v:
+        raise ValueError(_BAD_MSG.format(names[0] if v >= 2 else names[1]))
+
+
+def _words(p: torch.Tensor) -> torch.Tensor:
+    """Packed rows (R, B) as int32 words (R, ceil(B/4)), zero-padded (zero trits change nothing)."""
+    R, B = p.shape
+    if B % 4:
+        p = torch.nn.functional.pad(p, (0, 4 - B % 4))
+    return p.contiguous().view(torch.int32)
+
+
+def _as_packed(x, name: str, allow_1d: bool = True) -> torch.Tensor:
+    x = check_tensor(x, name)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"{name}: packed vectors must be uint8, got {x.dtype}")
+    if x.dim() == 1 and allow_1d:
+        x = x.reshape(1, -1)
+    elif x.dim() != 2:
+        raise ValueError(f"{name}: expected a 2-D packed array (rows, bytes){' or one 1-D row' if allow_1d else ''}, "
+                         f"got shape {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+
+
+def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int, out: torch.Tensor,
+            na: Optional[torch.Tensor], nb: Optional[torch.Tensor], method: str, hw: Optional[bool],
+            flag: torch.Tensor, config: Optional[dict] = None) -> None:
+    """Fills ``out`` (M, N) with scores (or top-k keys) of packed a (M, B) against b (N, B); the scan
+    raises ``flag`` to 1 on an invalid code in b (a is validated by :func:`row_norms`)."""
+    M, B = a.shape
+    N = b.shape[0]
+    if M == 0 or N == 0:
+        return
+    hw = hw_popcount(a.device) if hw is None else bool(hw)
+    mid = _METRIC_ID[metric]
+    if method == "scan":
+        aw, bw = _words(a), _words(b)
+        W = aw.shape[1]
+        cfg = _scan_config(a.device, config)
+        grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
+        _scan_kernel[grid](aw, bw, out, flag, 1, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
+    elif method == "int8":
+        cfg = _int8_config(a.device, config)
+        ua = _unpacked(a)
+        K = ua.shape[1]
+        for c0 in range(0, N, INT8_CHUNK):
+            ub = _unpacked(b[c0:c0 + INT8_CHUNK])
+            nc = ub.shape[0]
+            grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(nc, cfg["BLOCK_N"]),)
+            launch(_i8mm_kernel, grid, (ua, ub, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0,
+                                        out.stride(0)), cfg, METRIC=mid, KEY=key)
+    else:
+        cfg = _mma_config(M, a.device, config)
+        grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
+        launch(_mma_kernel, grid, (a, b, na, nb, out, M, N, B, n_off, out.stride(0)), cfg, METRIC=mid, KEY=key, HW=hw)
+
+
+METHODS = ("scan", "mma", "int8")
+
+
+def _method(M: int, method: Optional[str]) -> str:
+    if method is None:
+        return "scan" if M <= SCAN_MAX_QUERIES else ("mma" if M < INT8_MIN_QUERIES else "int8")
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS} or None, got {method!r}")
+    return method
+
+
+def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method: Optional[str] = None,
+             hw: Optional[bool] = None, config: Optional[dict] = None) -> torch.Tensor:
+    """All-pairs similarity of packed rows, as ``ternhd.pairwise``.
+
+    Args:
+        a: packed uint8 ``(M, B)`` or one row ``(B,)``; b: packed uint8 ``(N, B)`` or ``(B,)``.
+        metric: ``"cosine"`` (float32), ``"dot"`` or ``"hamming"`` (int32).
+        method: ``"scan"`` (popcount), ``"mma"`` (trit planes decoded in registers, int8 ``tl.dot``),
+            ``"int8"`` (rows unpacked to int8 once, then an int8 GEMM with the fused epilogue) or
+            ``None``: scan up to ``SCAN_MAX_QUERIES`` rows of ``a``, int8 from ``INT8_MIN_QUERIES``,
+            mma between.
+        hw: use the hardware popcount / PTX plane decoding (default: on a compiled GPU only).
+        config: launch meta-parameters overriding ``SCAN_CONFIG`` / ``MMA_CONFIG`` (tuning).
+
+    Returns:
+        ``(M, N)``; a 1-D ``a`` drops the M axis, a 1-D ``b`` the N axis (0-d for two rows).
+    """
+    _check_metric(metric)
+    a2, b2 = _as_packed(a, "a"), _as_packed(b, "b")
+    if a2.device != b2.device:
+        raise ValueError(f"b: on {b2.device} but a is on {a2.device}")
+    if a2.shape[1] != b2.shape[1]:
+        raise ValueError(f"b: packed row width {b2.shape[1]} does not match a's {a2.shape[1]}")
+    M, N = a2.shape[0], b2.shape[0]
+    how = _method(M, method)
+    out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
+    flag = new_flag(a2.device)
+    na = row_norms(a2, "a", flag, 2)
+    nb = row_norms(b2, "b", flag, 1) if how != "scan" else None
+    if M and N and a2.shape[1] == 0:
+        out.zero_()
+    else:
+        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, flag, config=config)
+    _check_flag(flag, ("a", "b"))
+    if a.dim() == 1 and b.dim() == 1:
+        return out.reshape(())
+    if a.dim() == 1:
+        return out[0]
+    if b.dim() == 1:
+        return out[:, 0].contiguous()
+    return out
+
+
+def dot(a: torch.Tensor, b: torch.Tensor, **kw) -> torch.Tensor:
+    """Packed dot products, int32 (see :func:`pairwise`)."""
+    return pairwise(a, b, "dot", **kw)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor, **kw) -> torch.Tensor:
+    """Packed cosine similarity, float32; 0 where either row is the zero vector."""
+    return pairwise(a, b, "cosine", **kw)
+
+
+def hamming(a: torch.Tensor, b: torch.Tensor, **kw) -> torch.Tensor:
+    """Number of differing trits, int32."""
+    return pairwise(a, b, "hamming", **kw)
+
+
+def _decode_keys(keys: torch.Tensor, metric: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    ordered = (keys >> 32).to(torch.int32)
+    idx = (4294967295 - (keys & 4294967295)).to(torch.int64)
+    if metric == "dot":
+        return ordered, idx
+    if metric == "hamming":
+        return -ordered, idx
+    bits = torch.where(ordered >= 0, ordered, ordered ^ 0x7FFFFFFF)
+    return bits.view(torch.float32), idx
+
+
+def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "cosine", *,
+         method: Optional[str] = None, hw: Optional[bool] = None,
+         chunk: Optional[int] = None, config: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best database rows per query, as ``ternhd.topk``.
+
+    Args:
+        queries: packed uint8 ``(M, B)`` or ``(B,)``; database: packed uint8 ``(N, B)``.
+        k: 1 <= k <= N. metric: ``"cosine"``, ``"dot"`` or ``"hamming"``.
+        method, hw, config: as in :func:`pairwise`. chunk: database rows scored per step (default: bounded
+            so the ``M x chunk`` int64 keys take at most 256 MiB).
+
+    Returns:
+        ``(scores, indices)``: float32 (cosine) or int32 scores and int64 indices, ``(M, k)`` (or
+        ``(k,)`` for a 1-D query), best first (highest cosine/dot, lowest hamming), ties to the lower
+        index.
+    """
+    _check_metric(metric)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k: expected an integer, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k: must be at least 1, got {k}")
+    q2 = _as_packed(queries, "queries")
+    d2 = _as_packed(database, "database", allow_1d=False)
+    if q2.device != d2.device:
+        raise ValueError(f"database: on {d2.device} but queries are on {q2.device}")
+    if q2.shape[1] != d2.shape[1]:
+        raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the database's {d2.shape[1]}")
+    M, N = q2.shape[0], d2.shape[0]
+    if k > N:
+        raise ValueError(f"k: {k} exceeds the database size {N}")
+    if N >= 2 ** 32 - 1:
+        raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
+    how = _method(M, method)
+    flag = new_flag(q2.device)
+    na = row_norms(q2, "queries", flag, 2)
+    nb = row_norms(d2, "database", flag, 1) if how != "scan" else None
+    if chunk is None:
+        chunk = max(k, min(N, (1 << 25) // max(M, 1)))
+    chunk = max(int(chunk), k)
+    best = None
+    for n0 in range(0, N, chunk):
+        part = d2[n0:n0 + chunk]
+        keys = torch.empty((M, part.shape[0]), dtype=torch.int64, device=q2.device)
+        if q2.shape[1] == 0:  # zero-width rows: every score is 0
+            idx = torch.arange(n0, n0 + part.shape[0], device=q2.device, dtype=torch.int64)
+            keys.copy_((4294967295 - idx).expand(M, -1))
+        else:
+            _scores(q2, part, metric, True, n0, keys, na, None if nb is None else nb[n0:n0 + chunk], how, hw,
+                    flag, config=config)
+        if best is not None:
+            keys = torch.cat([best, keys], dim=1)
+        best = torch.topk(keys, min(k, keys.shape[1]), dim=1, largest=True, sorted=True).values
+    _check_flag(flag, ("queries", "database"))
+    scores, idx = _decode_keys(best, metric)
+    if queries.dim() == 1:
+        return scores[0], idx[0]
+    return scores, idx
