@@ -667,13 +667,27 @@ def _iter_file(f: BinaryIO, validate: bool, max_packet_bytes: int) -> Iterator[P
             raise PacketError(f"oversized: the packet declares {total} bytes, the limit is {max_packet_bytes}")
         if remaining is not None and total > remaining:
             raise PacketError(f"truncated: the packet declares {total} bytes, {remaining} left in the file")
-        rest = f.read(total - HEADER_SIZE)
+        rest = _read_exact(f, total - HEADER_SIZE)
         if len(rest) != total - HEADER_SIZE:
             raise PacketError(f"truncated: the packet declares {total} bytes, {HEADER_SIZE + len(rest)} present")
         if remaining is not None:
             remaining -= total
         pkt, _ = _parse(memoryview(head + rest), 0, validate)
         yield pkt
+
+
+def _read_exact(f: BinaryIO, n: int, piece: int = 1 << 24) -> bytes:
+    """Reads up to ``n`` bytes in pieces, so a lying length never allocates more than the bytes that
+    actually arrive (plus one piece)."""
+    parts: List[bytes] = []
+    got = 0
+    while got < n:
+        b = f.read(min(piece, n - got))
+        if not b:
+            break
+        parts.append(b)
+        got += len(b)
+    return b"".join(parts)
 
 
 def load_stream(source: Union[Buffer, PathLike, BinaryIO], **kw: Any) -> List[Packet]:
