@@ -274,3 +274,51 @@ def test_ddp_ternary_hook_two_process_gloo(tmp_path):
     assert dense["acc"] > 0.8  # the task is learnable: the comparison below means something
     assert tern["acc"] >= dense["acc"] - 0.01
     assert len(set(res["ternary_accs_all_ranks"])) == 1
+
+
+def test_hook_semantics_in_a_one_process_group():
+    """World of one (gloo, in this process): warm-up syncs are dense; after that the bucket holds exactly
+    decompress(compress(grad + residual)) and the residual is what was lost."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    store = dist.TCPStore("127.0.0.1", _free_port(), 1, True, timeout=datetime.timedelta(seconds=30))
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(300, 7)
+        ref = torch.nn.Linear(300, 7)
+        ref.load_state_dict(net.state_dict())
+        model = DDP(net)
+        state = td.TernaryState(chunk=64, warmup_syncs=1)
+        model.register_comm_hook(state, td.ternary_hook)
+        x, y = torch.randn(16, 300), torch.randint(0, 7, (16,))
+
+        def grads(m):
+            m.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            return torch.cat([p.grad.reshape(-1) for p in (m.module if hasattr(m, "module") else m).parameters()])
+
+        g_ref = grads(ref)
+        torch.testing.assert_close(grads(model), g_ref)  # warm-up: plain all-reduce
+        assert state.syncs == 1 and state.bytes_sent == state.bytes_dense == 4 * g_ref.numel()
+        g1 = grads(model)  # first compressed sync; DDP's bucket order may differ from parameters()
+        assert state.syncs == 2
+        res = torch.cat([r.reshape(-1) for r in state.residuals.values()])
+        assert res.numel() == g_ref.numel()
+        # what was applied plus what was kept back is the true gradient, exactly
+        torch.testing.assert_close(g1.sum() + res.sum(), g_ref.sum(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(g1.norm() ** 2 + res.norm() ** 2, g_ref.norm() ** 2, atol=1e-3, rtol=1e-3)
+        assert len(torch.unique(g1.abs())) <= -(-g_ref.numel() // 64) + 1  # one magnitude per chunk (+ zero)
+        assert state.bytes_sent == 4 * g_ref.numel() + td.compressed_nbytes(g_ref.numel(), 64)
+        assert state.steps == 2 and state.compression_ratio > 1
+    finally:
+        dist.destroy_process_group()
+
+
+def test_state_arguments():
+    with pytest.raises(ValueError, match="^chunk"):
+        td.TernaryState(chunk=10)
+    with pytest.raises(ValueError, match="^warmup_syncs"):
+        td.TernaryState(warmup_syncs=-1)
+    s = td.TernaryState()
+    assert s.compression_ratio == 0.0 and s.bytes_per_step() == (0.0, 0.0)

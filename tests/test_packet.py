@@ -93,7 +93,7 @@ def test_base3_rejects_bad_input(simd):
 @given(rows=st.integers(0, 12), dim=st.integers(1, 150), encoding=st.sampled_from(P.ENCODINGS),
        checksum=st.sampled_from(["crc32", "xxh64"]), with_labels=st.booleans(), with_scales=st.booleans(),
        model_id=st.text(max_size=20), seed=st.integers(0, 2**64 - 1),
-       extra=st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda k: k not in P._META_KEYS),
+       extra=st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda k: k not in P._RESERVED_KEYS),
                              st.one_of(st.integers(-10, 10), st.text(max_size=5), st.lists(st.booleans(), max_size=3)),
                              max_size=3),
        data_seed=st.integers(0, 2**32 - 1))
@@ -328,6 +328,7 @@ def test_body_sections_are_checked():
         (_rebuild(meta=b"{not json"), "meta"),
         (_rebuild(meta=b"[1, 2]"), "meta"),
         (_rebuild(meta=b'{"seed": 3}'), "meta"),
+        (_rebuild(meta=b'{"encoding": "2bit"}'), "meta"),
         (_rebuild(meta=b"[" * 100000), "meta"),  # too deep for the JSON parser: RecursionError is caught
         (_rebuild(meta=b'{"a": NaN'), "meta"),
         (_rebuild(payload=b"\xc0"), "payload"),  # code 11

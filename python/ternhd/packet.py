@@ -90,6 +90,8 @@ PROJECTIONS = (None, "gaussian", "sparse", "srht")
 THRESHOLD_MODES = (None, "std", "batch", "fixed", "sparsity")
 
 _META_KEYS = ("model_id", "projection", "seed", "threshold", "tau", "sparsity", "in_dim")
+# Keys extra metadata may not use: the header's fields and the other arguments of dumps().
+_RESERVED_KEYS = _META_KEYS + ("vectors", "dim", "encoding", "checksum", "kind", "labels", "scales")
 
 Buffer = Union[bytes, bytearray, memoryview, np.ndarray, _mmap.mmap]
 
@@ -548,7 +550,7 @@ def _parse_meta(raw: memoryview) -> Dict[str, Any]:
     if not isinstance(obj, dict):
         raise PacketError("meta: expected a JSON object")
     for k in obj:
-        if k in _META_KEYS:
+        if k in _RESERVED_KEYS:
             raise PacketError(f"meta: reserved key {k!r}")
     return obj
 
