@@ -3,7 +3,6 @@ packets, and the parser's behaviour on malformed, truncated, oversized and tampe
 from __future__ import annotations
 
 import io
-import json
 import struct
 import subprocess
 import sys
@@ -382,7 +381,8 @@ def test_fuzz_random_bytes(raw):
 def test_dumps_argument_errors():
     p = np.zeros((2, 2), np.uint8)
     bad = [
-        (dict(dim=0), ValueError, "dim"), (dict(dim=7.5), TypeError, "dim"), (dict(encoding="zip"), ValueError, "encoding"),
+        (dict(dim=0), ValueError, "dim"), (dict(dim=7.5), TypeError, "dim"),
+        (dict(encoding="zip"), ValueError, "encoding"),
         (dict(checksum="md5"), ValueError, "checksum"), (dict(kind="x"), ValueError, "kind"),
         (dict(projection="fourier"), ValueError, "projection"), (dict(seed=-1), ValueError, "seed"),
         (dict(seed=2**64), ValueError, "seed"), (dict(threshold="median"), ValueError, "threshold"),
@@ -446,7 +446,8 @@ def test_knowledge_prototypes_teacher_to_student(encoding):
     student = P.KnowledgeClassifier.from_packet(blob)
     assert student.classes == names and student.mode == "prototypes"
     enc = student.encoder
-    assert (enc.in_dim, enc.dim, enc.seed, enc.tau, enc.threshold, enc.projection) == (48, 2048, 42, 0.3, "std", "gaussian")
+    assert (enc.in_dim, enc.dim, enc.seed, enc.tau, enc.threshold, enc.projection) == \
+        (48, 2048, 42, 0.3, "std", "gaussian")
     assert np.array_equal(enc.projection_matrix(), teacher.projection_matrix())
     acc = student.score(xte, yte)
     assert acc == teacher_acc

@@ -49,7 +49,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
