@@ -390,7 +390,8 @@ def test_dumps_argument_errors():
         (dict(sparsity=1.5), ValueError, "sparsity"), (dict(sparsity=0.5, threshold=0.1), ValueError, "sparsity"),
         (dict(model_id="x" * 300), ValueError, "model_id"), (dict(model_id=3), TypeError, "model_id"),
         (dict(labels=[1]), ValueError, "labels"), (dict(labels=[0.5, 1.5]), TypeError, "labels"),
-        (dict(scales=[1.0, float("nan")]), ValueError, "scales"), (dict(in_dim=-1), ValueError, "in_dim"),
+        (dict(scales=[1.0, float("nan")]), ValueError, "scales"), (dict(scales=[1.0, 1e300]), ValueError, "scales"),
+        (dict(labels=np.array([1, 2**63], np.uint64)), ValueError, "labels"), (dict(in_dim=-1), ValueError, "in_dim"),
         (dict(tau=0.3, seed=1, blob=object()), ValueError, "extra metadata"),
         (dict(huge="x" * (P.MAX_META + 1)), ValueError, "extra metadata"),
     ]

@@ -265,14 +265,18 @@ def _row_array(x: Any, count: int, dtype: Any, name: str) -> np.ndarray:
     arr, _ = to_numpy(x, name)
     if arr.ndim != 1 or arr.shape[0] != count:
         raise ValueError(f"{name}: expected shape ({count},), got {arr.shape}")
-    if dtype == np.int64 and arr.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integers, got dtype {arr.dtype}")
-    if dtype == np.float32:
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name}: contains NaN or Inf")
-    return np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<"))
+    if dtype == np.int64:
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected integers, got dtype {arr.dtype}")
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"{name}: values must fit in int64")
+    elif arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<"))
+    if dtype == np.float32 and not np.isfinite(out).all():
+        raise ValueError(f"{name}: contains NaN or Inf (or values beyond float32)")
+    return out
 
 
 def dumps(vectors: Any, dim: int, *, encoding: str = "2bit", checksum: str = "crc32", kind: str = "vectors",
