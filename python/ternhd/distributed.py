@@ -31,6 +31,7 @@ torch is imported lazily: ``import ternhd`` works without it.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -101,16 +102,22 @@ def compressed_nbytes(numel: int, chunk: int = DEFAULT_CHUNK) -> int:
     return -(-check_int(numel, "numel", 0) // chunk) * (chunk // 4 + 4)
 
 
-_SHIFTS_CACHE: Dict[Any, "torch.Tensor"] = {}
+_CACHE: Dict[Tuple[str, str], "torch.Tensor"] = {}
 
 
-def _shifts(device: Any) -> "torch.Tensor":
+def _cached(name: str, device: Any) -> "torch.Tensor":
+    """Per-device constants: the 2-bit shifts and the byte -> 4 trits (float32) decode table."""
     torch = _torch()
-    key = str(device)
-    s = _SHIFTS_CACHE.get(key)
-    if s is None:
-        s = _SHIFTS_CACHE[key] = torch.tensor([6, 4, 2, 0], dtype=torch.uint8, device=device)
-    return s
+    key = (name, str(device))
+    t = _CACHE.get(key)
+    if t is None:
+        if name == "shifts":
+            t = torch.tensor([6, 4, 2, 0], dtype=torch.uint8)
+        else:
+            codes = (torch.arange(256).view(-1, 1) >> torch.tensor([6, 4, 2, 0])) & 3
+            t = (codes == 1).to(torch.float32) - (codes == 2).to(torch.float32)
+        t = _CACHE[key] = t.to(device)
+    return t
 
 
 def _compress_flat(flat: "torch.Tensor", chunk: int) -> Tuple["torch.Tensor", "torch.Tensor"]:
@@ -118,25 +125,30 @@ def _compress_flat(flat: "torch.Tensor", chunk: int) -> Tuple["torch.Tensor", "t
     torch = _torch()
     n = flat.numel()
     nc = -(-n // chunk)
-    v = torch.nn.functional.pad(flat, (0, nc * chunk - n)).view(nc, chunk)
+    v = flat if nc * chunk == n else torch.nn.functional.pad(flat, (0, nc * chunk - n))
+    v = v.view(nc, chunk)
     a = v.abs()
-    counts = torch.full((nc,), float(chunk), device=flat.device)
-    if nc:
-        counts[-1] = float(n - (nc - 1) * chunk)
-    thr = TWN_FACTOR * a.sum(1) / counts
+    s = a.sum(1)
+    if nc * chunk != n:  # the last chunk's mean is over its real values only
+        s[-1] *= chunk / (n - (nc - 1) * chunk)
+    thr = (TWN_FACTOR / chunk) * s
     keep = a > thr[:, None]
     nnz = keep.sum(1)
-    scales = torch.where(nnz > 0, (a * keep).sum(1) / nnz.clamp(min=1), torch.zeros_like(thr))
-    codes = keep.to(torch.uint8) * (1 + (v < 0).to(torch.uint8))
-    packed = (codes.view(-1, 4) << _shifts(flat.device)).sum(1, dtype=torch.uint8)
+    scales = (a * keep).sum(1) / nnz.clamp(min=1)
+    codes = keep.to(torch.uint8) * (1 + (v < 0).to(torch.uint8))  # 2-bit codes: 0, 1 (+1), 2 (-1)
+    if sys.byteorder == "little":
+        # Four codes c0..c3 read as one little-endian int32 sit at bits 0, 8, 16, 24: move them to
+        # 6, 4, 2, 0 (first trit in the high bits) with four shifts on a quarter of the elements.
+        w = codes.view(torch.int32)
+        packed = (((w << 6) | (w >> 4) | (w >> 14) | (w >> 24)) & 0xFF).to(torch.uint8).view(-1)
+    else:  # pragma: no cover - big-endian hosts
+        packed = (codes.view(-1, 4) << _cached("shifts", flat.device)).sum(1, dtype=torch.uint8)
     return packed, scales.contiguous()
 
 
 def _decompress_flat(packed: "torch.Tensor", scales: "torch.Tensor", n: int, chunk: int) -> "torch.Tensor":
     """Inverse of :func:`_compress_flat`: float32 (n,)."""
-    torch = _torch()
-    codes = (packed.view(-1, 1) >> _shifts(packed.device)) & 3
-    trits = (codes == 1).to(torch.float32) - (codes == 2).to(torch.float32)
+    trits = _cached("lut", packed.device)[packed.long()]
     return (trits.view(-1, chunk) * scales[:, None]).view(-1)[:n]
 
 
