@@ -101,8 +101,15 @@ def test_ternary_compress(benchmark, op):
     torch = pytest.importorskip("torch")
     from ternhd import distributed as td
 
-    x = torch.randn(1 << 20)
-    t = td.compress(x)
-    fn = (lambda: td.compress(x)) if op == "compress" else (lambda: td.decompress(t))
-    benchmark.pedantic(fn, rounds=10, iterations=1, warmup_rounds=1)
+    # One intra-op thread, as in a DDP worker (torchrun sets OMP_NUM_THREADS=1): on a loaded 2-core
+    # machine torch's OpenMP pool spins against other processes and times become meaningless.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.randn(1 << 20)
+        t = td.compress(x)
+        fn = (lambda: td.compress(x)) if op == "compress" else (lambda: td.decompress(t))
+        benchmark.pedantic(fn, rounds=10, iterations=1, warmup_rounds=1)
+    finally:
+        torch.set_num_threads(old)
     benchmark.extra_info.update(values_per_s=x.numel() / _min(benchmark), ratio_vs_float32=4 * x.numel() / t.nbytes)

@@ -497,6 +497,9 @@ def test_knowledge_packet_validation():
     for blob, prefix in bad:
         with pytest.raises(ternhd.PacketError, match=f"^{prefix}"):
             P.KnowledgeClassifier.from_packet(blob)
+    huge = P.dumps(v, 16, **dict(good, in_dim=2**32 - 1), knowledge=dict(mode="prototypes", classes=[0, 1]))
+    with pytest.raises(ternhd.PacketError, match="^in_dim"):
+        P.KnowledgeClassifier.from_packet(huge)  # would be a 256 GiB projection matrix
     with pytest.raises(ValueError, match="^mode"):
         P.knowledge_dumps(enc, v, [0, 1], mode="svm")
     with pytest.raises(ValueError, match="^labels"):

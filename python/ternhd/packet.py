@@ -849,9 +849,16 @@ class KnowledgeClassifier:
         self._index = Index(np.ascontiguousarray(vectors))
 
     @classmethod
-    def from_packet(cls, packet: Union[Packet, Buffer]) -> "KnowledgeClassifier":
-        """Builds the classifier; raises PacketError unless ``packet`` is a sound knowledge packet."""
+    def from_packet(cls, packet: Union[Packet, Buffer], max_encoder_bytes: int = 1 << 32) -> "KnowledgeClassifier":
+        """Builds the classifier; raises PacketError unless ``packet`` is a sound knowledge packet.
+
+        ``max_encoder_bytes`` bounds the float32 ``in_dim x dim`` projection matrix the packet may
+        ask the student to build (4 GiB by default), so a hostile packet cannot exhaust memory."""
         pkt = packet if isinstance(packet, Packet) else loads(packet)
+        max_encoder_bytes = check_int(max_encoder_bytes, "max_encoder_bytes", 0)
+        if 4 * int(pkt.meta.get("in_dim") or 0) * pkt.dim > max_encoder_bytes:
+            raise PacketError(f"in_dim: a {pkt.meta.get('in_dim')} x {pkt.dim} projection exceeds "
+                              f"max_encoder_bytes={max_encoder_bytes}")
         if pkt.kind != "knowledge":
             raise PacketError(f"kind: expected a knowledge packet, got {pkt.kind!r}")
         info = pkt.meta.get("knowledge")
