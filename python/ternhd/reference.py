@@ -95,3 +95,36 @@ def topk(queries: np.ndarray, database: np.ndarray, k: int, metric: str = "cosin
     key = s.astype(np.float64) if metric == "hamming" else -s.astype(np.float64)
     idx = np.argsort(key, axis=1, kind="stable")[:, :k].astype(np.int64)
     return np.take_along_axis(s, idx, axis=1), idx
+
+
+# ----------------------------------------------------------------------------- base-3 payload
+# (ternhd.packet encoding "base3"; native kernels in csrc/base3.cpp)
+__all__ += ["base3_encode", "base3_decode"]
+
+_B3_WEIGHTS = np.array([81, 27, 9, 3, 1], dtype=np.int64)
+
+
+def base3_encode(packed: np.ndarray, dim: int) -> np.ndarray:
+    """2-bit packed uint8 (rows, ceil(dim/4)) -> uint8 (ceil(rows*dim/5),): the rows' trits
+    concatenated, 5 per byte as base-3 digits (0 -> 0, +1 -> 1, -1 -> 2), first digit most
+    significant, the last byte padded with 0 digits."""
+    t = unpack_ternary(np.atleast_2d(packed), dim).reshape(-1)
+    digits = np.where(t == 1, 1, np.where(t == -1, 2, 0)).astype(np.int64)
+    digits = np.concatenate([digits, np.zeros((-digits.size) % 5, np.int64)]).reshape(-1, 5)
+    return (digits @ _B3_WEIGHTS).astype(np.uint8)
+
+
+def base3_decode(data: np.ndarray, rows: int, dim: int) -> np.ndarray:
+    """Inverse of :func:`base3_encode`: uint8 (ceil(rows*dim/5),) -> packed uint8 (rows, ceil(dim/4)).
+    Raises ValueError on a wrong length, a byte >= 243 or a non-zero padding digit."""
+    data = np.asarray(data, dtype=np.uint8).reshape(-1)
+    total = rows * dim
+    if data.size != -(-total // 5):
+        raise ValueError("data: size does not match ceil(rows * dim / 5)")
+    if (data >= 243).any():
+        raise ValueError("data: byte >= 243 is not a base-3 group")
+    digits = ((data.astype(np.int64)[:, None] // _B3_WEIGHTS) % 3).reshape(-1)
+    if digits[total:].any():
+        raise ValueError("data: non-zero padding digits")
+    t = np.where(digits[:total] == 1, 1, np.where(digits[:total] == 2, -1, 0)).astype(np.int8)
+    return pack_ternary(t.reshape(rows, dim))

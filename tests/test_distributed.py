@@ -1,0 +1,331 @@
+"""Ternary compression, error feedback, the DDP hook (two gloo processes on loopback) and deltas."""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as tmp  # noqa: E402
+
+import ternhd  # noqa: E402
+from ternhd import distributed as td  # noqa: E402
+from ternhd import reference  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- compression
+def _reference_compress(x: np.ndarray, chunk: int):
+    """Plain numpy version of the chunk rule: thr = 0.7 mean|x|, scale = mean |x| over kept."""
+    n = x.size
+    nc = -(-n // chunk)
+    v = np.zeros(nc * chunk, np.float32)
+    v[:n] = x.reshape(-1)
+    trits = np.zeros(nc * chunk, np.int8)
+    scales = np.zeros(nc, np.float32)
+    for c in range(nc):
+        seg = v[c * chunk:(c + 1) * chunk]
+        real = min(chunk, n - c * chunk)
+        thr = np.float32(0.7) * (np.abs(seg).sum(dtype=np.float32) / np.float32(real))
+        keep = np.abs(seg) > thr
+        trits[c * chunk:(c + 1) * chunk] = np.sign(seg) * keep
+        scales[c] = np.abs(seg[keep]).mean() if keep.any() else 0.0
+    return trits, scales
+
+
+@pytest.mark.parametrize("shape,chunk", [((1000,), 256), ((7, 13), 8), ((3,), 4), ((64, 64), 256), ((5, 1, 9), 12)])
+def test_compress_matches_numpy_reference(shape, chunk):
+    rng = np.random.default_rng(sum(shape) + chunk)
+    x = rng.standard_normal(shape).astype(np.float32)
+    t = td.compress(torch.from_numpy(x), chunk)
+    trits_ref, scales_ref = _reference_compress(x, chunk)
+    nc = -(-x.size // chunk)
+    # The packed trits are the normative 2-bit layout: one row of `chunk` trits per chunk.
+    trits = reference.unpack_ternary(t.packed.numpy().reshape(nc, chunk // 4), chunk).reshape(-1)
+    # Values sitting exactly at the threshold could flip between float orders; they are measure-zero here.
+    assert np.array_equal(trits, trits_ref)
+    np.testing.assert_allclose(t.scales.numpy(), scales_ref, rtol=1e-5)
+    y = td.decompress(t)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    np.testing.assert_allclose(y.numpy().reshape(-1), (trits_ref * np.repeat(scales_ref, chunk))[:x.size], rtol=1e-5)
+    assert t.nbytes == td.compressed_nbytes(x.size, chunk) == nc * (chunk // 4 + 4)
+
+
+def test_compress_ratio_and_error():
+    x = torch.randn(1 << 16)
+    t = td.compress(x)
+    assert 4 * x.numel() / t.nbytes > 15.0  # 32 bits -> 2 + 32/256
+    err = (td.decompress(t) - x).norm() / x.norm()
+    assert err < 0.6  # a one-shot ternary code keeps most of the energy; error feedback does the rest
+
+
+def test_compress_edge_cases():
+    z = td.compress(torch.zeros(10))
+    assert torch.equal(td.decompress(z), torch.zeros(10))
+    e = td.compress(torch.zeros(0))
+    assert td.decompress(e).numel() == 0
+    h = td.compress(torch.randn(300, dtype=torch.float16))
+    assert td.decompress(h).dtype == torch.float16
+    with pytest.raises(ValueError, match="^x: contains NaN"):
+        td.compress(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(TypeError, match="^x:"):
+        td.compress(torch.arange(4))
+    with pytest.raises(ValueError, match="^chunk:"):
+        td.compress(torch.randn(4), chunk=6)
+    with pytest.raises(TypeError, match="^chunk:"):
+        td.compress(torch.randn(4), chunk=2.0)
+
+
+def test_error_feedback_loses_nothing():
+    """With error feedback the sum of what was sent equals the sum of the inputs minus the final residual."""
+    comp = td.DeltaCompressor(chunk=64)
+    rng = np.random.default_rng(1)
+    sent_sum = torch.zeros(30, 20)
+    true_sum = torch.zeros(30, 20)
+    for _ in range(25):
+        d = torch.from_numpy(rng.standard_normal((30, 20)).astype(np.float32))
+        true_sum += d
+        sent_sum += td.delta_loads(comp.dumps({"w": d}))["w"]
+    gap = true_sum - sent_sum
+    torch.testing.assert_close(gap, comp.residuals["w"].view(30, 20), atol=1e-4, rtol=1e-4)
+    # The residual stays bounded instead of growing with the number of rounds.
+    assert gap.norm() < 0.5 * true_sum.norm()
+    no_ef = td.DeltaCompressor(chunk=64, error_feedback=False)
+    assert not no_ef.residuals and td.delta_loads(no_ef.dumps({"w": d}))["w"].shape == (30, 20)
+
+
+# ----------------------------------------------------------------------------- deltas / LoRA
+class _LoRALinear(torch.nn.Module):
+    def __init__(self, d_in=512, d_out=512, r=8):
+        super().__init__()
+        self.base = torch.nn.Linear(d_in, d_out)
+        self.lora_a = torch.nn.Parameter(torch.randn(r, d_in) * 0.1)
+        self.lora_b = torch.nn.Parameter(torch.zeros(d_out, r))
+
+    def forward(self, x):
+        return self.base(x) + x @ self.lora_a.T @ self.lora_b.T
+
+
+@pytest.mark.parametrize("encoding", ["2bit", "base3"])
+def test_lora_delta_packet_roundtrip(encoding):
+    torch.manual_seed(0)
+    a, b = _LoRALinear(), _LoRALinear()
+    b.load_state_dict(a.state_dict())
+    base = {k: v.clone() for k, v in a.state_dict().items()}
+    with torch.no_grad():
+        a.lora_a.add_(torch.randn_like(a.lora_a) * 0.01)
+        a.lora_b.add_(torch.randn_like(a.lora_b) * 0.01)
+    names = ["lora_a", "lora_b"]
+    deltas = td.parameter_delta(a.state_dict(), base, names)
+    comp = td.DeltaCompressor(encoding=encoding)
+    blob = comp.dumps(deltas, model_id="lora-test")
+    raw = sum(d.numel() * 4 for d in deltas.values())
+    assert raw / len(blob) > (12 if encoding == "2bit" else 15)  # header and tensor table included
+    pkt = ternhd.packet.loads(blob)
+    assert pkt.kind == "delta" and pkt.meta["model_id"] == "lora-test" and pkt.encoding == encoding
+    got = td.delta_loads(blob)
+    assert set(got) == set(names)
+    for k in names:
+        ref = td.decompress(td.compress(deltas[k]))
+        torch.testing.assert_close(got[k], ref)
+    td.apply_delta(b, got)
+    for k in names:
+        cos = torch.nn.functional.cosine_similarity(
+            (dict(b.named_parameters())[k] - base[k]).reshape(-1), deltas[k].reshape(-1), dim=0)
+        assert cos > 0.75
+
+
+def test_delta_packet_rejects_inconsistent_tables():
+    comp = td.DeltaCompressor(chunk=16)
+    good = comp.dumps({"a": torch.randn(40), "b": torch.randn(3, 3)})
+    pkt = ternhd.packet.loads(good)
+    table = pkt.meta["tensors"]
+    bad_tables = [
+        [dict(table[0], rows=table[0]["rows"] + 1), table[1]],
+        [dict(table[0], shape=[1000]), table[1]],
+        [table[0]],
+        [table[0], dict(table[1], name="a")],
+        [table[0], dict(table[1], dtype="int8")],
+        [table[0], dict(table[1], shape=[-1, 3])],
+        [table[0], dict(table[1], shape="3x3")],
+        "nope",
+    ]
+    for t in bad_tables:
+        blob = ternhd.packet.dumps(pkt.vectors, pkt.dim, kind="delta", scales=pkt.scales, tensors=t)
+        with pytest.raises(ternhd.PacketError):
+            td.delta_loads(blob)
+    with pytest.raises(ternhd.PacketError, match="^kind"):
+        td.delta_loads(ternhd.packet.dumps(pkt.vectors, pkt.dim, scales=pkt.scales, tensors=table))
+    with pytest.raises(ternhd.PacketError, match="^scales"):
+        td.delta_loads(ternhd.packet.dumps(pkt.vectors, pkt.dim, kind="delta", tensors=table))
+    with pytest.raises(TypeError, match="^deltas"):
+        comp.dumps({"x": torch.arange(3)})
+    with pytest.raises(ValueError, match="^deltas"):
+        td.apply_delta({"a": torch.zeros(2)}, {"b": torch.zeros(2)})
+
+
+# ----------------------------------------------------------------------------- DDP on gloo
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def synthetic_task(seed: int = 0, n_train: int = 4096, n_test: int = 8192, d: int = 16, classes: int = 4,
+                   teacher_hidden: int = 16):
+    """A fixed task: labels are the argmax of a random two-layer teacher network."""
+    g = torch.Generator().manual_seed(seed)
+    w1 = torch.randn(d, teacher_hidden, generator=g)
+    w2 = torch.randn(teacher_hidden, classes, generator=g)
+    x = torch.randn(n_train + n_test, d, generator=g)
+    y = (torch.tanh(x @ w1 / math.sqrt(d)) @ w2).argmax(1)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def train_one(mode: str, rank: int, world: int, cfg: dict) -> dict:
+    """Trains the task's student MLP with DDP (``mode``: "dense" or "ternary"); returns test accuracy
+    and bytes per optimizer step from this rank."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    xtr, ytr, xte, yte = synthetic_task(cfg["seed"], teacher_hidden=cfg.get("teacher_hidden", 16))
+    torch.manual_seed(cfg["seed"] + 1)
+    net = torch.nn.Sequential(torch.nn.Linear(xtr.shape[1], cfg["hidden"]), torch.nn.ReLU(),
+                              torch.nn.Linear(cfg["hidden"], cfg["hidden"]), torch.nn.ReLU(),
+                              torch.nn.Linear(cfg["hidden"], int(ytr.max()) + 1))
+    model = DDP(net)
+    state = td.TernaryState(chunk=cfg["chunk"])
+    model.register_comm_hook(state, td.ternary_hook if mode == "ternary" else td.allreduce_hook)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+    xs, ys = xtr[rank::world], ytr[rank::world]
+    g = torch.Generator().manual_seed(cfg["seed"] + 2)
+    bs = cfg["batch"]
+    steps = cfg["epochs"] * (xs.shape[0] // bs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    for epoch in range(cfg["epochs"]):
+        perm = torch.randperm(xs.shape[0], generator=g)
+        for i in range(0, xs.shape[0] - bs + 1, bs):
+            idx = perm[i:i + bs]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx]).backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        acc = float((model.module(xte).argmax(1) == yte).float().mean())
+    sent, dense = state.bytes_per_step()
+    return dict(acc=acc, bytes_per_step=sent, dense_bytes_per_step=dense, steps=state.steps)
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: dict, out_path: str) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        res = {m: train_one(m, rank, world, cfg) for m in ("dense", "ternary")}
+        # Every replica must end with the same model: gather the accuracies to check.
+        accs = [None] * world
+        dist.all_gather_object(accs, res["ternary"]["acc"])
+        res["ternary_accs_all_ranks"] = accs
+        if rank == 0:
+            with open(out_path, "w") as f:
+                json.dump(res, f)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    # torch 2.13's gloo can abort during interpreter finalization ("terminate called without an
+    # active exception"), after a clean destroy_process_group; seen here about once in 15-30 runs
+    # of plain DDP with no comm hook at all. The results are written: leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def run_ddp_experiment(cfg: dict, out_path: str, timeout: float = 120.0, world: int = 2) -> dict:
+    """Spawns ``world`` gloo processes on 127.0.0.1 and returns rank 0's results."""
+    ctx = tmp.start_processes(_ddp_worker, args=(world, _free_port(), cfg, out_path), nprocs=world,
+                              join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout
+    try:
+        while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DDP run did not finish within {timeout} s")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    with open(out_path) as f:
+        return json.load(f)
+
+
+CI_CFG = dict(seed=0, hidden=64, chunk=256, lr=0.1, batch=32, epochs=8)
+
+
+def test_ddp_ternary_hook_two_process_gloo(tmp_path):
+    t0 = time.monotonic()
+    res = run_ddp_experiment(CI_CFG, str(tmp_path / "ddp.json"), timeout=90)
+    dense, tern = res["dense"], res["ternary"]
+    print(f"\nDDP gloo x2 ({time.monotonic() - t0:.1f} s): dense acc {dense['acc']:.4f} "
+          f"{dense['bytes_per_step']:.0f} B/step | ternary acc {tern['acc']:.4f} {tern['bytes_per_step']:.0f} B/step "
+          f"| ratio {dense['bytes_per_step'] / tern['bytes_per_step']:.2f}x")
+    assert dense["steps"] == tern["steps"] > 0
+    assert tern["dense_bytes_per_step"] == dense["bytes_per_step"]
+    assert dense["bytes_per_step"] / tern["bytes_per_step"] >= 12.0
+    assert dense["acc"] > 0.8  # the task is learnable: the comparison below means something
+    assert tern["acc"] >= dense["acc"] - 0.01
+    assert len(set(res["ternary_accs_all_ranks"])) == 1
+
+
+def test_hook_semantics_in_a_one_process_group():
+    """World of one (gloo, in this process): warm-up syncs are dense; after that the bucket holds exactly
+    decompress(compress(grad + residual)) and the residual is what was lost."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    store = dist.TCPStore("127.0.0.1", _free_port(), 1, True, timeout=datetime.timedelta(seconds=30))
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(300, 7)
+        ref = torch.nn.Linear(300, 7)
+        ref.load_state_dict(net.state_dict())
+        model = DDP(net)
+        state = td.TernaryState(chunk=64, warmup_syncs=1)
+        model.register_comm_hook(state, td.ternary_hook)
+        x, y = torch.randn(16, 300), torch.randint(0, 7, (16,))
+
+        def grads(m):
+            m.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            return torch.cat([p.grad.reshape(-1) for p in (m.module if hasattr(m, "module") else m).parameters()])
+
+        g_ref = grads(ref)
+        torch.testing.assert_close(grads(model), g_ref)  # warm-up: plain all-reduce
+        assert state.syncs == 1 and state.bytes_sent == state.bytes_dense == 4 * g_ref.numel()
+        g1 = grads(model)  # first compressed sync; DDP's bucket order may differ from parameters()
+        assert state.syncs == 2
+        res = torch.cat([r.reshape(-1) for r in state.residuals.values()])
+        assert res.numel() == g_ref.numel()
+        # what was applied plus what was kept back is the true gradient, exactly
+        torch.testing.assert_close(g1.sum() + res.sum(), g_ref.sum(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(g1.norm() ** 2 + res.norm() ** 2, g_ref.norm() ** 2, atol=1e-3, rtol=1e-3)
+        assert len(torch.unique(g1.abs())) <= -(-g_ref.numel() // 64) + 1  # one magnitude per chunk (+ zero)
+        assert state.bytes_sent == 4 * g_ref.numel() + td.compressed_nbytes(g_ref.numel(), 64)
+        assert state.steps == 2 and state.compression_ratio > 1
+    finally:
+        dist.destroy_process_group()
+
+
+def test_state_arguments():
+    with pytest.raises(ValueError, match="^chunk"):
+        td.TernaryState(chunk=10)
+    with pytest.raises(ValueError, match="^warmup_syncs"):
+        td.TernaryState(warmup_syncs=-1)
+    s = td.TernaryState()
+    assert s.compression_ratio == 0.0 and s.bytes_per_step() == (0.0, 0.0)
