@@ -438,16 +438,20 @@ void encode_epilogue(const py::array &h, int64_t dim, py::array out, int mode, d
   if (!finite.load()) nonfinite();
 }
 
+// x (rows, in_dim); scaled_signs (blocks, in_dim); select (dim,) in [0, blocks * size).
 void srht_encode(const py::array &x, py::array_t<float, py::array::c_style> scaled_signs,
                  py::array_t<int32_t, py::array::c_style> select, int64_t size, py::array out, int mode, double tau,
                  double thr, int64_t kz) {
-  const int64_t in_dim = static_cast<int64_t>(scaled_signs.size()), dim = static_cast<int64_t>(select.size());
-  if (in_dim < 1 || dim < 1) throw std::invalid_argument("scaled_signs, select: must be non-empty");
-  if (size < std::max(in_dim, dim) || (size & (size - 1)) != 0 || size > (int64_t(1) << 30))
-    throw std::invalid_argument("size: must be a power of two >= max(in_dim, dim)");
+  if (scaled_signs.ndim() != 2 || select.ndim() != 1)
+    throw std::invalid_argument("scaled_signs, select: expected (blocks, in_dim) and (dim,) arrays");
+  const int64_t blocks = scaled_signs.shape(0), in_dim = scaled_signs.shape(1), dim = select.shape(0);
+  if (blocks < 1 || in_dim < 1 || dim < 1) throw std::invalid_argument("scaled_signs, select: must be non-empty");
+  if (size < in_dim || (size & (size - 1)) != 0 || size > (int64_t(1) << 26) || blocks > (int64_t(1) << 26) / size)
+    throw std::invalid_argument("size: must be a power of two >= in_dim (and blocks * size <= 2^26)");
+  const int64_t total = blocks * size;
   const int32_t *sel = select.data();
   for (int64_t j = 0; j < dim; ++j)
-    if (sel[j] < 0 || sel[j] >= size) throw std::invalid_argument("select: indices must lie in [0, size)");
+    if (sel[j] < 0 || sel[j] >= total) throw std::invalid_argument("select: indices must lie in [0, blocks * size)");
   int64_t rows;
   const float *src = float_rows(x, rows, in_dim, "x");
   const Out o = out_rows(out, rows, dim);
@@ -459,13 +463,17 @@ void srht_encode(const py::array &x, py::array_t<float, py::array::c_style> scal
     py::gil_scoped_release release;
     const int64_t per = 16;
     parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      std::vector<float> buf(static_cast<size_t>(size)), hrow(static_cast<size_t>(dim));
+      std::vector<float> buf(static_cast<size_t>(total), 0.0f), hrow(static_cast<size_t>(dim));
       std::vector<float> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
       for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
         const float *xr = src + r * in_dim;
-        for (int64_t i = 0; i < in_dim; ++i) buf[i] = xr[i] * ss[i];
-        std::fill(buf.begin() + in_dim, buf.end(), 0.0f);
-        fwht(buf.data(), size, simd);
+        for (int64_t b = 0; b < blocks; ++b) {
+          float *blk = buf.data() + b * size;
+          const float *sb = ss + b * in_dim;
+          for (int64_t i = 0; i < in_dim; ++i) blk[i] = xr[i] * sb[i];
+          std::fill(blk + in_dim, blk + size, 0.0f);
+          fwht(blk, size, simd);
+        }
         for (int64_t j = 0; j < dim; ++j) hrow[j] = buf[sel[j]];
         if (!finish_row(hrow.data(), dim, q, o, r, scratch.data(), simd)) finite.store(false);
       }
@@ -536,7 +544,8 @@ static void register_encoder(py::module_ &m) {
         "(rows, dim). mode 0 = tau*std(row), 1 = fixed thr, 2 = kz-th smallest |h| of the row.");
   m.def("srht_encode", &srht_encode, py::arg("x"), py::arg("scaled_signs"), py::arg("select"), py::arg("size"),
         py::arg("out"), py::arg("mode"), py::arg("tau"), py::arg("thr"), py::arg("kz"),
-        "SRHT projection (FWHT of the zero-padded x * scaled_signs, read at select) fused with encode_epilogue.");
+        "Stacked SRHT projection (per block b: FWHT of the zero-padded x * scaled_signs[b]; blocks concatenated "
+        "and read at select) fused with encode_epilogue.");
   m.def("sparse_encode", &sparse_encode, py::arg("x"), py::arg("rows"), py::arg("values"), py::arg("in_dim"),
         py::arg("out"), py::arg("mode"), py::arg("tau"), py::arg("thr"), py::arg("kz"),
         "Column-compressed sparse projection (rows, values: (dim, k)) fused with encode_epilogue.");

@@ -11,13 +11,15 @@ matrix is float32 ``(in_dim, dim)`` with unit-norm columns (``h = x @ P``).
   ``+-1/sqrt(k)``. Draws: ``keys = random((dim, in_dim))``; column ``j`` holds the rows of its ``k``
   smallest keys (in increasing row order); then ``signs = integers(0, 2, (dim, k))`` (1 -> ``+``,
   0 -> ``-``). Encoding costs ``k`` additions per output trit instead of ``in_dim`` multiply-adds.
-* ``"srht"``: subsampled randomized Hadamard transform. ``L`` = the smallest power of two
-  ``>= max(in_dim, dim)``; draws ``signs = integers(0, 2, L)`` (1 -> ``+1``, 0 -> ``-1``) then
-  ``select = permutation(L)[:dim]``. ``P[i, j] = sign[i] * H[i, select[j]] / sqrt(in_dim)`` with
-  ``H[i, j] = (-1) ** popcount(i & j)`` the Sylvester-ordered Hadamard matrix, i.e. ``h`` is the
-  fast Walsh-Hadamard transform of the zero-padded ``sign * x / sqrt(in_dim)``, read at ``select``:
-  ``O(L log L)`` per row instead of ``O(in_dim * dim)``. When ``dim == L`` the transform is
-  orthogonal up to scale, so inner products are kept exactly before quantization.
+* ``"srht"``: stacked subsampled randomized Hadamard transforms. ``L`` = the smallest power of two
+  ``>= in_dim``, ``B = ceil(dim / L)`` blocks; draws ``signs = integers(0, 2, (B, L))`` (1 -> ``+1``,
+  0 -> ``-1``) then ``select = permutation(B * L)[:dim]``. With ``g = select[j]``, ``b = g // L``,
+  ``c = g % L``: ``P[i, j] = sign[b, i] * H[i, c] / sqrt(in_dim)``, ``H[i, c] = (-1) ** popcount(i & c)``
+  the Sylvester-ordered Hadamard matrix. So ``h`` is ``B`` fast Walsh-Hadamard transforms of the
+  zero-padded ``sign[b] * x / sqrt(in_dim)``, concatenated and read at ``select``:
+  ``O(B L log L) = O(dim log in_dim)`` per row instead of ``O(in_dim * dim)``. Each block is an
+  isometry of ``x`` (a different one per block). One transform of length ``>= dim`` over the
+  zero-padded ``x`` would not do: it repeats the same ``next_pow2(in_dim)`` values ``dim / L`` times.
 """
 from __future__ import annotations
 
@@ -101,10 +103,10 @@ def sparse_projection(in_dim: int, dim: int, seed: int = 0, density: Optional[fl
 # -------------------------------------------------------------------------------------------- srht
 @dataclass(frozen=True)
 class SrhtSpec:
-    """``h = FWHT(pad_L(x * scaled_signs))[select]``.
+    """``h = concat_b FWHT(pad_L(x * scaled_signs[b]))[select]``.
 
-    ``scaled_signs``: float32 ``(in_dim,)``, ``+-1/sqrt(in_dim)``; ``select``: int32 ``(dim,)``,
-    distinct indices in ``[0, L)``; ``size``: ``L``.
+    ``scaled_signs``: float32 ``(B, in_dim)``, ``+-1/sqrt(in_dim)``; ``select``: int32 ``(dim,)``,
+    distinct indices in ``[0, B * L)``; ``size``: ``L``.
     """
 
     size: int
@@ -112,20 +114,21 @@ class SrhtSpec:
     select: np.ndarray
 
 
-def hadamard_size(in_dim: int, dim: int) -> int:
-    """``L``: the smallest power of two ``>= max(in_dim, dim)``."""
-    n = max(int(in_dim), int(dim), 1)
+def hadamard_size(in_dim: int) -> int:
+    """``L``: the smallest power of two ``>= in_dim``."""
+    n = max(int(in_dim), 1)
     return 1 << (n - 1).bit_length()
 
 
 def srht_spec(in_dim: int, dim: int, seed: int = 0) -> SrhtSpec:
     """The SRHT parameters (see the module docstring for the recipe)."""
     in_dim, dim = check_int(in_dim, "in_dim", 1), check_int(dim, "dim", 1)
-    size = hadamard_size(in_dim, dim)
+    size = hadamard_size(in_dim)
+    blocks = -(-dim // size)
     rng = np.random.default_rng(seed)
-    signs = np.where(rng.integers(0, 2, size=size) == 1, 1.0, -1.0)
-    select = rng.permutation(size)[:dim]
-    scaled = (signs[:in_dim] / np.sqrt(in_dim)).astype(np.float32)
+    signs = np.where(rng.integers(0, 2, size=(blocks, size)) == 1, 1.0, -1.0)
+    select = rng.permutation(blocks * size)[:dim]
+    scaled = np.ascontiguousarray(signs[:, :in_dim] / np.sqrt(in_dim), dtype=np.float32)
     return SrhtSpec(size, scaled, np.ascontiguousarray(select, dtype=np.int32))
 
 
@@ -137,9 +140,11 @@ def _parity(v: np.ndarray) -> np.ndarray:
 
 
 def srht_projection(in_dim: int, dim: int, seed: int = 0) -> np.ndarray:
-    """The SRHT materialized: float32 ``(in_dim, dim)``, ``P[i, j] = sign[i] * H[i, select[j]] / sqrt(in_dim)``
-    with ``H[i, j] = (-1) ** popcount(i & j)`` (computed entry by entry, not with the fast transform)."""
+    """The SRHT materialized: float32 ``(in_dim, dim)``, ``P[i, j] = sign[b, i] * H[i, c] / sqrt(in_dim)``
+    (``b, c = divmod(select[j], L)``, ``H[i, c] = (-1) ** popcount(i & c)``, computed entry by entry,
+    not with the fast transform)."""
     spec = srht_spec(in_dim, dim, seed)
+    block, col = np.divmod(spec.select.astype(np.int64), spec.size)
     i = np.arange(in_dim, dtype=np.int64)[:, None]
-    h = 1 - 2 * _parity(i & spec.select[None, :].astype(np.int64))
-    return (h * spec.scaled_signs[:, None]).astype(np.float32)
+    h = 1 - 2 * _parity(i & col[None, :])
+    return (h * spec.scaled_signs.T[:, block]).astype(np.float32)
