@@ -230,9 +230,38 @@ struct Out {
   int64_t width = 0;  // bytes per row (packed) or trits per row
 };
 
+// The kz-th smallest |h| (1 <= kz <= n), exactly. The bits of |h| order like its values, so a
+// 2048-bin histogram of their top 11 bits finds the bin that holds the answer in one pass; a
+// selection over that bin's bit patterns (scratch: n words) finishes. NaN sorts above +Inf.
+float kth_abs(const float *h, int64_t n, int64_t kz, uint32_t *scratch) {
+  uint32_t hist[2048] = {0};
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, h + i, 4);
+    ++hist[(u & 0x7fffffffu) >> 20];
+  }
+  int64_t below = 0;
+  uint32_t b = 0;
+  for (; b < 2047; ++b) {
+    if (below + hist[b] >= kz) break;
+    below += hist[b];
+  }
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, h + i, 4);
+    u &= 0x7fffffffu;
+    if ((u >> 20) == b) scratch[m++] = u;
+  }
+  std::nth_element(scratch, scratch + (kz - below - 1), scratch + m);
+  float r;
+  std::memcpy(&r, scratch + (kz - below - 1), 4);
+  return r;
+}
+
 // Threshold, quantize and write row r of the output from the float row h (n values).
-// scratch: n floats (used by the sparsity mode). Returns false on NaN/Inf.
-bool finish_row(const float *h, int64_t n, const QSpec &q, const Out &o, int64_t r, float *scratch, Simd simd) {
+// scratch: n words (used by the sparsity mode). Returns false on NaN/Inf.
+bool finish_row(const float *h, int64_t n, const QSpec &q, const Out &o, int64_t r, uint32_t *scratch, Simd simd) {
   double thr = q.thr;
   if (q.mode == kStd) {
     double mean, sd;
@@ -240,9 +269,7 @@ bool finish_row(const float *h, int64_t n, const QSpec &q, const Out &o, int64_t
     thr = q.tau * sd;
   } else if (q.mode == kSparsity) {
     if (q.kz > 0) {
-      for (int64_t i = 0; i < n; ++i) scratch[i] = std::fabs(h[i]);
-      std::nth_element(scratch, scratch + (q.kz - 1), scratch + n);
-      thr = scratch[q.kz - 1];
+      thr = kth_abs(h, n, q.kz, scratch);
       if (!std::isfinite(thr)) return false;
     } else {
       thr = 0.0;
@@ -430,7 +457,7 @@ void encode_epilogue(const py::array &h, int64_t dim, py::array out, int mode, d
     py::gil_scoped_release release;
     const int64_t per = std::max<int64_t>(1, 8192 / std::max<int64_t>(dim, 1));
     parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      std::vector<float> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
+      std::vector<uint32_t> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
       for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
         if (!finish_row(src + r * dim, dim, q, o, r, scratch.data(), simd)) finite.store(false);
     });
@@ -464,7 +491,7 @@ void srht_encode(const py::array &x, py::array_t<float, py::array::c_style> scal
     const int64_t per = 16;
     parallel_for(ceil_div(rows, per), [&](int64_t c) {
       std::vector<float> buf(static_cast<size_t>(total), 0.0f), hrow(static_cast<size_t>(dim));
-      std::vector<float> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
+      std::vector<uint32_t> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
       for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
         const float *xr = src + r * in_dim;
         for (int64_t b = 0; b < blocks; ++b) {
@@ -504,7 +531,7 @@ void sparse_encode(const py::array &x, py::array_t<int32_t, py::array::c_style> 
     py::gil_scoped_release release;
     parallel_for(ceil_div(rows, 16), [&](int64_t c) {
       std::vector<float> xt(static_cast<size_t>(in_dim * 16), 0.0f), h(static_cast<size_t>(16 * dim));
-      std::vector<float> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
+      std::vector<uint32_t> scratch(q.mode == kSparsity ? static_cast<size_t>(dim) : 0);
       const int64_t r0 = c * 16, nr = std::min<int64_t>(16, rows - r0);
       for (int64_t l = 0; l < nr; ++l)
         for (int64_t i = 0; i < in_dim; ++i) xt[i * 16 + l] = src[(r0 + l) * in_dim + i];

@@ -18,11 +18,6 @@ def random_packed(rng: np.random.Generator, lead: tuple, dim: int, zeros: float 
     return ref.pack_ternary(rng.choice(np.array([-1, 0, 1], np.int8), size=lead + (dim,), p=p))
 
 
-@pytest.fixture(params=PATHS)
-def simd(request):
-    with ternhd.use_simd(request.param):
-        yield request.param
-
 
 # ------------------------------------------------------------------------------------------ bind
 @pytest.mark.parametrize("dim", DIMS)

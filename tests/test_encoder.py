@@ -15,6 +15,8 @@ from ternhd.encoder import HDCEncoder, gaussian_projection
 from ternhd.projections import PROJECTIONS, sparse_spec, srht_spec
 
 PATHS = ternhd.simd_paths()
+
+
 MODES = [dict(), dict(threshold="batch"), dict(threshold=0.02), dict(tau=0.7), dict(sparsity=0.7),
          dict(sparsity=0.0), dict(sparsity=1.0)]
 
@@ -35,7 +37,7 @@ def assert_matches_reference(enc: HDCEncoder, x: np.ndarray, out: np.ndarray, kw
         thr = ref.thresholds(h, **_ref_args(kw))[:, None]
         band = 1e-4 * h.std(axis=1, keepdims=True) + 1e-30
         near = np.abs(np.abs(h) - thr) <= band
-        assert near[diff].all(), "a trait far from the threshold differs"
+        assert near[diff].all(), "a trit far from the threshold differs"
 
 
 # ----------------------------------------------------------------------------------- projections
@@ -113,7 +115,6 @@ def test_encode_matches_reference(projection, kw):
     for in_dim, dim in [(96, 1001), (7, 64), (33, 4)]:
         enc = HDCEncoder(in_dim, dim, seed=5, projection=projection, **kw)
         x = rng.standard_normal((70, in_dim)).astype(np.float32)
-        results = []
         for path in PATHS:
             with ternhd.use_simd(path):
                 t = enc.encode(x, packed=False)
@@ -122,7 +123,6 @@ def test_encode_matches_reference(projection, kw):
             assert pk.dtype == np.uint8 and pk.shape == (70, (dim + 3) // 4)
             np.testing.assert_array_equal(pk, ternhd.pack_ternary(t))
             assert_matches_reference(enc, x, t, kw)
-            results.append(pk)
 
 
 def test_encode_paper_shape_matches_reference():
@@ -165,6 +165,45 @@ def test_structured_projections_preserve_geometry():
         err[projection] = float(np.mean(e))
     for projection in ("sparse", "srht"):
         assert abs(err[projection] - err["gaussian"]) <= 0.15 * err["gaussian"], err
+
+
+@pytest.mark.parametrize("dim", [1, 3, 64, 65, 1000])
+def test_epilogue_on_crafted_rows(simd, dim):
+    """The native threshold + pack epilogue alone, on rows with ties, zeros, repeated values and
+    tiny/huge magnitudes: exact against the reference for the fixed and sparsity modes."""
+    rng = np.random.default_rng(dim)
+    h = np.stack([
+        rng.standard_normal(dim),
+        np.round(rng.standard_normal(dim) * 3) / 3,  # many ties
+        np.zeros(dim),
+        np.full(dim, -2.5),
+        rng.standard_normal(dim) * 1e-30,
+        rng.standard_normal(dim) * 1e30,
+        np.where(rng.random(dim) < 0.5, 0.0, rng.standard_normal(dim)),
+    ]).astype(np.float32)
+    rows = len(h)
+    for mode, kw in [(1, dict(threshold=0.25)), (1, dict(threshold=0.0)), (1, dict(threshold=1e-300))] + \
+            [(2, dict(sparsity=s)) for s in (0.0, 0.3, 0.5, 0.99, 1.0)]:
+        kz = int(round(kw.get("sparsity", 0) * dim))
+        thr = kw.get("threshold", 0.0)
+        out = np.empty((rows, (dim + 3) // 4), np.uint8)
+        _core.encode_epilogue(h, dim, out, mode, 0.3, thr, kz)
+        expect = ref.quantize(h, threshold=kw.get("threshold", "std"), sparsity=kw.get("sparsity"))
+        np.testing.assert_array_equal(out, ref.pack_ternary(expect), err_msg=str(kw))
+        trits = np.empty((rows, dim), np.int8)
+        _core.encode_epilogue(h, dim, trits, mode, 0.3, thr, kz)
+        np.testing.assert_array_equal(trits, expect, err_msg=str(kw))
+    out = np.empty((rows, dim), np.int8)
+    _core.encode_epilogue(h, dim, out, 0, 0.3, 0.0, 0)
+    expect = ref.quantize(h.astype(np.float64))
+    diff = out != expect
+    thr = ref.thresholds(h)[:, None]
+    assert np.allclose(np.abs(h)[diff], np.broadcast_to(thr, h.shape)[diff], rtol=1e-9)
+    bad = h.copy()
+    bad[3, dim // 2] = np.nan
+    for mode in (0, 1, 2):
+        with pytest.raises(ValueError, match="NaN"):
+            _core.encode_epilogue(bad, dim, np.empty((rows, dim), np.int8), mode, 0.3, 0.1, dim // 2)
 
 
 def test_gram_row_std_matches_direct():
