@@ -225,6 +225,20 @@ def test_batch_size_does_not_change_results(kw):
         np.testing.assert_array_equal(enc.encode(x, batch_size=bs), full)
 
 
+def test_torch_gemm_backend(monkeypatch):
+    pytest.importorskip("torch")
+    enc = HDCEncoder(64, 1000, threshold="batch")
+    x = np.random.default_rng(8).standard_normal((300, 64)).astype(np.float32)
+    base = enc.encode(x, packed=False, batch_size=128)
+    monkeypatch.setenv("TERNHD_GEMM", "torch")
+    t = enc.encode(x, packed=False, batch_size=128)
+    assert_matches_reference(enc, x, t, dict(threshold="batch"))
+    assert (t != base).mean() <= 1e-4  # two BLAS libraries: rounding-level differences only
+    monkeypatch.setenv("TERNHD_GEMM", "cublas")
+    with pytest.raises(ValueError, match="^TERNHD_GEMM:"):
+        enc.encode(x)
+
+
 def test_input_types_and_shapes():
     torch = pytest.importorskip("torch")
     enc = HDCEncoder(16, 50)
