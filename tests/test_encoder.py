@@ -416,3 +416,38 @@ def test_encode_hypothesis(in_dim, dim, n, projection, mode, path, seed):
             thr = ref.thresholds(h, **_ref_args(mode))[:, None]
             near = np.abs(np.abs(h) - thr) <= 1e-4 * h.std(axis=1, keepdims=True) + 1e-6 * np.abs(h).max()
             assert near[diff].all()
+
+
+def test_cuda_inputs_route_to_the_gpu_dispatch(monkeypatch):
+    """Wiring only (no GPU here): CUDA inputs go to ternhd.kernels.dispatch with this encoder's
+    matrix and mode; bundle passes dim = 4 * bytes and an integer threshold."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("ternhd.kernels.dispatch")
+    fake.prepare_projection = lambda p, device=None: ("prepared", p.shape, device)
+    fake.encode = lambda x, proj, **kw: calls.append(("encode", proj, kw)) or "gpu-out"
+    fake.bundle = lambda v, dim, threshold=0: calls.append(("bundle", dim, threshold)) or "gpu-bundle"
+    pkg = types.ModuleType("ternhd.kernels")
+    pkg.dispatch = fake
+    monkeypatch.setitem(sys.modules, "ternhd.kernels", pkg)
+    monkeypatch.setitem(sys.modules, "ternhd.kernels.dispatch", fake)
+
+    class FakeCuda:
+        device = "cuda:0"
+        shape = (3, 10)
+
+    import ternhd.algebra as alg
+    import ternhd.encoder as encmod
+
+    monkeypatch.setattr(encmod, "is_cuda", lambda x: isinstance(x, FakeCuda))
+    monkeypatch.setattr(alg, "is_cuda", lambda x: isinstance(x, FakeCuda))
+    enc = HDCEncoder(10, 64, sparsity=0.5, seed=2)
+    assert enc.encode(FakeCuda(), packed=False) == "gpu-out"
+    assert enc.encode(FakeCuda()) == "gpu-out"
+    assert calls[0] == ("encode", ("prepared", (10, 64), "cuda:0"),
+                        dict(tau=0.3, threshold="std", sparsity=0.5, packed=False))
+    assert calls[1][2]["packed"] is True
+    assert ternhd.bundle(FakeCuda(), threshold=2.5) == "gpu-bundle"
+    assert calls[2] == ("bundle", 40, 2)

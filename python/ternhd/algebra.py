@@ -93,7 +93,8 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
     if is_cuda(vectors):
         from .kernels import dispatch as _gpu
 
-        return _gpu.bundle(vectors, threshold=threshold)
+        # Sums are integers, so "> threshold" is "> floor(threshold)"; padding trits bundle to 0.
+        return _gpu.bundle(vectors, vectors.shape[-1] * 4, threshold=int(np.floor(threshold)))
     if isinstance(vectors, (list, tuple)):
         if not vectors:
             raise ValueError("vectors: need at least one vector to bundle")

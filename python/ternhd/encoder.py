@@ -175,8 +175,10 @@ class HDCEncoder:
             packed uint8 or int8 trits, numpy for numpy input, torch for torch input.
 
         Raises:
-            ValueError: wrong width, NaN/Inf, bad ``batch_size``. TypeError: non-numeric input,
-            CUDA tensors (the GPU encoder lives in ``ternhd.kernels``).
+            ValueError: wrong width, NaN/Inf, bad ``batch_size``. TypeError: non-numeric input.
+
+        A CUDA tensor goes to the Triton encoder (``ternhd.kernels.dispatch.encode``) with this
+        encoder's matrix; ``batch_size`` and ``progress`` apply to the CPU path only.
         """
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", 1)
@@ -188,6 +190,8 @@ class HDCEncoder:
             width = (self.dim + 3) // 4 if packed else self.dim
             res = np.concatenate(parts) if parts else np.zeros((0, width), np.uint8 if packed else np.int8)
             return (wrap or _identity)(res)
+        if is_cuda(x):
+            return self._encode_gpu(x, packed)
         arr, wrap = self._input(x)
         one = arr.ndim == 1
         out = self._encode_array(arr.reshape(1, -1) if one else arr, packed, batch_size, _bar(progress, len(arr)))
@@ -219,9 +223,22 @@ class HDCEncoder:
             if bar is not None:
                 bar.close()
 
+    def _encode_gpu(self, x: Any, packed: bool) -> Any:
+        """CUDA tensors: the Triton encoder of ``ternhd.kernels`` with this encoder's matrix (prepared
+        once per device and cached)."""
+        from .kernels import dispatch as _gpu
+
+        if not hasattr(self, "_gpu_proj"):
+            self._gpu_proj: Dict[Any, Any] = {}
+        key = str(x.device)
+        if key not in self._gpu_proj:
+            self._gpu_proj[key] = _gpu.prepare_projection(self.projection_matrix(), device=x.device)
+        return _gpu.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
+                           packed=packed)
+
     def _input(self, x: Any, name: str = "x") -> Tuple[np.ndarray, Any]:
         if is_cuda(x):
-            raise TypeError(f"{name}: CUDA tensors are encoded by the GPU kernels (ternhd.kernels), not the CPU encoder")
+            raise TypeError(f"{name}: CUDA batches inside an iterable are not supported; pass CUDA tensors directly")
         arr, wrap = to_numpy(x, name)
         return self._check_x(arr, name), wrap
 
