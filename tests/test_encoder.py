@@ -228,6 +228,9 @@ def test_gram_row_std_matches_direct():
     np.testing.assert_allclose(enc.gram_row_std(x), h.std(axis=1), rtol=1e-9)
     g, m = enc.gram_stats()
     np.testing.assert_allclose(x @ m, h.mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(enc.gram_row_std(x[3]), h[3:4].std(axis=1), rtol=1e-9)
+    with pytest.raises(ValueError, match="^x:"):
+        enc.gram_row_std(np.full((2, 40), np.nan))
     assert g.shape == (40, 40) and g.dtype == np.float64
 
 

@@ -151,9 +151,12 @@ class HDCEncoder:
 
     def gram_row_std(self, x: Any) -> np.ndarray:
         """Per-row population std of ``x @ P`` from the Gram identity, without the product:
-        ``var = x G x^T / dim - (x . m)^2``. float64 ``(N,)`` for ``x`` of shape ``(N, in_dim)``."""
+        ``var = x G x^T / dim - (x . m)^2``. float64 ``(N,)`` for ``x`` of shape ``(N, in_dim)`` (``(1,)``
+        for one row)."""
         arr, _ = to_numpy(x, "x")
-        arr = self._check_x(arr).astype(np.float64)
+        arr = self._check_x(arr).astype(np.float64).reshape(-1, self.in_dim)
+        if not np.isfinite(arr).all():
+            raise ValueError("x: contains NaN or Inf")
         g, m = self.gram_stats()
         var = np.einsum("ni,ni->n", arr @ g, arr) / self.dim - (arr @ m) ** 2
         return np.sqrt(np.maximum(var, 0.0))
@@ -402,7 +405,7 @@ def _identity(r: np.ndarray) -> np.ndarray:
 
 def _is_batches(x: Any) -> bool:
     """An iterable of batches: a list/tuple of arrays/tensors, or any non-array iterable."""
-    if isinstance(x, np.ndarray) or is_torch(x):
+    if isinstance(x, np.ndarray) or is_torch(x) or hasattr(x, "__array__"):
         return False
     if isinstance(x, (list, tuple)):
         return len(x) > 0 and all((isinstance(b, np.ndarray) or is_torch(b)) and b.ndim == 2 for b in x)
