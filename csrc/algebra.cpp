@@ -131,38 +131,37 @@ bool sums_scalar(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, in
   return ok;
 }
 
-constexpr int64_t kChunkRows = 32767;  // int16 lane accumulators never overflow
+// SIMD sums: each 2-bit code c = (byte >> 2(3-q)) & 3 maps to its value {0, 1, -1, 0} with one byte
+// shuffle; values add up in int8 lanes for up to 127 rows, then flush into the int32 sums. The
+// validity test (no code 0b11) runs once per loaded vector: v & (v >> 1) & 0x55.
+constexpr int64_t kChunkRows = 127;  // int8 lane accumulators never overflow
 
-// AVX2: 32 bytes (128 trits) per step. acc[q] holds the int16 sums of trit q of bytes 0..31
-// (two registers: bytes 0-15 and 16-31 after widening).
 TERNHD_AVX2 bool sums_avx2(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums) {
-  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  const __m256i three = _mm256_set1_epi8(3), m55 = _mm256_set1_epi8(0x55);
+  const __m256i lut = _mm256_setr_epi8(0, 1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                       0, 1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
   __m256i bad = _mm256_setzero_si256();
   std::fill(sums, sums + 4 * nbytes, 0);
   const int64_t full = nbytes / 32 * 32;
   for (int64_t j0 = 0; j0 < full; j0 += 32) {
     for (int64_t r0 = 0; r0 < n; r0 += kChunkRows) {
-      __m256i acc[4][2];
-      for (auto &a : acc) a[0] = a[1] = _mm256_setzero_si256();
+      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                        _mm256_setzero_si256()};
       for (int64_t r = r0; r < std::min(n, r0 + kChunkRows); ++r) {
         __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + r * stride + j0));
-        for (int q = 0; q < 4; ++q) {
-          __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, 6 - 2 * q), three);
-          bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(c, three));
-          __m256i t = _mm256_sub_epi8(_mm256_and_si256(c, one), _mm256_srli_epi16(_mm256_andnot_si256(one, c), 1));
-          acc[q][0] = _mm256_add_epi16(acc[q][0], _mm256_cvtepi8_epi16(_mm256_castsi256_si128(t)));
-          acc[q][1] = _mm256_add_epi16(acc[q][1], _mm256_cvtepi8_epi16(_mm256_extracti128_si256(t, 1)));
-        }
+        bad = _mm256_or_si256(bad, _mm256_and_si256(v, _mm256_srli_epi64(v, 1)));
+        for (int q = 0; q < 4; ++q)
+          acc[q] = _mm256_add_epi8(
+              acc[q], _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 6 - 2 * q), three)));
       }
-      alignas(32) int16_t tmp[32];
+      alignas(32) int8_t tmp[32];
       for (int q = 0; q < 4; ++q) {
-        _mm256_store_si256(reinterpret_cast<__m256i *>(tmp), acc[q][0]);
-        _mm256_store_si256(reinterpret_cast<__m256i *>(tmp + 16), acc[q][1]);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(tmp), acc[q]);
         for (int j = 0; j < 32; ++j) sums[4 * (j0 + j) + q] += tmp[j];
       }
     }
   }
-  bool ok = _mm256_testz_si256(bad, bad);
+  bool ok = _mm256_testz_si256(bad, m55);
   if (full < nbytes) {
     std::vector<int32_t> tail(static_cast<size_t>(4 * (nbytes - full)));
     ok &= sums_scalar(p + full, n, stride, nbytes - full, tail.data());
@@ -173,34 +172,31 @@ TERNHD_AVX2 bool sums_avx2(const uint8_t *p, int64_t n, int64_t stride, int64_t 
 
 // AVX-512: 64 bytes (256 trits) per step, masked loads for the last partial block.
 TERNHD_AVX512 bool sums_avx512(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums) {
-  const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
-  __mmask64 bad = 0;
+  const __m512i three = _mm512_set1_epi8(3), m55 = _mm512_set1_epi8(0x55);
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+  __m512i bad = _mm512_setzero_si512();
   std::fill(sums, sums + 4 * nbytes, 0);
   for (int64_t j0 = 0; j0 < nbytes; j0 += 64) {
     const int64_t w = std::min<int64_t>(64, nbytes - j0);
     const __mmask64 k = w == 64 ? ~__mmask64(0) : (__mmask64(1) << w) - 1;
     for (int64_t r0 = 0; r0 < n; r0 += kChunkRows) {
-      __m512i acc[4][2];
-      for (auto &a : acc) a[0] = a[1] = _mm512_setzero_si512();
+      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                        _mm512_setzero_si512()};
       for (int64_t r = r0; r < std::min(n, r0 + kChunkRows); ++r) {
         __m512i v = _mm512_maskz_loadu_epi8(k, p + r * stride + j0);
-        for (int q = 0; q < 4; ++q) {
-          __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 6 - 2 * q), three);
-          bad |= _mm512_cmpeq_epi8_mask(c, three);
-          __m512i t = _mm512_sub_epi8(_mm512_and_si512(c, one), _mm512_srli_epi16(_mm512_andnot_si512(one, c), 1));
-          acc[q][0] = _mm512_add_epi16(acc[q][0], _mm512_cvtepi8_epi16(_mm512_castsi512_si256(t)));
-          acc[q][1] = _mm512_add_epi16(acc[q][1], _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(t, 1)));
-        }
+        bad = _mm512_ternarylogic_epi64(bad, v, _mm512_srli_epi64(v, 1), 0xF8);  // bad | (v & v >> 1)
+        for (int q = 0; q < 4; ++q)
+          acc[q] = _mm512_add_epi8(
+              acc[q], _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 6 - 2 * q), three)));
       }
-      alignas(64) int16_t tmp[64];
+      alignas(64) int8_t tmp[64];
       for (int q = 0; q < 4; ++q) {
-        _mm512_store_si512(tmp, acc[q][0]);
-        _mm512_store_si512(tmp + 32, acc[q][1]);
+        _mm512_store_si512(tmp, acc[q]);
         for (int j = 0; j < w; ++j) sums[4 * (j0 + j) + q] += tmp[j];
       }
     }
   }
-  return bad == 0;
+  return _mm512_test_epi64_mask(bad, m55) == 0;
 }
 
 bool sums_span(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums, Simd simd) {
@@ -352,6 +348,8 @@ py::array_t<uint8_t> bundle_rows(Packed p, double thr) {
   const uint8_t *src = p.data();
   uint8_t *dst = packed_out.mutable_data();
   const Simd simd = active_simd();
+  // Sums are integers: sum > thr <=> sum > floor(thr), sum < -thr <=> sum < -floor(thr).
+  const int32_t ti = thr >= 2147483647.0 ? INT32_MAX : static_cast<int32_t>(std::floor(thr));
   // Work unit: one group x one column block of 256 bytes (1024 trits).
   constexpr int64_t kCols = 256;
   const int64_t cblocks = std::max<int64_t>(1, ceil_div(nb, kCols));
@@ -366,8 +364,8 @@ py::array_t<uint8_t> bundle_rows(Packed p, double thr) {
       for (int64_t j = 0; j < w; ++j) {
         unsigned byte = 0;
         for (int q = 0; q < 4; ++q) {
-          const double s = sums[4 * j + q];
-          byte |= (static_cast<unsigned>(s > thr) | (static_cast<unsigned>(s < -thr) << 1)) << (6 - 2 * q);
+          const int32_t s = sums[4 * j + q];
+          byte |= (static_cast<unsigned>(s > ti) | (static_cast<unsigned>(s < -ti) << 1)) << (6 - 2 * q);
         }
         dst[g * nb + j0 + j] = static_cast<uint8_t>(byte);
       }

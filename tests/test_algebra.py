@@ -73,7 +73,7 @@ def test_bind_errors():
 
 # ---------------------------------------------------------------------------------------- bundle
 @pytest.mark.parametrize("dim", DIMS)
-@pytest.mark.parametrize("n", [1, 2, 5, 8])
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 130])
 def test_bundle_matches_reference(simd, dim, n):
     rng = np.random.default_rng(dim * 10 + n)
     v = random_packed(rng, (n,), dim)
