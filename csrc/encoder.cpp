@@ -234,24 +234,33 @@ struct Out {
 // 2048-bin histogram of their top 11 bits finds the bin that holds the answer in one pass; a
 // selection over that bin's bit patterns (scratch: n words) finishes. NaN sorts above +Inf.
 float kth_abs(const float *h, int64_t n, int64_t kz, uint32_t *scratch) {
-  uint32_t hist[2048] = {0};
-  for (int64_t i = 0; i < n; ++i) {
+  // Four interleaved histograms: consecutive increments rarely hit the same counter.
+  uint32_t hist[4][2048] = {{0}};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t u[4];
+    std::memcpy(u, h + i, 16);
+    for (int c = 0; c < 4; ++c) ++hist[c][(u[c] & 0x7fffffffu) >> 20];
+  }
+  for (; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, h + i, 4);
-    ++hist[(u & 0x7fffffffu) >> 20];
+    ++hist[0][(u & 0x7fffffffu) >> 20];
   }
   int64_t below = 0;
   uint32_t b = 0;
   for (; b < 2047; ++b) {
-    if (below + hist[b] >= kz) break;
-    below += hist[b];
+    const int64_t cnt = int64_t(hist[0][b]) + hist[1][b] + hist[2][b] + hist[3][b];
+    if (below + cnt >= kz) break;
+    below += cnt;
   }
   int64_t m = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, h + i, 4);
     u &= 0x7fffffffu;
-    if ((u >> 20) == b) scratch[m++] = u;
+    scratch[m] = u;
+    m += (u >> 20) == b;  // branch-free compaction of the bin's elements
   }
   std::nth_element(scratch, scratch + (kz - below - 1), scratch + m);
   float r;
