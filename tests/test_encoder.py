@@ -243,18 +243,25 @@ def test_batch_size_does_not_change_results(kw):
         np.testing.assert_array_equal(enc.encode(x, batch_size=bs), full)
 
 
-def test_torch_gemm_backend(monkeypatch):
+@pytest.mark.parametrize("backend", ["numpy", "torch", "onednn"])
+def test_gemm_backends(monkeypatch, backend):
     pytest.importorskip("torch")
     enc = HDCEncoder(64, 1000, threshold="batch")
     x = np.random.default_rng(8).standard_normal((300, 64)).astype(np.float32)
+    monkeypatch.setenv("TERNHD_GEMM", "numpy")
     base = enc.encode(x, packed=False, batch_size=128)
-    monkeypatch.setenv("TERNHD_GEMM", "torch")
+    monkeypatch.setenv("TERNHD_GEMM", backend)
     t = enc.encode(x, packed=False, batch_size=128)
     assert_matches_reference(enc, x, t, dict(threshold="batch"))
-    assert (t != base).mean() <= 1e-4  # two BLAS libraries: rounding-level differences only
+    assert (t != base).mean() <= 1e-4  # different GEMM libraries: rounding-level differences only
+    np.testing.assert_array_equal(enc.encode(x), ternhd.pack_ternary(enc.encode(x, packed=False)))
+
+
+def test_gemm_backend_errors(monkeypatch):
+    enc = HDCEncoder(8, 16)
     monkeypatch.setenv("TERNHD_GEMM", "cublas")
     with pytest.raises(ValueError, match="^TERNHD_GEMM:"):
-        enc.encode(x)
+        enc.encode(np.ones((2, 8)))
 
 
 def test_input_types_and_shapes():

@@ -7,16 +7,18 @@ byte.
 
 How the CPU path runs (so the ``N x dim`` float matrix never exists):
 
-* ``"gaussian"``: rows are encoded in blocks of ``batch_size`` rows (default: 32 MiB of float
-  output per block, 2048 rows at ``dim=4096``). Each block's product comes from BLAS into a reused
-  buffer: ``numpy.matmul`` (OpenBLAS in the numpy wheels) by default, ``torch.matmul`` (MKL in the
-  torch wheels) with ``TERNHD_GEMM=torch``; the native epilogue (``_core.encode_epilogue``) then
-  computes each row's threshold, quantizes and packs the block (AVX-512: about 2 ms per 1,000 rows
-  of 4096, a few percent of the product). A home-made GEMM would not beat MKL/OpenBLAS, so the
-  product stays in BLAS. Blocks are large rather than L2-sized because BLAS re-packs ``P`` on every
-  call: 256-row blocks measured 25-40% slower than one big product on the 2-core development
-  machine, 2048-row blocks within noise of it. On that machine (AMD EPYC, AVX-512) OpenBLAS 0.3.31
-  ran the blocked product at least as fast as torch 2.13's MKL ran the whole one, hence the default.
+* ``"gaussian"``: rows are encoded in blocks of ``batch_size`` rows. Each block's product comes
+  from a well-kept GEMM library (``TERNHD_GEMM``): by default torch's oneDNN inner product
+  (``aten::mkldnn_linear``; 16 MiB of float output per block, 1024 rows at ``dim=4096``) when torch
+  is installed, else ``numpy.matmul`` (OpenBLAS; 32 MiB blocks); ``torch.matmul`` (MKL) on request.
+  The native epilogue (``_core.encode_epilogue``) then computes each row's threshold, quantizes and
+  packs the block (AVX-512: about 1 us per row of 4096, a few percent of the product). Why: a
+  home-made GEMM would not beat these libraries, so the product stays in one. On the 2-core
+  development machine (AMD EPYC, AVX-512) oneDNN runs its AVX-512 kernel (``brg_matmul:avx512_core``)
+  while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster; the
+  oneDNN blocked encode measured about 1.4x the bare ``torch.matmul(x, P)`` (medians, same run). Blocks are large rather than
+  L2-sized because the libraries re-pack ``P`` on every call: 256-row blocks measured 25-40% slower
+  than one big product, 1024-2048-row blocks about the same.
   The per-row std is computed from the block itself (exact float64 sums over the float32 row);
   the Gram identity ``var(h) = x G x^T / D - (x . m)^2`` (:meth:`HDCEncoder.gram_row_std`) would cost
   ``in_dim^2`` extra multiply-adds per row (19% of the product at 768 -> 4096), so it is only used
@@ -51,15 +53,36 @@ __all__ = ["HDCEncoder", "gaussian_projection"]
 
 _FORMAT = "ternhd.HDCEncoder"
 _FORMAT_VERSION = 1
-_BLOCK_BYTES = 32 << 20  # default float output per dense block (see the module docstring)
+# Default float output per dense block, by GEMM backend (see the module docstring).
+_BLOCK_BYTES = {"onednn": 16 << 20, "torch": 32 << 20, "numpy": 32 << 20}
+_GEMMS = ("auto", "onednn", "torch", "numpy")
 
 
 def _gemm_backend() -> str:
-    """BLAS for the dense block products: ``TERNHD_GEMM=numpy`` (default) or ``torch``."""
-    name = os.environ.get("TERNHD_GEMM", "numpy").strip().lower()
-    if name not in ("numpy", "torch"):
-        raise ValueError(f"TERNHD_GEMM: expected 'numpy' or 'torch', got {name!r}")
+    """BLAS for the dense block products, from ``TERNHD_GEMM`` (default ``auto``): ``onednn``
+    (torch's oneDNN inner product, ``aten::mkldnn_linear``), ``torch`` (``torch.matmul``: MKL in the
+    x86 wheels) or ``numpy`` (``numpy.matmul``: OpenBLAS in the wheels). ``auto`` is ``onednn`` when torch with oneDNN
+    imports, else ``numpy``."""
+    name = os.environ.get("TERNHD_GEMM", "auto").strip().lower()
+    if name not in _GEMMS:
+        raise ValueError(f"TERNHD_GEMM: expected one of {_GEMMS}, got {name!r}")
+    if name in ("auto", "onednn"):
+        torch = _torch()
+        ok = torch is not None and bool(torch.backends.mkldnn.is_available()) and _has_op(torch, "mkldnn_linear")
+        if not ok and name == "onednn":
+            raise ValueError("TERNHD_GEMM: 'onednn' needs torch built with oneDNN (mkldnn)")
+        return "onednn" if ok else "numpy"
+    if name == "torch" and _torch() is None:
+        raise ValueError("TERNHD_GEMM: 'torch' needs torch installed")
     return name
+
+
+def _has_op(torch, name: str) -> bool:
+    try:
+        getattr(torch.ops.aten, name)
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without the op
+        return False
+    return True
 
 
 def _torch():
@@ -90,6 +113,8 @@ class HDCEncoder:
     Raises:
         ValueError / TypeError: bad arguments (the message starts with the argument's name).
     """
+
+    _onednn: Any = None
 
     def __init__(self, in_dim: int, dim: int = 4096, tau: float = 0.3, threshold: Union[str, float] = "std",
                  sparsity: Optional[float] = None, seed: int = 0, projection: str = "gaussian",
@@ -284,7 +309,8 @@ class HDCEncoder:
     def _encode_array(self, arr: np.ndarray, packed: bool, batch_size: Optional[int], bar) -> np.ndarray:
         n = arr.shape[0]
         if batch_size is None:
-            batch_size = max(16, _BLOCK_BYTES // (4 * self.dim)) if self.projection == "gaussian" else 1024
+            batch_size = max(16, _BLOCK_BYTES[_gemm_backend()] // (4 * self.dim)) \
+                if self.projection == "gaussian" else 1024
         out = np.empty((n, (self.dim + 3) // 4) if packed else (n, self.dim), np.uint8 if packed else np.int8)
         if n == 0:
             return out
@@ -310,8 +336,17 @@ class HDCEncoder:
         self.projection_matrix()
         p = self._p
         dim, tau = self.dim, self.tau
-        torch = _torch() if _gemm_backend() == "torch" else None
-        if torch is not None:
+        backend = _gemm_backend()
+        if backend == "onednn":
+            torch = _torch()
+            linear = self._onednn_linear()
+
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                with torch.no_grad():
+                    hb = linear(torch.from_numpy(xb))
+                _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
+        elif backend == "torch":
+            torch = _torch()
             pt = torch.from_numpy(p)
             buf = torch.empty((rows, dim), dtype=torch.float32)
 
@@ -327,6 +362,20 @@ class HDCEncoder:
                 np.matmul(xb, p, out=hb)
                 _core.encode_epilogue(hb, dim, ob, mode, tau, thr, kz)
         return run
+
+    def _onednn_linear(self):
+        """``x -> x @ P`` through oneDNN's inner product (the ``aten::mkldnn_linear`` op, with ``P``
+        converted to a oneDNN tensor once and cached)."""
+        if getattr(self, "_onednn", None) is None:
+            torch = _torch()
+            weight = torch.from_numpy(np.ascontiguousarray(self._p.T)).to_mkldnn()
+            op = torch.ops.aten.mkldnn_linear
+
+            def linear(xt):
+                return op(xt.to_mkldnn(), weight, None).to_dense()
+
+            self._onednn = linear
+        return self._onednn
 
     def _structured_runner(self, mode: int, thr: float, kz: int):
         spec = self._structured()
