@@ -1,10 +1,12 @@
 """Peak memory of encoding N = 1,000,000 rows (in_dim 384, dim 4096, float32) with HDCEncoder.
 
 Target (ISSUE #3): peak memory <= inputs + packed output + 128 MiB. The script allocates and fills
-the inputs first (in chunks, so no float64 temporary), imports everything, then resets the kernel's
-peak-RSS counter (``/proc/self/clear_refs``, Linux) and encodes. It reports the peak resident set
-during encode against the process size before it (which already holds the inputs, the interpreter
-and the loaded libraries), so the overhead line is what the encoder itself adds beyond the output.
+the inputs first (in chunks, so no float64 temporary) and loads the libraries (torch when the GEMM
+backend is oneDNN or torch), then resets the kernel's peak-RSS counter (``/proc/self/clear_refs``,
+Linux) and encodes with a fresh encoder (no warm-up: generating the projection matrix, the GEMM
+library's buffers and the block buffers all count). It reports the peak resident set during encode
+against the process size before it (which already holds the inputs, the interpreter and the loaded
+libraries), so the overhead line is what the encoder adds beyond its packed output.
 
     python benchmarks/encode_memory.py                 # 1,000,000 rows, gaussian
     python benchmarks/encode_memory.py --rows 200000 --projection srht
@@ -47,14 +49,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import ternhd
-    from ternhd.encoder import HDCEncoder
+    from ternhd.encoder import HDCEncoder, _gemm_backend
 
     enc = HDCEncoder(args.in_dim, args.dim, projection=args.projection)
     x = np.empty((args.rows, args.in_dim), np.float32)
     rng = np.random.default_rng(0)
     for r in range(0, args.rows, 65536):
         x[r:r + 65536] = rng.standard_normal((min(65536, args.rows - r), args.in_dim), dtype=np.float32)
-    enc.encode(x[:4096])  # warm up: matrix, thread pools, BLAS buffers (and torch with TERNHD_GEMM=torch)
+    backend = _gemm_backend() if args.projection == "gaussian" else "native"  # loads torch when it is used
     if not _reset_peak():
         print("cannot reset the peak RSS counter (/proc/self/clear_refs); numbers would include setup")
         return 2
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     inputs, output = x.nbytes, out.nbytes
     extra = peak - base - output
     ok = extra <= args.budget_mib * MIB
-    print(f"ternhd {ternhd.__version__}, {ternhd.backend_info()['simd']}, {args.projection}, "
+    print(f"ternhd {ternhd.__version__}, {ternhd.backend_info()['simd']}, {args.projection} (GEMM: {backend}), "
           f"{args.rows} x {args.in_dim} -> {args.dim}: {sec:.1f} s ({args.rows / sec:,.0f} rows/s)")
     print(f"inputs {inputs / MIB:,.0f} MiB, packed output {output / MIB:,.0f} MiB")
     print(f"RSS before encode {base / MIB:,.0f} MiB (inputs + interpreter + libraries), peak during encode "

@@ -16,9 +16,9 @@ How the CPU path runs (so the ``N x dim`` float matrix never exists):
   home-made GEMM would not beat these libraries, so the product stays in one. On the 2-core
   development machine (AMD EPYC, AVX-512) oneDNN runs its AVX-512 kernel (``brg_matmul:avx512_core``)
   while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster; the
-  oneDNN blocked encode measured about 1.4x the bare ``torch.matmul(x, P)`` (medians, same run). Blocks are large rather than
-  L2-sized because the libraries re-pack ``P`` on every call: 256-row blocks measured 25-40% slower
-  than one big product, 1024-2048-row blocks about the same.
+  oneDNN blocked encode measured about 1.35x the bare ``torch.matmul(x, P)`` (medians, same run).
+  Blocks are large rather than L2-sized because the libraries re-pack ``P`` on every call: 256-row
+  blocks measured 25-40% slower than one big product, 1024-2048-row blocks about the same.
   The per-row std is computed from the block itself (exact float64 sums over the float32 row);
   the Gram identity ``var(h) = x G x^T / D - (x . m)^2`` (:meth:`HDCEncoder.gram_row_std`) would cost
   ``in_dim^2`` extra multiply-adds per row (19% of the product at 768 -> 4096), so it is only used
@@ -138,7 +138,8 @@ class HDCEncoder:
 
     # ------------------------------------------------------------------------------ parameters
     def __repr__(self) -> str:
-        mode = f"sparsity={self.sparsity}" if self.sparsity is not None else f"tau={self.tau}, threshold={self.threshold!r}"
+        mode = (f"sparsity={self.sparsity}" if self.sparsity is not None
+                else f"tau={self.tau}, threshold={self.threshold!r}")
         extra = f", density={self.density}" if self.density is not None else ""
         return (f"HDCEncoder(in_dim={self.in_dim}, dim={self.dim}, {mode}, seed={self.seed}, "
                 f"projection={self.projection!r}{extra})")
