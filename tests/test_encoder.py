@@ -59,10 +59,12 @@ def test_pinned_projection_values():
                                                    [1, 0, -1, 0, 0, 0, 0, 0, -1, 0]]
     np.testing.assert_allclose(np.abs(s[s != 0]), 1 / np.sqrt(3), rtol=1e-6)
     h = HDCEncoder(8, 10, seed=0, projection="srht").projection_matrix()
-    assert np.sign(h[:3]).astype(int).tolist() == [[-1, -1, 1, 1, 1, -1, 1, 1, 1, -1], [1, -1, -1, 1, 1, 1, 1, -1, -1, -1],
+    assert np.sign(h[:3]).astype(int).tolist() == [[-1, -1, 1, 1, 1, -1, 1, 1, 1, -1],
+                                                   [1, -1, -1, 1, 1, 1, 1, -1, -1, -1],
                                                    [-1, 1, 1, 1, -1, 1, -1, 1, -1, -1]]
     h7 = HDCEncoder(8, 10, seed=7, projection="srht").projection_matrix()
-    assert np.sign(h7[:2]).astype(int).tolist() == [[1, 1, -1, 1, -1, -1, -1, 1, 1, 1], [1, 1, -1, -1, 1, 1, 1, 1, 1, -1]]
+    assert np.sign(h7[:2]).astype(int).tolist() == [[1, 1, -1, 1, -1, -1, -1, 1, 1, 1],
+                                                    [1, 1, -1, -1, 1, 1, 1, 1, 1, -1]]
 
 
 @pytest.mark.parametrize("projection", PROJECTIONS)

@@ -135,6 +135,7 @@ class HDCEncoder:
         self._p: Optional[np.ndarray] = None
         self._spec: Any = None
         self._gram: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self._gpu_proj: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------ parameters
     def __repr__(self) -> str:
@@ -223,7 +224,8 @@ class HDCEncoder:
             return self._encode_gpu(x, packed)
         arr, wrap = self._input(x)
         one = arr.ndim == 1
-        out = self._encode_array(arr.reshape(1, -1) if one else arr, packed, batch_size, _bar(progress, len(arr)))
+        out = self._encode_array(arr.reshape(1, -1) if one else arr, packed, batch_size,
+                                 _bar(progress, 1 if one else len(arr)))
         return wrap(out[0] if one else out)
 
     def encode_batches(self, batches: Iterable[Any], packed: bool = True, batch_size: Optional[int] = None,
@@ -257,8 +259,6 @@ class HDCEncoder:
         once per device and cached)."""
         from .kernels import dispatch as _gpu
 
-        if not hasattr(self, "_gpu_proj"):
-            self._gpu_proj: Dict[Any, Any] = {}
         key = str(x.device)
         if key not in self._gpu_proj:
             self._gpu_proj[key] = _gpu.prepare_projection(self.projection_matrix(), device=x.device)
