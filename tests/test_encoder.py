@@ -259,6 +259,17 @@ def test_gemm_backends(monkeypatch, backend):
     np.testing.assert_array_equal(enc.encode(x), ternhd.pack_ternary(enc.encode(x, packed=False)))
 
 
+def test_onednn_fallback_without_prepacked_ops(monkeypatch):
+    pytest.importorskip("torch")
+    import ternhd.encoder as encmod
+
+    monkeypatch.setenv("TERNHD_GEMM", "onednn")
+    monkeypatch.setattr(encmod, "_ONEDNN_PREPACK", False)
+    enc = HDCEncoder(64, 1000)
+    x = np.random.default_rng(9).standard_normal((300, 64)).astype(np.float32)
+    assert_matches_reference(enc, x, enc.encode(x, packed=False, batch_size=128), {})
+
+
 def test_gemm_backend_errors(monkeypatch):
     enc = HDCEncoder(8, 16)
     monkeypatch.setenv("TERNHD_GEMM", "cublas")

@@ -8,17 +8,19 @@ byte.
 How the CPU path runs (so the ``N x dim`` float matrix never exists):
 
 * ``"gaussian"``: rows are encoded in blocks of ``batch_size`` rows. Each block's product comes
-  from a well-kept GEMM library (``TERNHD_GEMM``): by default torch's oneDNN inner product
-  (``aten::mkldnn_linear``; 16 MiB of float output per block, 1024 rows at ``dim=4096``) when torch
-  is installed, else ``numpy.matmul`` (OpenBLAS; 32 MiB blocks); ``torch.matmul`` (MKL) on request.
-  The native epilogue (``_core.encode_epilogue``) then computes each row's threshold, quantizes and
+  from a well-kept GEMM library (``TERNHD_GEMM``): by default oneDNN through torch when torch is
+  installed (``P`` pre-packed once in oneDNN's weight layout, ``mkldnn::_linear_pointwise`` per
+  block, the path torch's compiler uses for CPU linear layers; falls back to the public
+  ``aten::mkldnn_linear``), else ``numpy.matmul`` (OpenBLAS); ``torch.matmul`` (MKL) on request.
+  Blocks hold 16 MiB of float output (1024 rows at ``dim=4096``; 32 MiB for numpy/torch). The
+  native epilogue (``_core.encode_epilogue``) then computes each row's threshold, quantizes and
   packs the block (AVX-512: about 1 us per row of 4096, a few percent of the product). Why: a
-  home-made GEMM would not beat these libraries, so the product stays in one. On the 2-core
+  home-made GEMM would not beat these libraries, so the product stays in one; and on the 2-core
   development machine (AMD EPYC, AVX-512) oneDNN runs its AVX-512 kernel (``brg_matmul:avx512_core``)
-  while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster; the
-  oneDNN blocked encode measured about 1.35x the bare ``torch.matmul(x, P)`` (medians, same run).
-  Blocks are large rather than L2-sized because the libraries re-pack ``P`` on every call: 256-row
-  blocks measured 25-40% slower than one big product, 1024-2048-row blocks about the same.
+  while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster.
+  Pre-packing matters: a block product that re-packs ``P`` on every call (numpy, torch.matmul,
+  ``aten::mkldnn_linear``) loses 25-40% at 256-row blocks and needs 1024-2048-row blocks to match
+  one big product; the pre-packed oneDNN product ran about 2x ``torch.matmul(x, P)`` (medians).
   The per-row std is computed from the block itself (exact float64 sums over the float32 row);
   the Gram identity ``var(h) = x G x^T / D - (x . m)^2`` (:meth:`HDCEncoder.gram_row_std`) would cost
   ``in_dim^2`` extra multiply-adds per row (19% of the product at 768 -> 4096), so it is only used
@@ -56,6 +58,7 @@ _FORMAT_VERSION = 1
 # Default float output per dense block, by GEMM backend (see the module docstring).
 _BLOCK_BYTES = {"onednn": 16 << 20, "torch": 32 << 20, "numpy": 32 << 20}
 _GEMMS = ("auto", "onednn", "torch", "numpy")
+_ONEDNN_PREPACK = True  # try the pre-packed oneDNN weight first (see HDCEncoder._onednn_linear)
 
 
 def _gemm_backend() -> str:
@@ -340,11 +343,11 @@ class HDCEncoder:
         backend = _gemm_backend()
         if backend == "onednn":
             torch = _torch()
-            linear = self._onednn_linear()
+            linear = self._onednn_linear(rows)
 
             def run(xb: np.ndarray, ob: np.ndarray) -> None:
                 with torch.no_grad():
-                    hb = linear(torch.from_numpy(xb))
+                    hb = linear(torch.from_numpy(xb)).contiguous()
                 _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
         elif backend == "torch":
             torch = _torch()
@@ -364,16 +367,40 @@ class HDCEncoder:
                 _core.encode_epilogue(hb, dim, ob, mode, tau, thr, kz)
         return run
 
-    def _onednn_linear(self):
-        """``x -> x @ P`` through oneDNN's inner product (the ``aten::mkldnn_linear`` op, with ``P``
-        converted to a oneDNN tensor once and cached)."""
-        if getattr(self, "_onednn", None) is None:
-            torch = _torch()
-            weight = torch.from_numpy(np.ascontiguousarray(self._p.T)).to_mkldnn()
-            op = torch.ops.aten.mkldnn_linear
+    def _onednn_linear(self, rows_hint: int):
+        """``x -> x @ P`` (dense float32 in and out) through oneDNN, built once and cached.
 
-            def linear(xt):
-                return op(xt.to_mkldnn(), weight, None).to_dense()
+        Preferred: ``P`` pre-packed once into oneDNN's blocked weight layout
+        (``mkldnn::_reorder_linear_weight``) and ``mkldnn::_linear_pointwise`` on dense blocks, the
+        path torch's own compiler uses for CPU linear layers: no per-call weight re-packing, no
+        input/output layout copies. These ops are internal to torch, so they are probed once and,
+        if missing or failing on this build, the public ``aten::mkldnn_linear`` (re-packs per call,
+        converts layouts) is used instead."""
+        if self._onednn is None:
+            torch = _torch()
+            w = torch.from_numpy(np.ascontiguousarray(self._p.T))
+            linear = None
+            if _ONEDNN_PREPACK:
+                try:
+                    packed = torch.ops.mkldnn._reorder_linear_weight(w, max(1, rows_hint))
+                    op = torch.ops.mkldnn._linear_pointwise
+
+                    def prepacked(xt):
+                        return op(xt, packed, None, "none", [], "")
+
+                    probe = torch.ones((3, self.in_dim), dtype=torch.float32)
+                    got = prepacked(probe)
+                    want = probe @ torch.from_numpy(self._p)
+                    if tuple(got.shape) == (3, self.dim) and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5)):
+                        linear = prepacked
+                except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - other torch builds
+                    linear = None
+            if linear is None:
+                weight = w.to_mkldnn()
+                plain_op = torch.ops.aten.mkldnn_linear
+
+                def linear(xt):
+                    return plain_op(xt.to_mkldnn(), weight, None).to_dense()
 
             self._onednn = linear
         return self._onednn
