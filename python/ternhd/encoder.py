@@ -343,7 +343,7 @@ class HDCEncoder:
         backend = _gemm_backend()
         if backend == "onednn":
             torch = _torch()
-            linear = self._onednn_linear(rows)
+            linear = self._onednn_linear(max(16, _BLOCK_BYTES["onednn"] // (4 * dim)))
 
             def run(xb: np.ndarray, ob: np.ndarray) -> None:
                 with torch.no_grad():
