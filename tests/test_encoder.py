@@ -82,8 +82,9 @@ def test_projection_matrix_properties(projection, in_dim, dim):
         k = sparse_spec(in_dim, dim, 3).rows.shape[1]
         assert k == max(1, round(np.sqrt(in_dim)))
         assert (np.count_nonzero(p, axis=0) == k).all()
-    with pytest.raises(ValueError):
-        p[0, 0] = 1.0  # read-only view of the cached matrix
+    enc = HDCEncoder(in_dim, dim, seed=3, projection=projection)
+    enc.projection_matrix()[0, 0] = 7.0  # a copy: the encoder keeps its matrix
+    np.testing.assert_array_equal(enc.projection_matrix(), p)
 
 
 def test_srht_blocks_are_isometries():
@@ -230,7 +231,7 @@ def test_gram_row_std_matches_direct():
     np.testing.assert_allclose(enc.gram_row_std(x), h.std(axis=1), rtol=1e-9)
     g, m = enc.gram_stats()
     np.testing.assert_allclose(x @ m, h.mean(axis=1), atol=1e-12)
-    np.testing.assert_allclose(enc.gram_row_std(x[3]), h[3:4].std(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(enc.gram_row_std(x[3:4]), h[3:4].std(axis=1), rtol=1e-9)
     with pytest.raises(ValueError, match="^x:"):
         enc.gram_row_std(np.full((2, 40), np.nan))
     assert g.shape == (40, 40) and g.dtype == np.float64
@@ -287,7 +288,9 @@ def test_input_types_and_shapes():
     np.testing.assert_array_equal(out.numpy(), base)
     out = enc.encode(torch.from_numpy(x), packed=False)
     assert out.dtype == torch.int8 and out.shape == (5, 50)
-    np.testing.assert_array_equal(enc.encode(x[2]), base[2])  # one row in, one row out
+    np.testing.assert_array_equal(enc.encode(x[2:3]), base[2:3])
+    with pytest.raises(ValueError, match="^x:"):
+        enc.encode(x[2])  # one vector is x[None], not a 1-D array
     np.testing.assert_array_equal(enc.encode(x.astype(np.float64)), base)
     np.testing.assert_array_equal(enc.encode(x.tolist()), base)
     xi = np.arange(32).reshape(2, 16)

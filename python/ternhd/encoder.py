@@ -150,18 +150,20 @@ class HDCEncoder:
 
     def projection_matrix(self) -> np.ndarray:
         """The projection ``P``: float32 ``(in_dim, dim)``, unit-norm columns (materialized for every
-        kind; ``encode`` of the structured kinds never builds it). Cached; do not modify."""
+        kind; ``encode`` of the structured kinds never builds it). A fresh copy on each call: changing
+        it does not change the encoder."""
+        return self._matrix().copy()
+
+    def _matrix(self) -> np.ndarray:
+        """The cached matrix itself (not to be modified)."""
         if self._p is None:
             if self.projection == "gaussian":
-                p = gaussian_projection(self.in_dim, self.dim, self.seed)
+                self._p = gaussian_projection(self.in_dim, self.dim, self.seed)
             elif self.projection == "sparse":
-                p = sparse_projection(self.in_dim, self.dim, self.seed, self.density)
+                self._p = sparse_projection(self.in_dim, self.dim, self.seed, self.density)
             else:
-                p = srht_projection(self.in_dim, self.dim, self.seed)
-            self._p = p
-        view = self._p.view()
-        view.setflags(write=False)
-        return view
+                self._p = srht_projection(self.in_dim, self.dim, self.seed)
+        return self._p
 
     def _structured(self):
         if self._spec is None:
@@ -175,16 +177,15 @@ class HDCEncoder:
         """``(G, m)``: float64 ``G = P P^T`` ``(in_dim, in_dim)`` and ``m = P 1 / dim`` ``(in_dim,)``,
         so that for ``h = x P``: ``mean(h) = x . m`` and ``mean(h^2) = x G x^T / dim``."""
         if self._gram is None:
-            p = self.projection_matrix().astype(np.float64)
+            p = self._matrix().astype(np.float64)
             self._gram = (p @ p.T, p.sum(axis=1) / self.dim)
         return self._gram
 
     def gram_row_std(self, x: Any) -> np.ndarray:
         """Per-row population std of ``x @ P`` from the Gram identity, without the product:
-        ``var = x G x^T / dim - (x . m)^2``. float64 ``(N,)`` for ``x`` of shape ``(N, in_dim)`` (``(1,)``
-        for one row)."""
+        ``var = x G x^T / dim - (x . m)^2``. float64 ``(N,)`` for ``x`` of shape ``(N, in_dim)``."""
         arr, _ = to_numpy(x, "x")
-        arr = self._check_x(arr).astype(np.float64).reshape(-1, self.in_dim)
+        arr = self._check_x(arr).astype(np.float64)
         if not np.isfinite(arr).all():
             raise ValueError("x: contains NaN or Inf")
         g, m = self.gram_stats()
@@ -196,7 +197,7 @@ class HDCEncoder:
         """Encode embeddings.
 
         Args:
-            x: float ``(N, in_dim)`` (or one ``(in_dim,)`` row) numpy array or CPU torch tensor
+            x: float ``(N, in_dim)`` numpy array or CPU torch tensor (one vector: ``x[None]``)
                 (float16/float64/integers are converted to float32 block by block); or an iterable
                 of such 2-D batches (list/tuple of arrays, generator, data loader), encoded one
                 after the other and concatenated.
@@ -226,10 +227,7 @@ class HDCEncoder:
         if is_cuda(x):
             return self._encode_gpu(x, packed)
         arr, wrap = self._input(x)
-        one = arr.ndim == 1
-        out = self._encode_array(arr.reshape(1, -1) if one else arr, packed, batch_size,
-                                 _bar(progress, 1 if one else len(arr)))
-        return wrap(out[0] if one else out)
+        return wrap(self._encode_array(arr, packed, batch_size, _bar(progress, len(arr))))
 
     def encode_batches(self, batches: Iterable[Any], packed: bool = True, batch_size: Optional[int] = None,
                        progress: bool = False) -> Iterator[Any]:
@@ -264,7 +262,7 @@ class HDCEncoder:
 
         key = str(x.device)
         if key not in self._gpu_proj:
-            self._gpu_proj[key] = _gpu.prepare_projection(self.projection_matrix(), device=x.device)
+            self._gpu_proj[key] = _gpu.prepare_projection(self._matrix(), device=x.device)
         return _gpu.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
                            packed=packed)
 
@@ -277,8 +275,8 @@ class HDCEncoder:
     def _check_x(self, arr: np.ndarray, name: str = "x") -> np.ndarray:
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{name}: expected real-valued embeddings, got dtype {arr.dtype}")
-        if arr.ndim not in (1, 2) or arr.shape[-1] != self.in_dim:
-            raise ValueError(f"{name}: expected shape (N, {self.in_dim}) or ({self.in_dim},), got {arr.shape}")
+        if arr.ndim != 2 or arr.shape[-1] != self.in_dim:
+            raise ValueError(f"{name}: expected a 2-D array of shape (N, {self.in_dim}), got shape {arr.shape}")
         return arr
 
     def _mode(self, arr: np.ndarray, batch_size: int) -> Tuple[int, float, int]:
@@ -337,8 +335,7 @@ class HDCEncoder:
         return out
 
     def _dense_runner(self, rows: int, mode: int, thr: float, kz: int):
-        self.projection_matrix()
-        p = self._p
+        p = self._matrix()
         dim, tau = self.dim, self.tau
         backend = _gemm_backend()
         if backend == "onednn":
@@ -431,7 +428,7 @@ class HDCEncoder:
 
     def projection_sha256(self) -> str:
         """Hex SHA-256 of the float32 projection matrix bytes (C order, little-endian)."""
-        return hashlib.sha256(np.ascontiguousarray(self.projection_matrix(), dtype="<f4").tobytes()).hexdigest()
+        return hashlib.sha256(np.ascontiguousarray(self._matrix(), dtype="<f4").tobytes()).hexdigest()
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any], verify: bool = True) -> "HDCEncoder":
