@@ -467,7 +467,7 @@ def test_cuda_inputs_route_to_the_gpu_dispatch(monkeypatch):
 
     calls = []
     fake = types.ModuleType("ternhd.kernels.dispatch")
-    fake.prepare_projection = lambda p, device=None: ("prepared", p.shape, device)
+    fake.prepare_projection = lambda p, dtype=None, device=None: ("prepared", p.shape, str(dtype), device)
     fake.encode = lambda x, proj, **kw: calls.append(("encode", proj, kw)) or "gpu-out"
     fake.bundle = lambda v, dim, threshold=0: calls.append(("bundle", dim, threshold)) or "gpu-bundle"
     pkg = types.ModuleType("ternhd.kernels")
@@ -479,6 +479,7 @@ def test_cuda_inputs_route_to_the_gpu_dispatch(monkeypatch):
         device = "cuda:0"
         shape = (3, 10)
 
+    pytest.importorskip("torch")
     import ternhd.algebra as alg
     import ternhd.encoder as encmod
 
@@ -487,7 +488,7 @@ def test_cuda_inputs_route_to_the_gpu_dispatch(monkeypatch):
     enc = HDCEncoder(10, 64, sparsity=0.5, seed=2)
     assert enc.encode(FakeCuda(), packed=False) == "gpu-out"
     assert enc.encode(FakeCuda()) == "gpu-out"
-    assert calls[0] == ("encode", ("prepared", (10, 64), "cuda:0"),
+    assert calls[0] == ("encode", ("prepared", (10, 64), "torch.float32", "cuda:0"),
                         dict(tau=0.3, threshold="std", sparsity=0.5, packed=False))
     assert calls[1][2]["packed"] is True
     assert ternhd.bundle(FakeCuda(), threshold=2.5) == "gpu-bundle"

@@ -262,7 +262,10 @@ class HDCEncoder:
 
         key = str(x.device)
         if key not in self._gpu_proj:
-            self._gpu_proj[key] = _gpu.prepare_projection(self._matrix(), device=x.device)
+            import torch
+
+            # float32 operands, so GPU codes match the CPU encoder's up to rounding near the threshold
+            self._gpu_proj[key] = _gpu.prepare_projection(self._matrix(), dtype=torch.float32, device=x.device)
         return _gpu.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
                            packed=packed)
 
