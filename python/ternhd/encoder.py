@@ -1,62 +1,502 @@
-"""HDC encoder: random projection followed by ternary quantization (and 2-bit packing).
+"""HDC encoder: random projection followed by ternary quantization and 2-bit packing, fused.
 
-``h = x @ P`` with ``P`` an ``(in_dim, dim)`` matrix of unit-norm columns. The gaussian matrix is
-generated in exactly one way on every platform and backend: ``numpy.random.default_rng(seed)``
-(PCG64), ``standard_normal((in_dim, dim))`` in float64, each column divided by its L2 norm, then cast
-to float32.
+``h = x @ P`` with ``P`` an ``(in_dim, dim)`` matrix of unit-norm columns (see
+:mod:`ternhd.projections` for the three generators and their exact recipes), then per element
+``+1 if h > thr, -1 if h < -thr, else 0`` (the modes of :func:`ternhd.quantize`), packed 4 trits per
+byte.
+
+How the CPU path runs (so the ``N x dim`` float matrix never exists):
+
+* ``"gaussian"``: rows are encoded in blocks of ``batch_size`` rows. Each block's product comes
+  from a well-kept GEMM library (``TERNHD_GEMM``): by default oneDNN through torch when torch is
+  installed (``P`` pre-packed once in oneDNN's weight layout, ``mkldnn::_linear_pointwise`` per
+  block, the path torch's compiler uses for CPU linear layers; falls back to the public
+  ``aten::mkldnn_linear``), else ``numpy.matmul`` (OpenBLAS); ``torch.matmul`` (MKL) on request.
+  Blocks hold 16 MiB of float output (1024 rows at ``dim=4096``; 32 MiB for numpy/torch). The
+  native epilogue (``_core.encode_epilogue``) then computes each row's threshold, quantizes and
+  packs the block (AVX-512: about 1 us per row of 4096, a few percent of the product). Why: a
+  home-made GEMM would not beat these libraries, so the product stays in one; and on the 2-core
+  development machine (AMD EPYC, AVX-512) oneDNN runs its AVX-512 kernel (``brg_matmul:avx512_core``)
+  while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster.
+  Pre-packing matters: a block product that re-packs ``P`` on every call (numpy, torch.matmul,
+  ``aten::mkldnn_linear``) loses 25-40% at 256-row blocks and needs 1024-2048-row blocks to match
+  one big product; the pre-packed oneDNN product ran about 2x ``torch.matmul(x, P)`` (medians).
+  The per-row std is computed from the block itself (exact float64 sums over the float32 row);
+  the Gram identity ``var(h) = x G x^T / D - (x . m)^2`` (:meth:`HDCEncoder.gram_row_std`) would cost
+  ``in_dim^2`` extra multiply-adds per row (19% of the product at 768 -> 4096), so it is only used
+  where a statistic is needed before any block exists: ``threshold="batch"``.
+* ``"srht"`` and ``"sparse"``: the projection itself runs natively (fast Walsh-Hadamard transform,
+  or 16-row blocks of sparse column sums) and feeds the same epilogue.
+
+Threshold modes and passes: ``"std"``, a fixed threshold and ``sparsity=s`` are per row and need one
+pass (the exact per-row ``round(s * dim)``-th smallest ``|h|`` is selected inside the block).
+``threshold="batch"`` (``tau * std`` of all of ``x @ P``) needs one statistic over the whole input
+first: it is computed exactly in float64 from the Gram identity (``sum x``, ``sum x^T x``, and
+``G = P P^T``), a cheap first pass over ``x`` (``in_dim^2`` per row, no projection); then the encode
+pass runs. With an iterable of batches, each batch is its own "batch" (as a notebook calling the
+encoder once per batch would do).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+import hashlib
+import json
+import os
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
-from ._arrays import check_int, to_numpy
-from .quantize import _check_mode, quantize
+from . import _core
+from ._arrays import check_int, is_cuda, is_torch, to_numpy
+from .projections import (PROJECTIONS, check_density, gaussian_projection, sparse_projection, sparse_spec,
+                          srht_projection, srht_spec)
+from .quantize import _check_mode
 
 __all__ = ["HDCEncoder", "gaussian_projection"]
 
+_FORMAT = "ternhd.HDCEncoder"
+_FORMAT_VERSION = 1
+# Default float output per dense block, by GEMM backend (see the module docstring).
+_BLOCK_BYTES = {"onednn": 16 << 20, "torch": 32 << 20, "numpy": 32 << 20}
+_GEMMS = ("auto", "onednn", "torch", "numpy")
+_ONEDNN_PREPACK = True  # try the pre-packed oneDNN weight first (see HDCEncoder._onednn_linear)
 
-def gaussian_projection(in_dim: int, dim: int, seed: int = 0) -> np.ndarray:
-    """The paper's projection: float32 ``(in_dim, dim)``, unit-norm columns, from PCG64(seed)."""
-    rng = np.random.default_rng(seed)
-    p = rng.standard_normal((in_dim, dim))
-    p /= np.linalg.norm(p, axis=0, keepdims=True)
-    return p.astype(np.float32)
+
+def _gemm_backend() -> str:
+    """BLAS for the dense block products, from ``TERNHD_GEMM`` (default ``auto``): ``onednn``
+    (torch's oneDNN inner product, ``aten::mkldnn_linear``), ``torch`` (``torch.matmul``: MKL in the
+    x86 wheels) or ``numpy`` (``numpy.matmul``: OpenBLAS in the wheels). ``auto`` is ``onednn`` when torch with oneDNN
+    imports, else ``numpy``."""
+    name = os.environ.get("TERNHD_GEMM", "auto").strip().lower()
+    if name not in _GEMMS:
+        raise ValueError(f"TERNHD_GEMM: expected one of {_GEMMS}, got {name!r}")
+    if name in ("auto", "onednn"):
+        torch = _torch()
+        ok = torch is not None and bool(torch.backends.mkldnn.is_available()) and _has_op(torch, "mkldnn_linear")
+        if not ok and name == "onednn":
+            raise ValueError("TERNHD_GEMM: 'onednn' needs torch built with oneDNN (mkldnn)")
+        return "onednn" if ok else "numpy"
+    if name == "torch" and _torch() is None:
+        raise ValueError("TERNHD_GEMM: 'torch' needs torch installed")
+    return name
+
+
+def _has_op(torch, name: str) -> bool:
+    try:
+        getattr(torch.ops.aten, name)
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without the op
+        return False
+    return True
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is optional
+        return None
+    return torch
 
 
 class HDCEncoder:
-    """Projects ``in_dim``-wide embeddings to ``dim`` ternary trits.
+    """Projects ``in_dim``-wide embeddings to ``dim`` ternary trits (2-bit packed by default).
 
     Args:
-        in_dim: width of the input embeddings.
-        dim: number of trits per output vector.
-        tau, threshold, sparsity: the quantization mode (see :func:`ternhd.quantize`).
-        seed: projection seed.
-        projection: ``"gaussian"`` (the paper's).
+        in_dim: width of the input embeddings (>= 1).
+        dim: number of trits per output vector (>= 1).
+        tau: threshold factor for ``threshold="std"`` / ``"batch"``.
+        threshold: ``"std"`` (``tau * std`` of each projected row, the default), ``"batch"``
+            (``tau * std`` over all projected values of one call) or a fixed non-negative number.
+        sparsity: instead of ``tau``: the fraction of zeros per row, in [0, 1] (the threshold is the
+            ``round(sparsity * dim)``-th smallest ``|h|`` of the row; ties can add zeros).
+        seed: projection seed (>= 0). The same arguments give the same matrix everywhere.
+        projection: ``"gaussian"`` (the paper's), ``"sparse"`` or ``"srht"`` (see
+            :mod:`ternhd.projections`).
+        density: fraction of non-zeros per column of the ``"sparse"`` projection (default
+            ``1/sqrt(in_dim)``); only for ``projection="sparse"``.
+
+    Raises:
+        ValueError / TypeError: bad arguments (the message starts with the argument's name).
     """
 
+    _onednn: Any = None
+
     def __init__(self, in_dim: int, dim: int = 4096, tau: float = 0.3, threshold: Union[str, float] = "std",
-                 sparsity: Optional[float] = None, seed: int = 0, projection: str = "gaussian"):
+                 sparsity: Optional[float] = None, seed: int = 0, projection: str = "gaussian",
+                 density: Optional[float] = None):
         self.in_dim = check_int(in_dim, "in_dim", 1)
         self.dim = check_int(dim, "dim", 1)
         self.seed = check_int(seed, "seed", 0)
         _check_mode(tau, threshold, sparsity)
-        if projection != "gaussian":
-            raise ValueError(f"projection: expected 'gaussian', got {projection!r}")
-        self.tau, self.threshold, self.sparsity, self.projection = tau, threshold, sparsity, projection
+        if not isinstance(projection, str) or projection not in PROJECTIONS:
+            raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
+        if density is not None and projection != "sparse":
+            raise ValueError("density: only applies to projection='sparse'")
+        self.density = check_density(density)
+        self.tau = float(tau)
+        self.threshold = threshold if isinstance(threshold, str) else float(threshold)
+        self.sparsity = None if sparsity is None else float(sparsity)
+        self.projection = projection
         self._p: Optional[np.ndarray] = None
+        self._spec: Any = None
+        self._gram: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self._gpu_proj: Dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------ parameters
+    def __repr__(self) -> str:
+        mode = (f"sparsity={self.sparsity}" if self.sparsity is not None
+                else f"tau={self.tau}, threshold={self.threshold!r}")
+        extra = f", density={self.density}" if self.density is not None else ""
+        return (f"HDCEncoder(in_dim={self.in_dim}, dim={self.dim}, {mode}, seed={self.seed}, "
+                f"projection={self.projection!r}{extra})")
 
     def projection_matrix(self) -> np.ndarray:
-        """float32 ``(in_dim, dim)``."""
+        """The projection ``P``: float32 ``(in_dim, dim)``, unit-norm columns (materialized for every
+        kind; ``encode`` of the structured kinds never builds it). A fresh copy on each call: changing
+        it does not change the encoder."""
+        return self._matrix().copy()
+
+    def _matrix(self) -> np.ndarray:
+        """The cached matrix itself (not to be modified)."""
         if self._p is None:
-            self._p = gaussian_projection(self.in_dim, self.dim, self.seed)
+            if self.projection == "gaussian":
+                self._p = gaussian_projection(self.in_dim, self.dim, self.seed)
+            elif self.projection == "sparse":
+                self._p = sparse_projection(self.in_dim, self.dim, self.seed, self.density)
+            else:
+                self._p = srht_projection(self.in_dim, self.dim, self.seed)
         return self._p
 
-    def encode(self, x: Any, packed: bool = True) -> Any:
-        """float ``(N, in_dim)`` -> packed uint8 ``(N, ceil(dim/4))`` or int8 ``(N, dim)``."""
-        arr, wrap = to_numpy(x, "x")
-        if arr.ndim != 2 or arr.shape[1] != self.in_dim:
-            raise ValueError(f"x: expected shape (N, {self.in_dim}), got {arr.shape}")
-        h = np.asarray(arr, dtype=np.float32) @ self.projection_matrix()
-        return wrap(quantize(h, tau=self.tau, threshold=self.threshold, sparsity=self.sparsity, packed=packed))
+    def _structured(self):
+        if self._spec is None:
+            if self.projection == "sparse":
+                self._spec = sparse_spec(self.in_dim, self.dim, self.seed, self.density)
+            else:
+                self._spec = srht_spec(self.in_dim, self.dim, self.seed)
+        return self._spec
+
+    def gram_stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(G, m)``: float64 ``G = P P^T`` ``(in_dim, in_dim)`` and ``m = P 1 / dim`` ``(in_dim,)``,
+        so that for ``h = x P``: ``mean(h) = x . m`` and ``mean(h^2) = x G x^T / dim``."""
+        if self._gram is None:
+            p = self._matrix().astype(np.float64)
+            self._gram = (p @ p.T, p.sum(axis=1) / self.dim)
+        return self._gram
+
+    def gram_row_std(self, x: Any) -> np.ndarray:
+        """Per-row population std of ``x @ P`` from the Gram identity, without the product:
+        ``var = x G x^T / dim - (x . m)^2``. float64 ``(N,)`` for ``x`` of shape ``(N, in_dim)``."""
+        arr, _ = to_numpy(x, "x")
+        arr = self._check_x(arr).astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError("x: contains NaN or Inf")
+        g, m = self.gram_stats()
+        var = np.einsum("ni,ni->n", arr @ g, arr) / self.dim - (arr @ m) ** 2
+        return np.sqrt(np.maximum(var, 0.0))
+
+    # ------------------------------------------------------------------------------ encoding
+    def encode(self, x: Any, packed: bool = True, batch_size: Optional[int] = None, progress: bool = False) -> Any:
+        """Encode embeddings.
+
+        Args:
+            x: float ``(N, in_dim)`` numpy array or CPU torch tensor (one vector: ``x[None]``)
+                (float16/float64/integers are converted to float32 block by block); or an iterable
+                of such 2-D batches (list/tuple of arrays, generator, data loader), encoded one
+                after the other and concatenated.
+            packed: return packed uint8 ``(N, ceil(dim/4))`` (default) or int8 trits ``(N, dim)``.
+            batch_size: rows per block (a memory/speed knob; results do not depend on it).
+            progress: show a tqdm progress bar (rows), if tqdm is installed.
+
+        Returns:
+            packed uint8 or int8 trits, numpy for numpy input, torch for torch input.
+
+        Raises:
+            ValueError: wrong width, NaN/Inf, bad ``batch_size``. TypeError: non-numeric input.
+
+        A CUDA tensor goes to the Triton encoder (``ternhd.kernels.dispatch.encode``) with this
+        encoder's matrix; ``batch_size`` and ``progress`` apply to the CPU path only.
+        """
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", 1)
+        if _is_batches(x):
+            parts, wrap = [], None
+            for out, w in self._encode_iter(x, packed, batch_size, progress):
+                parts.append(out)
+                wrap = wrap or w
+            width = (self.dim + 3) // 4 if packed else self.dim
+            res = np.concatenate(parts) if parts else np.zeros((0, width), np.uint8 if packed else np.int8)
+            return (wrap or _identity)(res)
+        if is_cuda(x):
+            return self._encode_gpu(x, packed)
+        arr, wrap = self._input(x)
+        return wrap(self._encode_array(arr, packed, batch_size, _bar(progress, len(arr))))
+
+    def encode_batches(self, batches: Iterable[Any], packed: bool = True, batch_size: Optional[int] = None,
+                       progress: bool = False) -> Iterator[Any]:
+        """Streaming form of :meth:`encode`: yields the encoding of each batch as it arrives, so
+        neither the inputs nor the outputs need to fit in memory together."""
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", 1)
+        for out, wrap in self._encode_iter(batches, packed, batch_size, progress):
+            yield wrap(out)
+
+    def _encode_iter(self, batches, packed, batch_size, progress):
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"batches: expected an iterable of arrays, got {type(batches).__name__}")
+        total = len(batches) if hasattr(batches, "__len__") else None
+        bar = _bar(progress, total, unit="batch")
+        try:
+            for b in batches:
+                arr, wrap = self._input(b, "batch")
+                if arr.ndim != 2:
+                    raise ValueError(f"batch: expected shape (N, {self.in_dim}), got {arr.shape}")
+                yield self._encode_array(arr, packed, batch_size, None), wrap
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _encode_gpu(self, x: Any, packed: bool) -> Any:
+        """CUDA tensors: the Triton encoder of ``ternhd.kernels`` with this encoder's matrix (prepared
+        once per device and cached)."""
+        from .kernels import dispatch as _gpu
+
+        key = str(x.device)
+        if key not in self._gpu_proj:
+            import torch
+
+            # float32 operands, so GPU codes match the CPU encoder's up to rounding near the threshold
+            self._gpu_proj[key] = _gpu.prepare_projection(self._matrix(), dtype=torch.float32, device=x.device)
+        return _gpu.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
+                           packed=packed)
+
+    def _input(self, x: Any, name: str = "x") -> Tuple[np.ndarray, Any]:
+        if is_cuda(x):
+            raise TypeError(f"{name}: CUDA batches inside an iterable are not supported; pass CUDA tensors directly")
+        arr, wrap = to_numpy(x, name)
+        return self._check_x(arr, name), wrap
+
+    def _check_x(self, arr: np.ndarray, name: str = "x") -> np.ndarray:
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{name}: expected real-valued embeddings, got dtype {arr.dtype}")
+        if arr.ndim != 2 or arr.shape[-1] != self.in_dim:
+            raise ValueError(f"{name}: expected a 2-D array of shape (N, {self.in_dim}), got shape {arr.shape}")
+        return arr
+
+    def _mode(self, arr: np.ndarray, batch_size: int) -> Tuple[int, float, int]:
+        """(mode, thr, kz) for the native epilogue."""
+        if self.sparsity is not None:
+            return 2, 0.0, int(round(self.sparsity * self.dim))
+        if self.threshold == "std":
+            return 0, 0.0, 0
+        if self.threshold == "batch":
+            return 1, self.tau * self._batch_std(arr, batch_size), 0
+        return 1, float(self.threshold), 0
+
+    def _batch_std(self, arr: np.ndarray, batch_size: int) -> float:
+        """std of all of ``arr @ P`` (float64, Gram identity: one pass over ``arr``, no projection)."""
+        n = arr.shape[0]
+        if n == 0:
+            return 0.0
+        g, m = self.gram_stats()
+        s1 = np.zeros(self.in_dim)
+        m2 = np.zeros((self.in_dim, self.in_dim))
+        for r0 in range(0, n, batch_size):
+            xb = np.asarray(arr[r0:r0 + batch_size], dtype=np.float64)
+            if not np.isfinite(xb).all():
+                raise ValueError("x: contains NaN or Inf")
+            s1 += xb.sum(axis=0)
+            m2 += xb.T @ xb
+        total = float(n) * self.dim
+        mean = float(s1 @ m) / n
+        var = float(np.sum(g * m2)) / total - mean * mean
+        return float(np.sqrt(max(var, 0.0)))
+
+    def _encode_array(self, arr: np.ndarray, packed: bool, batch_size: Optional[int], bar) -> np.ndarray:
+        n = arr.shape[0]
+        if batch_size is None:
+            batch_size = max(16, _BLOCK_BYTES[_gemm_backend()] // (4 * self.dim)) \
+                if self.projection == "gaussian" else 1024
+        out = np.empty((n, (self.dim + 3) // 4) if packed else (n, self.dim), np.uint8 if packed else np.int8)
+        if n == 0:
+            return out
+        mode, thr, kz = self._mode(arr, batch_size)
+        if self.projection == "gaussian":
+            run = self._dense_runner(min(batch_size, n), mode, thr, kz)
+        else:
+            run = self._structured_runner(mode, thr, kz)
+        try:
+            for r0 in range(0, n, batch_size):
+                xb = np.ascontiguousarray(arr[r0:r0 + batch_size], dtype=np.float32)
+                if not np.isfinite(xb).all():
+                    raise ValueError("x: contains NaN or Inf")
+                run(xb, out[r0:r0 + batch_size])
+                if bar is not None:
+                    bar.update(len(xb))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    def _dense_runner(self, rows: int, mode: int, thr: float, kz: int):
+        p = self._matrix()
+        dim, tau = self.dim, self.tau
+        backend = _gemm_backend()
+        if backend == "onednn":
+            torch = _torch()
+            linear = self._onednn_linear(max(16, _BLOCK_BYTES["onednn"] // (4 * dim)))
+
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                with torch.no_grad():
+                    hb = linear(torch.from_numpy(xb)).contiguous()
+                _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
+        elif backend == "torch":
+            torch = _torch()
+            pt = torch.from_numpy(p)
+            buf = torch.empty((rows, dim), dtype=torch.float32)
+
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                hb = buf[:len(xb)]
+                torch.matmul(torch.from_numpy(xb), pt, out=hb)
+                _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
+        else:
+            nbuf = np.empty((rows, dim), dtype=np.float32)
+
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                hb = nbuf[:len(xb)]
+                np.matmul(xb, p, out=hb)
+                _core.encode_epilogue(hb, dim, ob, mode, tau, thr, kz)
+        return run
+
+    def _onednn_linear(self, rows_hint: int):
+        """``x -> x @ P`` (dense float32 in and out) through oneDNN, built once and cached.
+
+        Preferred: ``P`` pre-packed once into oneDNN's blocked weight layout
+        (``mkldnn::_reorder_linear_weight``) and ``mkldnn::_linear_pointwise`` on dense blocks, the
+        path torch's own compiler uses for CPU linear layers: no per-call weight re-packing, no
+        input/output layout copies. These ops are internal to torch, so they are probed once and,
+        if missing or failing on this build, the public ``aten::mkldnn_linear`` (re-packs per call,
+        converts layouts) is used instead."""
+        if self._onednn is None:
+            torch = _torch()
+            w = torch.from_numpy(np.ascontiguousarray(self._p.T))
+            linear = None
+            if _ONEDNN_PREPACK:
+                try:
+                    packed = torch.ops.mkldnn._reorder_linear_weight(w, max(1, rows_hint))
+                    op = torch.ops.mkldnn._linear_pointwise
+
+                    def prepacked(xt):
+                        return op(xt, packed, None, "none", [], "")
+
+                    probe = torch.ones((3, self.in_dim), dtype=torch.float32)
+                    got = prepacked(probe)
+                    want = probe @ torch.from_numpy(self._p)
+                    if tuple(got.shape) == (3, self.dim) and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5)):
+                        linear = prepacked
+                except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - other torch builds
+                    linear = None
+            if linear is None:
+                weight = w.to_mkldnn()
+                plain_op = torch.ops.aten.mkldnn_linear
+
+                def linear(xt):
+                    return plain_op(xt.to_mkldnn(), weight, None).to_dense()
+
+            self._onednn = linear
+        return self._onednn
+
+    def _structured_runner(self, mode: int, thr: float, kz: int):
+        spec = self._structured()
+        tau = self.tau
+        if self.projection == "srht":
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                _core.srht_encode(xb, spec.scaled_signs, spec.select, spec.size, ob, mode, tau, thr, kz)
+        else:
+            def run(xb: np.ndarray, ob: np.ndarray) -> None:
+                _core.sparse_encode(xb, spec.rows, spec.values, spec.in_dim, ob, mode, tau, thr, kz)
+        return run
+
+    # ------------------------------------------------------------------------------ persistence
+    def to_dict(self, checksum: bool = True) -> Dict[str, Any]:
+        """JSON-ready parameters (the matrix is regenerated from them); with ``checksum``, the
+        SHA-256 of the float32 matrix so that :meth:`from_dict` can verify the rebuild."""
+        d: Dict[str, Any] = {
+            "format": _FORMAT, "version": _FORMAT_VERSION, "in_dim": self.in_dim, "dim": self.dim,
+            "tau": self.tau, "threshold": self.threshold, "sparsity": self.sparsity, "seed": self.seed,
+            "projection": self.projection, "density": self.density,
+        }
+        if checksum:
+            d["projection_sha256"] = self.projection_sha256()
+        return d
+
+    def projection_sha256(self) -> str:
+        """Hex SHA-256 of the float32 projection matrix bytes (C order, little-endian)."""
+        return hashlib.sha256(np.ascontiguousarray(self._matrix(), dtype="<f4").tobytes()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], verify: bool = True) -> "HDCEncoder":
+        """Rebuild from :meth:`to_dict` output; with ``verify`` (and a stored checksum) a
+        regenerated matrix that differs (another generator) raises ``ValueError``."""
+        if not isinstance(d, dict):
+            raise TypeError(f"d: expected a dict, got {type(d).__name__}")
+        if d.get("format") != _FORMAT:
+            raise ValueError(f"d: not an {_FORMAT} description (format={d.get('format')!r})")
+        if d.get("version") != _FORMAT_VERSION:
+            raise ValueError(f"d: unsupported version {d.get('version')!r} (this ternhd reads {_FORMAT_VERSION})")
+        try:
+            enc = cls(d["in_dim"], d["dim"], tau=d["tau"], threshold=d["threshold"], sparsity=d["sparsity"],
+                      seed=d["seed"], projection=d["projection"], density=d.get("density"))
+        except KeyError as exc:
+            raise ValueError(f"d: missing field {exc}") from None
+        if verify and d.get("projection_sha256") is not None and enc.projection_sha256() != d["projection_sha256"]:
+            raise ValueError("d: the regenerated projection matrix differs from the saved one "
+                             "(different generator); pass verify=False to accept it")
+        return enc
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the parameters (and the matrix checksum) as JSON."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], verify: bool = True) -> "HDCEncoder":
+        """Read an encoder written by :meth:`save` (see :meth:`from_dict` for ``verify``)."""
+        with open(path, encoding="utf-8") as f:
+            try:
+                d = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"path: not a JSON encoder description ({exc})") from None
+        return cls.from_dict(d, verify=verify)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HDCEncoder):
+            return NotImplemented
+        return self.to_dict(checksum=False) == other.to_dict(checksum=False)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _identity(r: np.ndarray) -> np.ndarray:
+    return r
+
+
+def _is_batches(x: Any) -> bool:
+    """An iterable of batches: a list/tuple of arrays/tensors, or any non-array iterable."""
+    if isinstance(x, np.ndarray) or is_torch(x) or hasattr(x, "__array__"):
+        return False
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and all((isinstance(b, np.ndarray) or is_torch(b)) and b.ndim == 2 for b in x)
+    return hasattr(x, "__iter__") and not isinstance(x, (str, bytes, dict))
+
+
+def _bar(progress: bool, total: Optional[int], unit: str = "row"):
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        import warnings
+
+        warnings.warn("progress: tqdm is not installed; no progress bar", RuntimeWarning, stacklevel=3)
+        return None
+    return tqdm(total=total, unit=unit, desc="encode")

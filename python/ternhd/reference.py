@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack_ternary", "unpack_ternary", "quantize", "thresholds", "dot", "cosine", "hamming", "topk"]
+__all__ = ["pack_ternary", "unpack_ternary", "quantize", "thresholds", "dot", "cosine", "hamming", "topk", "bind",
+           "bundle", "permute"]
 
 _SHIFTS = np.array([6, 4, 2, 0], dtype=np.uint8)
 
@@ -128,3 +129,26 @@ def base3_decode(data: np.ndarray, rows: int, dim: int) -> np.ndarray:
         raise ValueError("data: non-zero padding digits")
     t = np.where(digits[:total] == 1, 1, np.where(digits[:total] == 2, -1, 0)).astype(np.int8)
     return pack_ternary(t.reshape(rows, dim))
+
+
+# ------------------------------------------------------------------------------- HDC algebra
+def bind(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Packed (..., B) x (..., B) (numpy broadcasting) -> packed: element-wise trit product."""
+    a, b = np.asarray(a, np.uint8), np.asarray(b, np.uint8)
+    ta = unpack_ternary(a, a.shape[-1] * 4).astype(np.int8)
+    tb = unpack_ternary(b, b.shape[-1] * 4).astype(np.int8)
+    return pack_ternary((ta * tb).astype(np.int8))
+
+
+def bundle(vectors: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Packed (..., n, B) -> packed (..., B): +1 if the column sum > threshold, -1 if < -threshold,
+    else 0 (ties at threshold 0 give 0)."""
+    v = np.asarray(vectors, np.uint8)
+    s = unpack_ternary(v, v.shape[-1] * 4).astype(np.int64).sum(axis=-2)
+    return pack_ternary(((s > threshold).astype(np.int8) - (s < -threshold).astype(np.int8)).astype(np.int8))
+
+
+def permute(a: np.ndarray, k: int, dim: int) -> np.ndarray:
+    """Packed (..., ceil(dim/4)) -> same: numpy.roll of the first `dim` trits by k."""
+    t = unpack_ternary(np.asarray(a, np.uint8), dim)
+    return pack_ternary(np.roll(t, k, axis=-1))
