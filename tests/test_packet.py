@@ -492,7 +492,6 @@ def test_knowledge_packet_validation():
         (P.dumps(v, 16, **good, knowledge=dict(mode="prototypes", classes=[])), "knowledge.classes"),
         (P.dumps(v, 16, **dict(good, labels=None), knowledge=dict(mode="prototypes", classes=[0, 1])), "labels"),
         (P.dumps(v, 16, **dict(good, in_dim=0), knowledge=dict(mode="prototypes", classes=[0, 1])), "meta"),
-        (P.dumps(v, 16, **dict(good, projection="srht"), knowledge=dict(mode="prototypes", classes=[0, 1])), "meta"),
     ]
     for blob, prefix in bad:
         with pytest.raises(ternhd.PacketError, match=f"^{prefix}"):
