@@ -159,8 +159,65 @@ def entries() -> List[Entry]:
           "(0, 16) uint8", _shape((0, 16), np.uint8)),
         E("HDCEncoder.encode", "negative strides", lambda: ternhd.HDCEncoder(37, dim=64).encode(X[::-1]), None,
           "rows reversed", lambda r: np.array_equal(r, ternhd.HDCEncoder(37, dim=64).encode(X)[::-1])),
+        # HDC algebra
+        E("bind", "wrong dtype", lambda: ternhd.bind(P.astype(np.int8), P), TypeError, "a:"),
+        E("bind", "wrong ndim", lambda: ternhd.bind(np.uint8(3), P), ValueError, "a:"),
+        E("bind", "empty", lambda: ternhd.bind(P[:0], P[:0]), None, "(0, 10) uint8", _shape((0, 10), np.uint8)),
+        E("bind", "non-contiguous", lambda: ternhd.bind(P[::2], P[1::2]), None, "same as the contiguous copies",
+          lambda r: np.array_equal(r, ternhd.bind(P[::2].copy(), P[1::2].copy()))),
+        E("bind", "negative strides", lambda: ternhd.bind(P[::-1], P), None, "same as the contiguous copy",
+          lambda r: np.array_equal(r, ternhd.bind(P[::-1].copy(), P))),
+        E("bind", "out-of-range values", lambda: ternhd.bind(_code11(P), P), ValueError, "a, b:"),
+        E("bind", "mismatched widths", lambda: ternhd.bind(P, P[:, :9]), ValueError, "b:"),
+        E("bundle", "wrong dtype", lambda: ternhd.bundle(P.astype(np.int16)), TypeError, "vectors:"),
+        E("bundle", "wrong ndim", lambda: ternhd.bundle(P[0]), ValueError, "vectors:"),
+        E("bundle", "empty", lambda: ternhd.bundle(P[:0]), ValueError, "vectors:"),
+        E("bundle", "NaN/Inf", lambda: ternhd.bundle(P, threshold=float("nan")), ValueError, "threshold:"),
+        E("bundle", "out-of-range values", lambda: ternhd.bundle(_code11(P)), ValueError, "vectors:"),
+        E("bundle", "out-of-range values", lambda: ternhd.bundle(P, threshold=-1), ValueError, "threshold:"),
+        E("bundle", "mismatched widths", lambda: ternhd.bundle([P[0], P[1, :9]]), ValueError, "vectors:"),
+        E("bundle", "negative strides", lambda: ternhd.bundle(P[::-1]), None, "same as unreversed (a sum)",
+          lambda r: np.array_equal(r, ternhd.bundle(P))),
+        E("permute", "wrong dtype", lambda: ternhd.permute(P.astype(np.float32), 1, 37), TypeError, "a:"),
+        E("permute", "wrong dtype", lambda: ternhd.permute(P, 1.5, 37), TypeError, "k:"),
+        E("permute", "empty", lambda: ternhd.permute(P[:0], 3, 37), None, "(0, 10) uint8",
+          _shape((0, 10), np.uint8)),
+        E("permute", "negative strides", lambda: ternhd.permute(P[::-1], 3, 37), None, "rows reversed",
+          lambda r: np.array_equal(r, ternhd.permute(P, 3, 37)[::-1])),
+        E("permute", "out-of-range values", lambda: ternhd.permute(_code11(P), 1, 37), ValueError, "a:"),
+        E("permute", "mismatched widths", lambda: ternhd.permute(P, 1, 41), ValueError, "a:"),
+        E("permute", "huge sizes", lambda: ternhd.permute(P, 2**62 + 5, 37), None, "k is taken modulo dim",
+          lambda r: np.array_equal(r, ternhd.permute(P, (2**62 + 5) % 37, 37))),
+        # packets (untrusted bytes raise ternhd.PacketError, a ValueError)
+        E("packet.loads", "wrong dtype", lambda: ternhd.packet.loads("text"), TypeError, "data:"),
+        E("packet.loads", "empty", lambda: ternhd.packet.loads(b""), ternhd.PacketError, "truncated:"),
+        E("packet.loads", "mismatched widths", lambda: ternhd.packet.loads(_PKT[:-3]), ternhd.PacketError,
+          "truncated:"),
+        E("packet.loads", "out-of-range values", lambda: ternhd.packet.loads(_flip(_PKT, 80)), ternhd.PacketError,
+          "checksum:"),
+        E("packet.loads", "huge sizes", lambda: ternhd.packet.loads(_PKT[:20] + b"\xff" * 8 + _PKT[28:]),
+          ternhd.PacketError, "count:"),
+        E("packet.dumps", "wrong dtype", lambda: ternhd.packet.dumps(P.astype(np.int8), 37), TypeError, "vectors:"),
+        E("packet.dumps", "mismatched widths", lambda: ternhd.packet.dumps(P, 41), ValueError, "vectors:"),
+        E("packet.dumps", "out-of-range values", lambda: ternhd.packet.dumps(_code11(P), 37), ValueError,
+          "vectors:"),
+        E("packet.dumps", "huge sizes", lambda: ternhd.packet.dumps(P, 37, model_id="x" * 100000), ValueError,
+          "model_id:"),
+        E("packet.dumps", "negative strides", lambda: ternhd.packet.loads(ternhd.packet.dumps(P[::-1], 37)).vectors,
+          None, "rows reversed", lambda r: np.array_equal(r, P[::-1])),
+        E("packet.dumps", "empty", lambda: ternhd.packet.loads(ternhd.packet.dumps(P[:0], 37)).vectors, None,
+          "(0, 10) uint8", _shape((0, 10), np.uint8)),
     ]
     return out
+
+
+_PKT = ternhd.packet.dumps(P, 37)
+
+
+def _flip(blob: bytes, i: int) -> bytes:
+    b = bytearray(blob)
+    b[i] ^= 1
+    return bytes(b)
 
 
 def outcome(e: Entry) -> str:

@@ -98,6 +98,9 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
     if isinstance(vectors, (list, tuple)):
         if not vectors:
             raise ValueError("vectors: need at least one vector to bundle")
+        shapes = {tuple(getattr(v, "shape", np.shape(v))) for v in vectors}
+        if len(shapes) != 1:
+            raise ValueError(f"vectors: every row must have the same shape, got {sorted(shapes)}")
         if all(is_torch(v) for v in vectors):
             import torch
 

@@ -6,6 +6,7 @@ below are ratios of a ternhd case over a baseline case measured in the same run.
 """
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -18,7 +19,7 @@ import ternhd
 from . import reference
 
 __all__ = ["Case", "similarity_cases", "topk_cases", "pack_cases", "quantize_cases", "all_cases", "TARGETS",
-           "ABSOLUTE_TARGETS", "time_case", "run", "format_table", "machine"]
+           "ABSOLUTE_TARGETS", "encode_cases", "algebra_cases", "naive_numpy_encode", "time_case", "run", "format_table", "machine"]
 
 # (group, ternhd case, baseline case) -> minimum throughput ratio (ISSUE #2, DESIGN.md)
 TARGETS: Dict[Tuple[str, str, str], float] = {
@@ -161,11 +162,130 @@ def quantize_cases(rows: int = 8192, dim: int = 4096, seed: int = 3) -> List[Cas
     ]
 
 
-def all_cases(quick: bool = False) -> List[Case]:
-    if quick:
-        return (similarity_cases(64, 2000, 1024) + topk_cases(64, 2000, 1024) + pack_cases(4 << 20)
-                + quantize_cases(512, 1024))
-    return similarity_cases() + topk_cases() + pack_cases() + quantize_cases()
+# ----------------------------------------------------------------------------- encoder (issue #3)
+# Fused encode at the paper's shape: in_dim = 768, dim = 4096, float32, N = 8192. Throughput is in
+# output trits per second. The gaussian encode runs its block products on torch's oneDNN by
+# default (ternhd.encoder); the numpy-GEMM case shows the same encode on numpy's BLAS.
+GAUSSIAN, SRHT, SPARSE = "ternhd.encode(gaussian)", "ternhd.encode(srht)", "ternhd.encode(sparse)"
+MATMUL, NAIVE = "torch.matmul(x, P)", "numpy-naive-pipeline"
+TARGETS.update({
+    ("encode", GAUSSIAN, MATMUL): 0.85,
+    ("encode", GAUSSIAN, NAIVE): 2.0,
+    ("encode", SRHT, GAUSSIAN): 8.0,
+})
+
+
+def naive_numpy_encode(x: np.ndarray, p: np.ndarray, tau: float = 0.3) -> np.ndarray:
+    """The plain numpy pipeline: project, per-row std threshold, compare, pack 4 trits per byte."""
+    h = x @ p
+    thr = tau * h.std(axis=1, keepdims=True)
+    codes = ((h > thr).astype(np.uint8) | ((h < -thr).astype(np.uint8) << 1)).reshape(len(x), -1, 4)
+    return (codes[..., 0] << 6) | (codes[..., 1] << 4) | (codes[..., 2] << 2) | codes[..., 3]
+
+
+def _with_gemm(name: str, fn, *args):
+    old = os.environ.get("TERNHD_GEMM")
+    os.environ["TERNHD_GEMM"] = name
+    try:
+        return fn(*args)
+    finally:
+        if old is None:
+            del os.environ["TERNHD_GEMM"]
+        else:
+            os.environ["TERNHD_GEMM"] = old
+
+
+def encode_cases(n: int = 8192, in_dim: int = 768, dim: int = 4096, seed: int = 0) -> List[Case]:
+    x = np.random.default_rng(seed).standard_normal((n, in_dim), dtype=np.float32)
+    from .encoder import HDCEncoder
+
+    gauss = HDCEncoder(in_dim, dim)
+    srht = HDCEncoder(in_dim, dim, projection="srht")
+    sparse = HDCEncoder(in_dim, dim, projection="sparse")
+    p = gauss.projection_matrix()
+    trits = float(n * dim)
+    cases = [
+        Case("encode", GAUSSIAN, lambda: gauss.encode(x), trits, "trits", "ternhd",
+                   "BLAS matmul per block + native threshold/pack epilogue"),
+        Case("encode", SRHT, lambda: srht.encode(x), trits, "trits", "ternhd",
+                   "native stacked fast Walsh-Hadamard transforms + epilogue"),
+        Case("encode", SPARSE, lambda: sparse.encode(x), trits, "trits", "ternhd",
+                   f"native sparse column sums ({int(round(np.sqrt(in_dim)))} per trit) + epilogue"),
+        Case("encode", NAIVE, lambda: naive_numpy_encode(x, p), trits, "trits",
+                   note="numpy: x @ P, tau * std per row, compare, pack"),
+        Case("encode", "ternhd.encode(gaussian, numpy GEMM)", lambda: _with_gemm("numpy", gauss.encode, x),
+                   trits, "trits", "ternhd", "TERNHD_GEMM=numpy: numpy.matmul per block + the same epilogue"),
+        Case("encode", "numpy.matmul(x, P)", lambda: np.matmul(x, p), trits, "trits",
+                   note="the float projection alone with numpy's BLAS (no target)"),
+    ]
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return cases
+    xt, pt = torch.from_numpy(x), torch.from_numpy(p.copy())
+    cases.append(Case("encode", MATMUL, lambda: torch.matmul(xt, pt), trits, "trits",
+                            note="the float projection alone, full (N, dim) float32 output"))
+    return cases
+
+
+
+# ----------------------------------------------------------------------------- HDC algebra (issue #3)
+ALGEBRA_DIM = 4096
+
+
+def _packed_rows(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    return ternhd.pack_ternary(rng.integers(-1, 2, size=shape + (ALGEBRA_DIM,), dtype=np.int8))
+
+
+def numpy_bitwise_bind(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """bind with numpy on the packed words: the same formula as the native kernel."""
+    m = np.uint64(0x5555555555555555)
+    one = np.uint64(1)
+    wa, wb = a.view(np.uint64), b.view(np.uint64)
+    sb = ((wb >> one) & m) | ((wb & m) << one)
+    x, y = wa & wb, wa & sb
+    return ((((x | (x >> one)) & m) | (((y | (y >> one)) & m) << one))).view(np.uint8)
+
+
+def algebra_cases(rows: int = 8192, seed: int = 4) -> List[Case]:
+    rng = np.random.default_rng(seed)
+    a, b = _packed_rows(rng, (rows,)), _packed_rows(rng, (rows,))
+    groups = _packed_rows(rng, (rows // 64, 64))  # 128 bundles of 64 vectors
+    s = rows // 16
+    nbytes = float(a.nbytes)
+    return [
+        Case("bind", "ternhd.bind", lambda: ternhd.bind(a, b), 2 * nbytes, "B", "ternhd"),
+        Case("bind", "numpy-bitwise", lambda: numpy_bitwise_bind(a, b), 2 * nbytes, "B",
+                   note="the same bit formula on uint64 words"),
+        Case("bind", "numpy-reference", lambda: reference.bind(a[:s], b[:s]), 2 * nbytes / 16, "B",
+                   note="ternhd.reference.bind (unpack, multiply, pack; 1/16 slice)"),
+        Case("bundle", "ternhd.bundle", lambda: ternhd.bundle(groups), float(groups.nbytes), "B", "ternhd",
+                   "128 groups x 64 vectors, majority"),
+        Case("bundle", "numpy-reference", lambda: reference.bundle(groups[: len(groups) // 16]),
+                   float(groups.nbytes) / 16, "B", note="ternhd.reference.bundle (1/16 slice)"),
+        Case("permute", "ternhd.permute", lambda: ternhd.permute(a, 1234567, ALGEBRA_DIM), nbytes, "B", "ternhd",
+                   "k = 1234567 (not a multiple of 4)"),
+        Case("permute", "numpy-reference", lambda: reference.permute(a[:s], 1234567, ALGEBRA_DIM), nbytes / 16, "B",
+                   note="ternhd.reference.permute (unpack, roll, pack; 1/16 slice)"),
+    ]
+
+
+def all_cases(quick: bool = False, groups: Optional[List[str]] = None) -> List[Case]:
+    """Every case (or those of ``groups``), built lazily per family."""
+    families = [  # (groups it yields, full-size builder, quick builder)
+        (("cosine",), similarity_cases, lambda: similarity_cases(64, 2000, 1024)),
+        (("top10",), topk_cases, lambda: topk_cases(64, 2000, 1024)),
+        (("pack", "unpack"), pack_cases, lambda: pack_cases(4 << 20)),
+        (("quantize",), quantize_cases, lambda: quantize_cases(512, 1024)),
+        (("encode",), encode_cases, lambda: encode_cases(512, 768, 1024)),
+        (("bind", "bundle", "permute"), algebra_cases, lambda: algebra_cases(256)),
+    ]
+    cases: List[Case] = []
+    for names, full, small in families:
+        if groups and not set(names) & set(groups):
+            continue
+        cases += [c for c in (small() if quick else full()) if not groups or c.group in groups]
+    return cases
 
 
 def time_case(case: Case, repeat: int = 5) -> float:
@@ -243,7 +363,7 @@ def format_table(rows: List[dict], targets: List[dict]) -> str:
 
 def run(quick: bool = False, repeat: int = 5, groups: Optional[List[str]] = None) -> Tuple[List[dict], List[dict]]:
     """Times every case; returns (rows, target checks)."""
-    cases = [c for c in all_cases(quick) if not groups or c.group in groups]
+    cases = all_cases(quick, groups)
     results = [(c, time_case(c, repeat)) for c in cases]
     rows = throughput_table(results)
     return rows, check_targets(rows)
@@ -253,7 +373,7 @@ def add_arguments(parser) -> None:
     """Arguments of ``ternhd bench``."""
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds instead of a minute)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
-    parser.add_argument("--group", action="append", choices=["cosine", "top10", "pack", "unpack", "quantize"],
+    parser.add_argument("--group", action="append", choices=["cosine", "top10", "pack", "unpack", "quantize", "encode", "bind", "bundle", "permute"],
                         help="only these groups (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and target checks as JSON")
 
