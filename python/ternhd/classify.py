@@ -30,6 +30,19 @@ def accuracy(pred: Any, y: Any) -> float:
     return float((pred == y).mean()) if len(y) else float("nan")
 
 
+def _blas(n: Optional[int]):
+    """Limit BLAS / OpenMP threads for a block (None = leave as is). The gradient of logistic regression
+    is two thin matrix-vector products per iteration; with the cores shared, one BLAS thread was
+    measured ~40x faster than the default two on the 2-core development machine."""
+    import contextlib
+
+    if not n:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(n)
+
+
 def _labels(y: Any, n: int) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
@@ -42,8 +55,9 @@ def _labels(y: Any, n: int) -> np.ndarray:
 class LogRegClassifier:
     """Logistic regression on packed HDC rows (``dim`` given) or float rows (``dim=None``)."""
 
-    def __init__(self, dim: Optional[int] = None, C: float = 0.1, max_iter: int = 2000, seed: int = 0):
-        self.dim, self.C, self.max_iter, self.seed = dim, C, max_iter, seed
+    def __init__(self, dim: Optional[int] = None, C: float = 0.1, max_iter: int = 2000, seed: int = 0,
+                 blas_threads: Optional[int] = 1):
+        self.dim, self.C, self.max_iter, self.seed, self.blas_threads = dim, C, max_iter, seed, blas_threads
         self.val_scores: dict = {}
 
     def _features(self, x: Any) -> np.ndarray:
@@ -70,7 +84,8 @@ class LogRegClassifier:
 
     def fit(self, x: Any, y: Any) -> "LogRegClassifier":
         f = self._features(x)
-        self.model_ = self._model(self.C).fit(f, _labels(y, len(f)))
+        with _blas(self.blas_threads):
+            self.model_ = self._model(self.C).fit(f, _labels(y, len(f)))
         return self
 
     def fit_select(self, x: Any, y: Any, x_val: Any, y_val: Any, grid: Sequence[float] = C_GRID) -> "LogRegClassifier":
@@ -85,13 +100,14 @@ class LogRegClassifier:
         if not grid or min(grid) <= 0:
             raise ValueError(f"grid: expected positive C values, got {grid}")
         self.val_scores = {}
-        m = self._model(grid[0])
-        for c in grid:
-            self._set_C(m, c)
-            m.fit(f, y)
-            self.val_scores[c] = accuracy(m.predict(fv), yv)
-        self.C = max(grid, key=lambda c: (self.val_scores[c], -c))
-        self.model_ = self._model(self.C).fit(np.concatenate([f, fv]), np.concatenate([y, yv]))
+        with _blas(self.blas_threads):
+            m = self._model(grid[0])
+            for c in grid:
+                self._set_C(m, c)
+                m.fit(f, y)
+                self.val_scores[c] = accuracy(m.predict(fv), yv)
+            self.C = max(grid, key=lambda c: (self.val_scores[c], -c))
+            self.model_ = self._model(self.C).fit(np.concatenate([f, fv]), np.concatenate([y, yv]))
         return self
 
     def predict(self, x: Any) -> np.ndarray:

@@ -76,7 +76,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     o.add_argument("--diagnostics", action="store_true",
                    help="also train/test on the student's aligned vectors (costs one more classifier fit per seed)")
-    o.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    o.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads for embedding (0 = auto: 1 when the load average already "
+                        "exceeds the core count, where more threads only contend; else torch's default)")
 
 
 def _config(args: argparse.Namespace):
@@ -85,10 +87,12 @@ def _config(args: argparse.Namespace):
     for c in args.classifiers:
         if c not in CLASSIFIERS:
             raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
+    elif hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1):
+        torch.set_num_threads(1)
     return TransferConfig(teacher=args.teacher, student=args.student, dataset=args.dataset, align=args.align,
                           dim=args.dim, tau=args.tau, threshold=args.threshold, seeds=tuple(args.seeds),
                           n_train=args.n_train, n_test=args.n_test, n_anchor=args.n_anchor,

@@ -138,8 +138,12 @@ def _load_offline(name: str, root: Path) -> TextDataset:
         te, yte = _read_tsv(root / "sst2" / "dev.tsv")
         return TextDataset("sst2", tr, ytr, ["negative", "positive"], te, yte,
                            source=f"{root / 'sst2'} (train.tsv; test pool = dev.tsv, GLUE validation)")
-    ds = load_file(root / "agnews" / "test.csv")
-    return TextDataset("agnews", ds.texts, ds.labels, ["World", "Sports", "Business", "Sci/Tech"],
+    texts, labels = [], []
+    with open(root / "agnews" / "test.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):  # labels 1..4 in the file -> 0..3
+            texts.append(f"{row['title']}. {row['description']}".replace("\\", " "))
+            labels.append(int(row["label"]) - 1)
+    return TextDataset("agnews", texts, np.asarray(labels, dtype=np.int64), ["World", "Sports", "Business", "Sci/Tech"],
                        source=f"{root / 'agnews' / 'test.csv'} (official test split only)")
 
 

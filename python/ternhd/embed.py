@@ -64,8 +64,9 @@ def masked_mean(hidden: Any, mask: Any) -> Any:
 
     Works on torch tensors (returns a tensor). Rows with an all-zero mask give zeros.
     """
-    m = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+    keep = mask.bool().unsqueeze(-1)
+    total = hidden.masked_fill(~keep, 0.0).sum(1)  # masked_fill, not a product: padded rows may hold NaN
+    return total / keep.sum(1).clamp(min=1).to(hidden.dtype)
 
 
 def _resolve_device(device: Optional[str]) -> str:
@@ -140,6 +141,15 @@ class HFEmbedder:
         self._model.to(dev)
         return self._model, tok, dev
 
+    @staticmethod
+    def _takes_positions(model) -> bool:
+        import inspect
+
+        try:
+            return "position_ids" in inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            return False
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """texts -> float32 (N, hidden_size)."""
         import torch
@@ -160,6 +170,9 @@ class HFEmbedder:
             for idx in it:
                 enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
                           return_tensors="pt").to(dev)
+                if self._takes_positions(model):
+                    # positions count real tokens only, so left and right padding give the same states
+                    enc["position_ids"] = (enc["attention_mask"].long().cumsum(1) - 1).clamp(min=0)
                 res = model(**enc, output_hidden_states=True)
                 hidden = res.hidden_states[self.layer]
                 mask = enc["attention_mask"]
