@@ -7,7 +7,7 @@ import pytest
 import ternhd
 from ternhd.classify import CentroidClassifier, LogRegClassifier, accuracy
 from ternhd.datasets import TextDataset, data_dir, load_dataset, load_file, make_splits
-from ternhd.transfer import SeedData, efficiency, mean_std, summarize, transfer_metrics
+from ternhd.transfer import SeedData, efficiency, efficiency_above_chance, mean_std, summarize, transfer_metrics
 
 
 def test_efficiency_arithmetic():
@@ -15,6 +15,10 @@ def test_efficiency_arithmetic():
     assert efficiency(0.8, 0.8) == 1.0
     assert efficiency(0.9, 0.8) == pytest.approx(1.125)  # transfer may beat the ceiling
     assert np.isnan(efficiency(0.5, 0.0))
+    assert efficiency_above_chance(0.5, 0.65, 0.5) == 0.0  # chance-level transfer keeps nothing...
+    assert efficiency(0.5, 0.65) == pytest.approx(0.769, abs=1e-3)  # ...though eta reads 77%
+    assert efficiency_above_chance(0.6, 0.7, 0.5) == pytest.approx(0.5)
+    assert np.isnan(efficiency_above_chance(0.6, 0.5, 0.5))
     ms = mean_std([0.9, 0.8, 1.0])
     assert ms["mean"] == pytest.approx(0.9) and ms["std"] == pytest.approx(np.std([0.9, 0.8, 1.0])) and ms["n"] == 3
     s = summarize([{"a": 1.0, "b": {"c": 2.0}}, {"a": 3.0, "b": {"c": 4.0}}])
@@ -115,7 +119,8 @@ def test_transfer_metrics_rotated_student():
     assert pro["top1"] > 0.5 and pro["pair_cosine"] > 0.9
     for c in ("logreg", "centroid"):
         assert pro["efficiency"][c] == pytest.approx(pro["transfer"][c] / pro["ceiling"][c])
-        assert pro["efficiency"][c] > 0.95
+        assert pro["efficiency"][c] > 0.95 and pro["efficiency_above_chance"][c] > 0.9
+    assert pro["chance"] == 0.5
     assert none["transfer"]["logreg"] < pro["transfer"]["logreg"] - 0.1
     rev = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), reverse=True)
     assert rev["efficiency"]["logreg"] > 0.95

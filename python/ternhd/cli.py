@@ -115,6 +115,7 @@ def transfer_table(res: dict) -> str:
         ["student HDC acc = ceiling"] + [fmt(s["ceiling"][c]) for c in cl],
         ["transfer acc (teacher-trained, student-tested)"] + [fmt(s["transfer"][c]) for c in cl],
         ["efficiency = transfer / ceiling"] + [fmt(s["efficiency"][c]) for c in cl],
+        ["(transfer - chance) / (ceiling - chance)"] + [fmt(s["efficiency_above_chance"][c]) for c in cl],
     ]
     if s.get("aligned_ceiling"):
         rows.append(["student acc in the aligned space"] + [fmt(s["aligned_ceiling"][c]) for c in cl])

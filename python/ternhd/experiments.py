@@ -111,7 +111,8 @@ def exp_alignment(cfg: TransferConfig, out_dir: Path, log: Callable,
         for a in anchors:
             t0 = time.perf_counter()
             per = [transfer_metrics(sd, m, cfg.dim, cfg.tau, cfg.threshold, n_anchor=a, proj_seed=sd.split.seed,
-                                    classifiers=cfg.classifiers, ceiling=c) for sd, c in zip(data, ceilings)]
+                                    classifiers=cfg.classifiers, ceiling=c, aligned_ceiling=cfg.aligned_ceiling)
+                   for sd, c in zip(data, ceilings)]
             res.setdefault(m, {})[str(a)] = {"summary": summarize(per), "per_seed": per}
             log(f"  {m:12s} anchors {a:5d}: eff {fmt(res[m][str(a)]['summary']['efficiency'][cfg.classifiers[0]])}"
                 f" ({time.perf_counter() - t0:.1f}s)")
@@ -137,7 +138,8 @@ def exp_pairs(cfg: TransferConfig, out_dir: Path, log: Callable,
         for rev in (False, True):
             name = f"{s} -> {t}" if rev else f"{t} -> {s}"
             per = [transfer_metrics(sd, cfg.align, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
-                                    classifiers=cfg.classifiers, reverse=rev) for sd in data]
+                                    classifiers=cfg.classifiers, reverse=rev, aligned_ceiling=cfg.aligned_ceiling)
+                   for sd in data]
             res[name] = {"summary": summarize(per), "per_seed": per}
             log(f"  {name}: eff {fmt(res[name]['summary']['efficiency'][cfg.classifiers[0]])}")
     c0 = cfg.classifiers[0]

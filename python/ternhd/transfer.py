@@ -33,7 +33,7 @@ from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
 from .encoder import HDCEncoder
 
 __all__ = ["TransferConfig", "SeedData", "prepare", "quantization_metrics", "transfer_metrics", "run_transfer",
-           "summarize", "efficiency", "mean_std", "CLASSIFIERS"]
+           "summarize", "efficiency", "efficiency_above_chance", "mean_std", "CLASSIFIERS"]
 
 CLASSIFIERS = ("logreg", "centroid")
 
@@ -78,6 +78,15 @@ def efficiency(transfer_acc: float, ceiling_acc: float) -> float:
     if not np.isfinite(ceiling_acc) or ceiling_acc <= 0:
         return float("nan")
     return float(transfer_acc) / float(ceiling_acc)
+
+
+def efficiency_above_chance(transfer_acc: float, ceiling_acc: float, chance: float) -> float:
+    """``(transfer - chance) / (ceiling - chance)``: the share of the ceiling's gain over chance that
+    transfer keeps. Unlike ``eta`` it is 0 for a chance-level transfer (``eta`` is then
+    ``chance / ceiling``, e.g. 0.77 for 50% against a 65% ceiling). NaN when the ceiling is at chance."""
+    if not np.isfinite(ceiling_acc) or ceiling_acc - chance <= 0:
+        return float("nan")
+    return float(transfer_acc - chance) / float(ceiling_acc - chance)
 
 
 def mean_std(values: Sequence[float]) -> Dict[str, float]:
@@ -199,7 +208,9 @@ def transfer_metrics(sd: SeedData, align: str, dim: int = 4096, tau: float = 0.3
     res: Dict[str, Any] = {"align": align, "n_anchor": k, "dim": dim, "align_seconds": t_align,
                            "pair_cosine": mean_pair_cosine(ta["test"], sa["test"]),
                            "top1": top1_matching(ta["test"], sa["test"]), "ceiling": dict(ceiling),
-                           "transfer": {}, "teacher_self": {}, "aligned_ceiling": {}, "efficiency": {}}
+                           "transfer": {}, "teacher_self": {}, "aligned_ceiling": {}, "efficiency": {},
+                           "efficiency_above_chance": {},
+                           "chance": float(np.bincount(y["test"]).max() / len(y["test"]))}
     for c in classifiers:
         # transfer: trained on the teacher (choices on the teacher's validation split), tested on the student
         r = _fit_eval(c, dim, th["train"], y["train"], th["val"], y["val"],
@@ -209,6 +220,7 @@ def transfer_metrics(sd: SeedData, align: str, dim: int = 4096, tau: float = 0.3
             res["aligned_ceiling"][c] = _fit_eval(c, dim, sh["train"], y["train"], sh["val"], y["val"],
                                                   {"test": (sh["test"], y["test"])}, sd.split.seed)["test"]
         res["efficiency"][c] = efficiency(res["transfer"][c], ceiling[c])
+        res["efficiency_above_chance"][c] = efficiency_above_chance(res["transfer"][c], ceiling[c], res["chance"])
     return res
 
 
