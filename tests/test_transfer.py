@@ -124,3 +124,42 @@ def test_transfer_metrics_rotated_student():
     assert none["transfer"]["logreg"] < pro["transfer"]["logreg"] - 0.1
     rev = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), reverse=True)
     assert rev["efficiency"]["logreg"] > 0.95
+
+
+def test_pair_encode_modes():
+    from ternhd.sentpairs import pair_encode
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-1, 2, (5, 10)).astype(np.int8), rng.integers(-1, 2, (5, 10)).astype(np.int8)
+    pa, pb = ternhd.pack_ternary(a), ternhd.pack_ternary(b)
+    np.testing.assert_array_equal(ternhd.unpack_ternary(pair_encode(pa, pb, 10, "bind"), 10), a * b)
+    np.testing.assert_array_equal(ternhd.unpack_ternary(pair_encode(pa, pb, 10, "concat"), 20), np.hstack([a, b]))
+    want = np.hstack([a, b, (a != b).astype(np.int8), a * b])
+    np.testing.assert_array_equal(ternhd.unpack_ternary(pair_encode(pa, pb, 10, "infersent"), 40), want)
+    with pytest.raises(ValueError, match="^mode"):
+        pair_encode(pa, pb, 10, "sum")
+
+
+def test_same_label_pairs_and_pair_transfer(tmp_path):
+    from ternhd.sentpairs import run_pair_transfer, same_label_pairs
+    from ternhd.transfer import TransferConfig
+
+    ds = _toy(n=300, k=3)
+    pd, used = same_label_pairs(ds, 100, seed=1)
+    assert pd.labels.mean() == 0.5 and len(pd.s1) == 100
+    lab = {t: y for t, y in zip(ds.texts, ds.labels)}
+    assert all((lab[a] == lab[b]) == bool(y) for a, b, y in zip(pd.s1, pd.s2, pd.labels))
+    rng = np.random.default_rng(2)
+    rows = ["label\ts1\ts2"]
+    for i in range(160):
+        y = i % 2
+        w = rng.choice(["red", "blue", "green", "gold"])
+        rows.append(f"{y}\tthe {w} item {i}\t{'the ' + w if y else 'no'} thing {i + 1000}")
+    (tmp_path / "p.tsv").write_text("\n".join(rows) + "\n")
+    cfg = TransferConfig(teacher="lsa:16", student="lsa:12", align="procrustes", dim=256, seeds=(0,), n_train=120,
+                         n_test=40, n_anchor=60, cache_dir="", progress=False)
+    res = run_pair_transfer(cfg, str(tmp_path / "p.tsv"), modes=("bind", "infersent"), log=lambda m: None)
+    s = res["per_seed"][0]
+    for m in ("bind", "infersent"):
+        assert 0.0 <= s[m]["transfer"] <= 1.0
+        assert s[m]["efficiency"] == pytest.approx(s[m]["transfer"] / s[m]["ceiling"])

@@ -168,6 +168,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         kw["datasets"] = args.datasets
     if args.teachers:
         kw["teachers"] = args.teachers
+    if args.pair_source:
+        kw["pair_source"] = args.pair_source
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     res = run_experiment(args.name, cfg, Path(args.out), log=log, **kw)
     if args.quiet:
@@ -183,7 +185,7 @@ def register_experiment(sub) -> None:
 
     p = sub.add_parser("experiment", help="reproduce one of the paper's experiments with the models at hand",
                        description="quantization (Table 2 + D sweep), alignment (Fig. 1), pairs (Table 3), "
-                                   "datasets (Table 4), teacher-size (Table 5)")
+                                   "datasets (Table 4), teacher-size (Table 5), sentence-pairs (beyond the paper)")
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     _common(p)
     e = p.add_argument_group("experiment options")
@@ -193,6 +195,9 @@ def register_experiment(sub) -> None:
     e.add_argument("--pairs", type=_pairs, default=None, help="pairs: TEACHER>STUDENT,... (minilm>lsa,minilm>static)")
     e.add_argument("--datasets", type=_strs, default=None, help="datasets: names (sst2,agnews)")
     e.add_argument("--teachers", type=_strs, default=None, help="teacher-size: teachers (static,minilm@3,minilm)")
+    e.add_argument("--pair-source", default=None,
+                   help="sentence-pairs: a .tsv/.jsonl pair file, snli (HF hub), or a single-sentence dataset "
+                        "to derive same-label pairs from (default agnews)")
     p.set_defaults(func=_cmd_experiment)
 
 

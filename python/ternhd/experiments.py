@@ -194,7 +194,23 @@ def exp_teacher_size(cfg: TransferConfig, out_dir: Path, log: Callable,
     return {"header": header, "rows": rows, "results": res, "plots": [str(plot)]}
 
 
+def exp_sentence_pairs(cfg: TransferConfig, out_dir: Path, log: Callable, pair_source: str = "agnews",
+                       **_: Any) -> Dict[str, Any]:
+    from .sentpairs import PAIR_MODES, run_pair_transfer
+
+    res = run_pair_transfer(cfg, pair_source, PAIR_MODES, log=log)
+    s = res["summary"]
+    header = ["pair encoding", "teacher own", "student ceiling", "transfer", "efficiency", "above chance"]
+    rows = [[m, fmt(s[m]["teacher_self"]), fmt(s[m]["ceiling"]), fmt(s[m]["transfer"]), fmt(s[m]["efficiency"]),
+             fmt(s[m]["efficiency_above_chance"])] for m in PAIR_MODES]
+    plot = bar_plot(out_dir / "sentence_pairs.png", list(PAIR_MODES), {
+        "teacher own": [s[m]["teacher_self"] for m in PAIR_MODES], "student ceiling": [s[m]["ceiling"] for m in PAIR_MODES],
+        "transfer": [s[m]["transfer"] for m in PAIR_MODES]}, "test accuracy", f"Sentence pairs: {res['task']}", (0, 1))
+    return {"header": header, "rows": rows, "results": res, "plots": [str(plot)]}
+
+
 EXPERIMENTS: Dict[str, Callable[..., Dict[str, Any]]] = {
+    "sentence-pairs": exp_sentence_pairs,
     "quantization": exp_quantization, "alignment": exp_alignment, "pairs": exp_pairs, "datasets": exp_datasets,
     "teacher-size": exp_teacher_size}
 
