@@ -132,7 +132,8 @@ class HFEmbedder:
             from transformers import AutoModel, AutoTokenizer
 
             self._tok = AutoTokenizer.from_pretrained(self.path)
-            self._model = AutoModel.from_pretrained(self.path, dtype=self.dtype or torch.float32)
+            kw = {} if self.dtype is None else {"dtype": self.dtype}  # default: the checkpoint's float32
+            self._model = AutoModel.from_pretrained(self.path, **kw)
             self._model.eval()
         tok = self._tok
         if tok.pad_token is None:
