@@ -1,12 +1,210 @@
-"""The ``ternhd`` command line: ``ternhd bench`` prints the kernel table against its baselines."""
+"""``ternhd`` command line: ``ternhd transfer ...``, ``ternhd experiment NAME ...``, ``ternhd bench``
+and ``ternhd info``.
+
+Subcommands register themselves through functions ``register_<name>(subparsers)`` listed in
+:data:`REGISTRARS`; each sets ``func`` on its parser (called with the parsed namespace, returns
+the exit code). Another module adds a subcommand by appending its registrar to ``REGISTRARS``
+(or calling :func:`add_registrar`) before :func:`main` builds the parser.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from typing import List, Optional
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+__all__ = ["main", "build_parser", "REGISTRARS", "add_registrar", "register_transfer", "register_experiment",
+           "register_bench", "register_info"]
 
 
-def _add_bench(sub) -> None:
+def _seeds(s: str) -> tuple:
+    try:
+        out = tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"seeds: expected comma-separated ints, got {s!r}") from exc
+    if not out:
+        raise argparse.ArgumentTypeError("seeds: expected at least one seed")
+    return out
+
+
+def _ints(s: str) -> tuple:
+    try:
+        return tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {s!r}") from exc
+
+
+def _strs(s: str) -> tuple:
+    return tuple(v.strip() for v in s.split(",") if v.strip())
+
+
+def _pairs(s: str) -> tuple:
+    out = []
+    for p in _strs(s):
+        if ">" not in p:
+            raise argparse.ArgumentTypeError(f"pairs: expected TEACHER>STUDENT items, got {p!r}")
+        t, st = p.split(">", 1)
+        out.append((t, st))
+    return tuple(out)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("protocol")
+    g.add_argument("--teacher", default="minilm",
+                   help="teacher embedder: minilm (packaged, offline), minilm@L, lsa[:K], static[:MODEL], or an HF "
+                        "name/path such as distilbert-base-uncased, gpt2, roberta-base (default: minilm)")
+    g.add_argument("--student", default="lsa", help="student embedder, same forms (default: lsa = TF-IDF + SVD 256)")
+    g.add_argument("--dataset", default="sst2", help="sst2, agnews, or a .tsv/.csv/.jsonl path (default: sst2)")
+    g.add_argument("--align", default="contrastive",
+                   choices=["none", "procrustes", "cca", "contrastive", "vec2vec"], help="alignment (default: contrastive)")
+    g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
+    g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
+    g.add_argument("--threshold", default="std", choices=["std", "batch"], help="threshold mode (default: std, per row)")
+    g.add_argument("--seeds", type=_seeds, default=(42, 123, 456), help="comma-separated seeds (default 42,123,456)")
+    g.add_argument("--n-train", type=int, default=3000, help="training texts per seed, validation included (3000)")
+    g.add_argument("--n-test", type=int, default=500, help="test texts per seed (500)")
+    g.add_argument("--n-anchor", type=int, default=500, help="anchor pairs for alignment (500)")
+    g.add_argument("--classifiers", type=_strs, default=("logreg", "centroid"),
+                   help="comma-separated: logreg, centroid (default both; the first is the headline)")
+    o = p.add_argument_group("run")
+    o.add_argument("--out", default="ternhd-results", help="output directory for JSON and PNG (default ternhd-results)")
+    o.add_argument("--cache-dir", default=None, help="cache root (default $TERNHD_CACHE or ~/.cache/ternhd)")
+    o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    o.add_argument("--device", default=None, help="torch device for embedders and aligners (default: cuda if present)")
+    o.add_argument("--batch-size", type=int, default=64, help="embedding batch size (64)")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+    o.add_argument("--diagnostics", action="store_true",
+                   help="also train/test on the student's aligned vectors (costs one more classifier fit per seed)")
+    o.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads for embedding (0 = auto: 1 when the load average already "
+                        "exceeds the core count, where more threads only contend; else torch's default)")
+
+
+def _config(args: argparse.Namespace):
+    from .transfer import CLASSIFIERS, TransferConfig
+
+    for c in args.classifiers:
+        if c not in CLASSIFIERS:
+            raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
+    import torch
+
+    if args.threads and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    elif hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1):
+        torch.set_num_threads(1)
+    return TransferConfig(teacher=args.teacher, student=args.student, dataset=args.dataset, align=args.align,
+                          dim=args.dim, tau=args.tau, threshold=args.threshold, seeds=tuple(args.seeds),
+                          n_train=args.n_train, n_test=args.n_test, n_anchor=args.n_anchor,
+                          classifiers=tuple(args.classifiers), cache_dir="" if args.no_cache else args.cache_dir,
+                          device=args.device, batch_size=args.batch_size, progress=not args.quiet,
+                          aligned_ceiling=args.diagnostics)
+
+
+def transfer_table(res: dict) -> str:
+    """The terminal table of one ``run_transfer`` result."""
+    from .experiments import fmt, format_table
+
+    s, cfg = res["summary"], res["config"]
+    cl = cfg["classifiers"]
+    q = s["quantization"]
+    rows = [
+        ["teacher float embedding acc"] + [fmt(q["teacher"]["float"])] + [""] * (len(cl) - 1),
+        ["teacher HDC acc"] + [fmt(q["teacher"]["hdc"][c]) for c in cl],
+        ["student float embedding acc"] + [fmt(q["student"]["float"])] + [""] * (len(cl) - 1),
+        ["student HDC acc = ceiling"] + [fmt(s["ceiling"][c]) for c in cl],
+        ["transfer acc (teacher-trained, student-tested)"] + [fmt(s["transfer"][c]) for c in cl],
+        ["efficiency = transfer / ceiling"] + [fmt(s["efficiency"][c]) for c in cl],
+        ["(transfer - chance) / (ceiling - chance)"] + [fmt(s["efficiency_above_chance"][c]) for c in cl],
+    ]
+    if s.get("aligned_ceiling"):
+        rows.append(["student acc in the aligned space"] + [fmt(s["aligned_ceiling"][c]) for c in cl])
+    head = (f"{cfg['teacher']} -> {cfg['student']} | {cfg['dataset']} | align {cfg['align']} | D={cfg['dim']} "
+            f"tau={cfg['tau']} | seeds {','.join(map(str, cfg['seeds']))} | "
+            f"train/test/anchor {cfg['n_train']}/{cfg['n_test']}/{cfg['n_anchor']}")
+    diag = (f"aligned test pairs: mean cosine {fmt(s['pair_cosine'], pct=False)}, top-1 match {fmt(s['top1'])} | "
+            f"embed {res['seconds']['embed']:.1f}s, total {res['seconds']['total']:.1f}s")
+    return "\n".join([head, format_table(["metric (%, mean ± std over seeds)"] + list(cl), rows), diag])
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from .transfer import run_transfer
+
+    cfg = _config(args)
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    res = run_transfer(cfg, log=log)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"transfer_{cfg.dataset.replace('/', '_')}_{cfg.teacher}_{cfg.student}_{cfg.align}".replace(":", "-")
+    path = out / f"{Path(name).name}.json"
+    path.write_text(json.dumps(res, indent=1, default=float))
+    print(transfer_table(res))
+    print(f"results: {path}")
+    return 0
+
+
+def register_transfer(sub) -> None:
+    p = sub.add_parser("transfer", help="run the transfer protocol once (teacher -> student)",
+                       description="Embeddings -> alignment on anchors -> HDC encoding -> classifier trained on the "
+                                   "teacher, tested on the student; mean ± std over seeds.")
+    _common(p)
+    p.set_defaults(func=_cmd_transfer)
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import run_experiment
+
+    cfg = _config(args)
+    kw = {}
+    if args.dims:
+        kw["dims"] = args.dims
+    if args.anchors:
+        kw["anchors"] = args.anchors
+    if args.methods:
+        kw["methods"] = args.methods
+    if args.pairs:
+        kw["pairs"] = args.pairs
+    if args.datasets:
+        kw["datasets"] = args.datasets
+    if args.teachers:
+        kw["teachers"] = args.teachers
+    if args.pair_source:
+        kw["pair_source"] = args.pair_source
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    res = run_experiment(args.name, cfg, Path(args.out), log=log, **kw)
+    if args.quiet:
+        from .experiments import format_table
+
+        print(format_table(res["header"], res["rows"]))
+    print(f"results: {res['json']}; plots: {', '.join(res['plots'])}")
+    return 0
+
+
+def register_experiment(sub) -> None:
+    from .experiments import EXPERIMENTS
+
+    p = sub.add_parser("experiment", help="reproduce one of the paper's experiments with the models at hand",
+                       description="quantization (Table 2 + D sweep), alignment (Fig. 1), pairs (Table 3), "
+                                   "datasets (Table 4), teacher-size (Table 5), sentence-pairs (beyond the paper)")
+    p.add_argument("name", choices=sorted(EXPERIMENTS))
+    _common(p)
+    e = p.add_argument_group("experiment options")
+    e.add_argument("--dims", type=_ints, default=None, help="quantization: D values (1024,2048,4096,8192)")
+    e.add_argument("--anchors", type=_ints, default=None, help="alignment: anchor sizes (100,250,500,1000)")
+    e.add_argument("--methods", type=_strs, default=None, help="alignment: methods (none,procrustes,cca,contrastive,vec2vec)")
+    e.add_argument("--pairs", type=_pairs, default=None, help="pairs: TEACHER>STUDENT,... (minilm>lsa,minilm>static)")
+    e.add_argument("--datasets", type=_strs, default=None, help="datasets: names (sst2,agnews)")
+    e.add_argument("--teachers", type=_strs, default=None, help="teacher-size: teachers (static,minilm@3,minilm)")
+    e.add_argument("--pair-source", default=None,
+                   help="sentence-pairs: a .tsv/.jsonl pair file, snli (HF hub), or a single-sentence dataset "
+                        "to derive same-label pairs from (default agnews)")
+    p.set_defaults(func=_cmd_experiment)
+
+
+def register_bench(sub) -> None:
+    """``ternhd bench``: the kernel table against its baselines on this machine."""
     from . import bench
 
     p = sub.add_parser("bench", help="time the kernels against their baselines on this machine")
@@ -14,7 +212,9 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=bench.command)
 
 
-def _add_info(sub) -> None:
+def register_info(sub) -> None:
+    """``ternhd info``: the native backend in use."""
+
     def info(args) -> int:
         import ternhd
 
@@ -26,18 +226,37 @@ def _add_info(sub) -> None:
     p.set_defaults(func=info)
 
 
+REGISTRARS: List[Callable] = [register_transfer, register_experiment, register_bench, register_info]
+
+
+def add_registrar(fn: Callable) -> None:
+    """Register another subcommand (``fn(subparsers)``), e.g. ``bench``."""
+    if fn not in REGISTRARS:
+        REGISTRARS.append(fn)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ternhd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_bench, _add_info):
-        add(sub)
+    parser = argparse.ArgumentParser(prog="ternhd", description="ternhd: packed ternary HDC kernels and the "
+                                                                "cross-architecture transfer pipeline")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ternhd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for reg in REGISTRARS:
+        reg(sub)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    t0 = time.perf_counter()
+    rc = args.func(args)
+    if getattr(args, "command", None) in ("transfer", "experiment") and not getattr(args, "quiet", False):
+        print(f"wall time {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return int(rc or 0)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

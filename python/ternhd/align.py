@@ -1,0 +1,513 @@
+"""Alignment of a teacher's and a student's embedding spaces before HDC encoding.
+
+One interface, :class:`Aligner`: ``fit(teacher_anchors, student_anchors)`` on float32 ``(n, d_t)``
+and ``(n, d_s)`` anchors (row ``i`` of each = the same text; :class:`Vec2VecAligner` ignores the
+pairing), then ``transform_teacher(x) -> (N, out_dim)`` and ``transform_student(y) -> (N, out_dim)``
+into one common space that both sides then encode with the *same* HDC projection.
+
+* :class:`NoAlignment` — zero-pad the narrower space to the wider (the paper's baseline: same seed).
+* :class:`ProcrustesAligner` — orthogonal ``R`` minimizing ``||T R - S||_F`` (scipy), both centred,
+  scaled to unit RMS row norm and zero-padded to the wider width.
+* :class:`CCAAligner` — scikit-learn CCA into ``n_components`` canonical variates.
+* :class:`ContrastiveAligner` — two MLPs into a shared 512-d space, positive-pair cosine loss plus a
+  margin loss on in-batch negatives (the paper's eq. 2; 20 epochs), early-stopped on held-out anchors.
+* :class:`Vec2VecAligner` — unsupervised translation (no pairs): adapters + shared backbone,
+  adversarial, reconstruction, cycle-consistency and vector-space-preservation losses.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Type
+
+import numpy as np
+
+__all__ = ["Aligner", "NoAlignment", "ProcrustesAligner", "CCAAligner", "ContrastiveAligner", "Vec2VecAligner",
+           "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine"]
+
+
+def _as2d(x: Any, name: str, width: Optional[int] = None) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (N, d), got shape {arr.shape}")
+    if width is not None and arr.shape[1] != width:
+        raise ValueError(f"{name}: expected width {width}, got {arr.shape[1]}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return arr
+
+
+def _pad(x: np.ndarray, width: int) -> np.ndarray:
+    if x.shape[1] == width:
+        return x
+    out = np.zeros((x.shape[0], width), dtype=np.float32)
+    out[:, :x.shape[1]] = x
+    return out
+
+
+class Aligner:
+    """Base class: checks shapes, records the input widths; subclasses implement ``_fit``, ``_t``, ``_s``."""
+
+    name = "base"
+    paired = True
+
+    def __init__(self) -> None:
+        self.d_t: Optional[int] = None
+        self.d_s: Optional[int] = None
+        self.out_dim: Optional[int] = None
+
+    def fit(self, teacher_anchors: Any, student_anchors: Any) -> "Aligner":
+        t = _as2d(teacher_anchors, "teacher_anchors")
+        s = _as2d(student_anchors, "student_anchors")
+        if self.paired and t.shape[0] != s.shape[0]:
+            raise ValueError(f"student_anchors: expected {t.shape[0]} rows (paired with teacher_anchors), "
+                             f"got {s.shape[0]}")
+        if t.shape[0] < 2 or s.shape[0] < 2:
+            raise ValueError("teacher_anchors: need at least 2 anchors")
+        self.d_t, self.d_s = t.shape[1], s.shape[1]
+        self._fit(t, s)
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.d_t is None:
+            raise ValueError("self: aligner is not fitted; call fit(teacher_anchors, student_anchors)")
+
+    def transform_teacher(self, x: Any) -> np.ndarray:
+        """Teacher embeddings (N, d_t) -> float32 (N, out_dim)."""
+        self._check_fitted()
+        return np.ascontiguousarray(self._t(_as2d(x, "x", self.d_t)), dtype=np.float32)
+
+    def transform_student(self, x: Any) -> np.ndarray:
+        """Student embeddings (N, d_s) -> float32 (N, out_dim)."""
+        self._check_fitted()
+        return np.ascontiguousarray(self._s(_as2d(x, "x", self.d_s)), dtype=np.float32)
+
+    def _fit(self, t: np.ndarray, s: np.ndarray) -> None:
+        raise TypeError(f"self: {type(self).__name__} does not define _fit")
+
+    def _t(self, x: np.ndarray) -> np.ndarray:
+        raise TypeError(f"self: {type(self).__name__} does not define _t")
+
+    def _s(self, x: np.ndarray) -> np.ndarray:
+        raise TypeError(f"self: {type(self).__name__} does not define _s")
+
+
+class NoAlignment(Aligner):
+    """Identity; the narrower space is zero-padded to the wider width."""
+
+    name = "none"
+
+    def _fit(self, t, s):
+        self.out_dim = max(self.d_t, self.d_s)
+
+    def _t(self, x):
+        return _pad(x, self.out_dim)
+
+    def _s(self, x):
+        return _pad(x, self.out_dim)
+
+
+class ProcrustesAligner(Aligner):
+    """Orthogonal Procrustes from the teacher space onto the student space (widths zero-padded).
+
+    Args:
+        center: subtract the anchor means. scale: divide each side by its anchors' RMS row norm.
+    """
+
+    name = "procrustes"
+
+    def __init__(self, center: bool = True, scale: bool = True):
+        super().__init__()
+        self.center, self.scale = center, scale
+
+    def _prep(self, x, mu, sc):
+        return _pad((x - mu) / sc, self.out_dim)
+
+    def _fit(self, t, s):
+        from scipy.linalg import orthogonal_procrustes
+
+        self.out_dim = max(self.d_t, self.d_s)
+        self.mu_t = t.mean(0) if self.center else np.zeros(self.d_t, np.float32)
+        self.mu_s = s.mean(0) if self.center else np.zeros(self.d_s, np.float32)
+        rms = lambda z: float(np.sqrt((z ** 2).sum(1).mean())) or 1.0  # noqa: E731
+        self.sc_t = rms(t - self.mu_t) if self.scale else 1.0
+        self.sc_s = rms(s - self.mu_s) if self.scale else 1.0
+        r, _ = orthogonal_procrustes(self._prep(t, self.mu_t, self.sc_t).astype(np.float64),
+                                     self._prep(s, self.mu_s, self.sc_s).astype(np.float64))
+        self.rotation = r.astype(np.float32)
+
+    def _t(self, x):
+        return self._prep(x, self.mu_t, self.sc_t) @ self.rotation
+
+    def _s(self, x):
+        return self._prep(x, self.mu_s, self.sc_s)
+
+
+class CCAAligner(Aligner):
+    """Canonical correlation analysis; both sides map to their first ``n_components`` canonical
+    variates (capped by both widths and the anchor count).
+
+    Args:
+        n_components: number of canonical pairs kept.
+        reg: covariance shrinkage ``C <- (1 - reg) C + reg * mean(diag C) I`` (closed-form solver only).
+            With a few hundred anchors and a few hundred dimensions per side, unregularized CCA finds
+            perfect but spurious correlations on the anchors and generalizes poorly.
+        solver: ``"svd"`` — closed form (whitening + SVD of the cross-covariance, scipy);
+            ``"sklearn"`` — :class:`sklearn.cross_decomposition.CCA` (iterative NIPALS; ``reg`` unused).
+    """
+
+    name = "cca"
+
+    def __init__(self, n_components: int = 64, reg: float = 0.1, solver: str = "svd", max_iter: int = 500):
+        super().__init__()
+        if not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components: expected a positive int, got {n_components!r}")
+        if not 0.0 <= reg <= 1.0:
+            raise ValueError(f"reg: expected in [0, 1], got {reg}")
+        if solver not in ("svd", "sklearn"):
+            raise ValueError(f"solver: expected 'svd' or 'sklearn', got {solver!r}")
+        self.n_components, self.reg, self.solver, self.max_iter = n_components, reg, solver, max_iter
+
+    @staticmethod
+    def _inv_sqrt(c: np.ndarray) -> np.ndarray:
+        from scipy.linalg import eigh
+
+        w, v = eigh(c)
+        w = np.maximum(w, 1e-10 * max(w.max(), 1e-30))
+        return (v / np.sqrt(w)) @ v.T
+
+    def _fit(self, t, s):
+        k = min(self.n_components, self.d_t, self.d_s, t.shape[0] - 1)
+        self.out_dim = k
+        if self.solver == "sklearn":
+            import warnings
+
+            from sklearn.cross_decomposition import CCA
+
+            self.cca = CCA(n_components=k, max_iter=self.max_iter, scale=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.cca.fit(t.astype(np.float64), s.astype(np.float64))
+            return
+        from scipy.linalg import svd
+
+        t64, s64 = t.astype(np.float64), s.astype(np.float64)
+        self.mu_t, self.mu_s = t64.mean(0), s64.mean(0)
+        tc, sc = t64 - self.mu_t, s64 - self.mu_s
+        n = len(t64) - 1
+
+        def shrink(c):
+            return (1 - self.reg) * c + self.reg * np.trace(c) / c.shape[0] * np.eye(c.shape[0])
+
+        wt, ws = self._inv_sqrt(shrink(tc.T @ tc / n)), self._inv_sqrt(shrink(sc.T @ sc / n))
+        u, sv, vt = svd(wt @ (tc.T @ sc / n) @ ws, full_matrices=False)
+        self.corr = sv[:k]
+        self.wt, self.ws = (wt @ u[:, :k]).astype(np.float32), (ws @ vt[:k].T).astype(np.float32)
+
+    def _t(self, x):
+        if self.solver == "sklearn":
+            return self.cca.transform(x.astype(np.float64))
+        return (x - self.mu_t) @ self.wt
+
+    def _s(self, x):
+        if self.solver == "sklearn":
+            return self.cca.transform(np.zeros((x.shape[0], self.d_t)), x.astype(np.float64))[1]
+        return (x - self.mu_s) @ self.ws
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class _threads:
+    """Run a block with ``n`` torch intra-op threads (restored after). Small-batch MLP training gains
+    nothing from more threads and loses a lot when the cores are shared (measured 6x slower with 2
+    threads than with 1 on a loaded 2-core machine)."""
+
+    def __init__(self, n: Optional[int]):
+        self.n = n
+
+    def __enter__(self):
+        torch = _torch()
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        _torch().set_num_threads(self.old)
+        return False
+
+
+def _mlp(d_in: int, hidden: int, d_out: int, dropout: float = 0.1):
+    nn = _torch().nn
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, d_out))
+
+
+class ContrastiveAligner(Aligner):
+    """Two MLPs (teacher, student) into a shared ``shared_dim`` space.
+
+    Loss per batch (the paper's eq. 2): ``mean(1 - cos(f_T(t_i), f_S(s_i)))`` plus
+    ``mean_{i != j} relu(cos(f_T(t_i), f_S(s_j)) - margin)`` over in-batch negatives.
+    ``val_fraction`` of the anchors is held out; the epoch with the lowest held-out loss is kept.
+    Inputs are standardized with the anchor statistics. Outputs are L2-normalized.
+    """
+
+    name = "contrastive"
+
+    def __init__(self, shared_dim: int = 512, hidden: int = 1024, epochs: int = 20, batch_size: int = 64,
+                 lr: float = 1e-3, margin: float = 0.2, weight_decay: float = 1e-4, val_fraction: float = 0.1,
+                 seed: int = 0, device: Optional[str] = None, threads: Optional[int] = 1):
+        super().__init__()
+        self.threads = threads
+        self.shared_dim, self.hidden, self.epochs, self.batch_size = shared_dim, hidden, epochs, batch_size
+        self.lr, self.margin, self.weight_decay, self.val_fraction = lr, margin, weight_decay, val_fraction
+        self.seed, self.device = seed, device
+        self.history: list = []
+
+    def _loss(self, zt, zs):
+        torch = _torch()
+        f = torch.nn.functional
+        zt, zs = f.normalize(zt, dim=1), f.normalize(zs, dim=1)
+        sim = zt @ zs.T
+        pos = 1.0 - sim.diagonal()
+        n = sim.shape[0]
+        if n > 1:
+            off = ~torch.eye(n, dtype=torch.bool, device=sim.device)
+            neg = torch.relu(sim[off] - self.margin).mean()
+        else:
+            neg = sim.new_zeros(())
+        return pos.mean() + neg
+
+    def _fit(self, t, s):
+        with _threads(self.threads):
+            self._train(t, s)
+
+    def _train(self, t, s):
+        torch = _torch()
+        self.out_dim = self.shared_dim
+        dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        g = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        self.mu_t, self.sd_t = t.mean(0), t.std(0) + 1e-6
+        self.mu_s, self.sd_s = s.mean(0), s.std(0) + 1e-6
+        tt = torch.from_numpy((t - self.mu_t) / self.sd_t).float().to(dev)
+        ss = torch.from_numpy((s - self.mu_s) / self.sd_s).float().to(dev)
+        n = tt.shape[0]
+        perm = torch.randperm(n, generator=g)
+        n_val = int(round(self.val_fraction * n)) if n >= 20 else 0
+        vi, ti = perm[:n_val].to(dev), perm[n_val:].to(dev)
+        self.ft = _mlp(self.d_t, self.hidden, self.shared_dim).to(dev)
+        self.fs = _mlp(self.d_s, self.hidden, self.shared_dim).to(dev)
+        params = list(self.ft.parameters()) + list(self.fs.parameters())
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state = float("inf"), None
+        self.history = []
+        for ep in range(self.epochs):
+            self.ft.train(), self.fs.train()
+            order = ti[torch.randperm(len(ti), generator=g).to(dev)]
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b:b + self.batch_size]
+                if len(idx) < 2:
+                    continue
+                loss = self._loss(self.ft(tt[idx]), self.fs(ss[idx]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            self.ft.eval(), self.fs.eval()
+            with torch.no_grad():
+                ev = vi if n_val else ti
+                vl = float(self._loss(self.ft(tt[ev]), self.fs(ss[ev])))
+            self.history.append(vl)
+            if vl < best:
+                best = vl
+                best_state = ({k: v.clone() for k, v in self.ft.state_dict().items()},
+                              {k: v.clone() for k, v in self.fs.state_dict().items()})
+                self.best_epoch = ep + 1
+        self.ft.load_state_dict(best_state[0])
+        self.fs.load_state_dict(best_state[1])
+        self._dev = dev
+
+    def _apply(self, net, x, mu, sd):
+        torch = _torch()
+        with torch.no_grad():
+            z = net(torch.from_numpy((x - mu) / sd).float().to(self._dev))
+            return torch.nn.functional.normalize(z, dim=1).cpu().numpy()
+
+    def _t(self, x):
+        return self._apply(self.ft, x, self.mu_t, self.sd_t)
+
+    def _s(self, x):
+        return self._apply(self.fs, x, self.mu_s, self.sd_s)
+
+
+class Vec2VecAligner(Aligner):
+    """Unsupervised embedding translation after vec2vec (Jha et al., 2025), without paired anchors.
+
+    Adapters ``A_t: d_t -> latent``, ``A_s: d_s -> latent``, a shared backbone ``T``, output heads
+    ``B_t: latent -> d_t``, ``B_s: latent -> d_s``. Translations ``F_ts = B_s∘T∘A_t`` (teacher ->
+    student space), ``F_st = B_t∘T∘A_s``. Losses: adversarial (least-squares GAN discriminators on
+    both output spaces and on the latent space), reconstruction ``B_t∘T∘A_t(x) ≈ x``, cycle
+    ``F_st(F_ts(x)) ≈ x``, and vector-space preservation (pairwise cosine matrices of a batch kept
+    under translation). Inputs are centred and scaled to unit RMS norm with their own statistics.
+
+    ``init="pca"`` (default; our addition, not in vec2vec): every adapter / head / backbone is a
+    residual MLP around a linear map (zero-initialized residual), the linear maps being each space's
+    principal axes ordered by variance with signs fixed by the third moment, so training starts from
+    "match the principal frames" instead of from noise (with small data and short training, plain
+    vec2vec does not leave chance). ``init="random"``: plain vec2vec (linear paths start random).
+
+    ``transform_teacher`` = ``F_ts`` (into the student space), ``transform_student`` = identity
+    (after the same normalization); ``out_dim = d_s``. Fitting ignores row pairing: rows of the
+    two inputs are sampled independently, and the two sets may differ in size.
+    """
+
+    name = "vec2vec"
+    paired = False
+
+    def __init__(self, latent: int = 256, hidden: int = 128, steps: int = 200, batch_size: int = 128,
+                 lr: float = 2e-4, w_adv: float = 1.0, w_rec: float = 15.0, w_cyc: float = 15.0,
+                 w_vsp: float = 2.0, init: str = "pca", seed: int = 0, device: Optional[str] = None,
+                 threads: Optional[int] = 1):
+        super().__init__()
+        self.threads = threads
+        if init not in ("pca", "random"):
+            raise ValueError(f"init: expected 'pca' or 'random', got {init!r}")
+        self.latent, self.hidden, self.steps, self.batch_size, self.lr = latent, hidden, steps, batch_size, lr
+        self.w_adv, self.w_rec, self.w_cyc, self.w_vsp = w_adv, w_rec, w_cyc, w_vsp
+        self.init, self.seed, self.device = init, seed, device
+
+    @staticmethod
+    def _norm_stats(x):
+        mu = x.mean(0)
+        sc = float(np.sqrt(((x - mu) ** 2).sum(1).mean())) or 1.0
+        return mu, sc
+
+    @staticmethod
+    def _canonical_axes(x: np.ndarray, k: int) -> np.ndarray:
+        """(d, k) principal axes of centred ``x``, by decreasing variance, sign = sign of the third moment."""
+        _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+        axes = vt[:k].T
+        skew = ((x @ axes) ** 3).mean(0)
+        return (axes * np.where(skew < 0, -1.0, 1.0)).astype(np.float32)
+
+    def _fit(self, t, s):
+        with _threads(self.threads):
+            self._train(t, s)
+
+    def _train(self, t, s):
+        torch = _torch()
+        nn, f = torch.nn, torch.nn.functional
+        self.out_dim = self.d_s
+        dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._dev = dev
+        torch.manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.seed)
+        self.mu_t, self.sc_t = self._norm_stats(t)
+        self.mu_s, self.sc_s = self._norm_stats(s)
+        tn, sn = (t - self.mu_t) / self.sc_t, (s - self.mu_s) / self.sc_s
+        tt, ss = torch.from_numpy(tn).float().to(dev), torch.from_numpy(sn).float().to(dev)
+        lat = min(self.latent, self.d_t, self.d_s, len(t), len(s)) if self.init == "pca" else self.latent
+        hid = self.hidden
+
+        class Res(nn.Module):
+            def __init__(self, a, b, w=None):
+                super().__init__()
+                self.lin = nn.Linear(a, b, bias=False)
+                self.mlp = nn.Sequential(nn.Linear(a, hid), nn.SiLU(), nn.Linear(hid, b))
+                if w is not None:
+                    with torch.no_grad():
+                        self.lin.weight.copy_(torch.as_tensor(w))
+                        self.mlp[2].weight.zero_()
+                        self.mlp[2].bias.zero_()
+
+            def forward(self, z):
+                return self.lin(z) + self.mlp(z)
+
+        if self.init == "pca":
+            pt, ps = self._canonical_axes(tn, lat), self._canonical_axes(sn, lat)
+            w = dict(at=pt.T, as_=ps.T, tb=np.eye(lat, dtype=np.float32), bt=pt, bs=ps)
+        else:
+            w = dict(at=None, as_=None, tb=None, bt=None, bs=None)
+        self.a_t, self.a_s = Res(self.d_t, lat, w["at"]).to(dev), Res(self.d_s, lat, w["as_"]).to(dev)
+        self.tb = Res(lat, lat, w["tb"]).to(dev)
+        self.b_t, self.b_s = Res(lat, self.d_t, w["bt"]).to(dev), Res(lat, self.d_s, w["bs"]).to(dev)
+
+        def disc(d):
+            return nn.Sequential(nn.Linear(d, hid), nn.LeakyReLU(0.2), nn.Linear(hid, hid),
+                                 nn.LeakyReLU(0.2), nn.Linear(hid, 1)).to(dev)
+
+        self.d_out_t, self.d_out_s, self.d_lat = disc(self.d_t), disc(self.d_s), disc(lat)
+        gen_params = [p for m in (self.a_t, self.a_s, self.tb, self.b_t, self.b_s) for p in m.parameters()]
+        dis_params = [p for m in (self.d_out_t, self.d_out_s, self.d_lat) for p in m.parameters()]
+        opt_g = torch.optim.Adam(gen_params, lr=self.lr, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(dis_params, lr=self.lr, betas=(0.5, 0.999))
+
+        def vsp(a, b):
+            an, bn = f.normalize(a, dim=1), f.normalize(b, dim=1)
+            return ((an @ an.T - bn @ bn.T) ** 2).mean()
+
+        bs_t, bs_s = min(self.batch_size, len(tt)), min(self.batch_size, len(ss))
+        for _ in range(self.steps):
+            x = tt[torch.randint(len(tt), (bs_t,), generator=g).to(dev)]
+            y = ss[torch.randint(len(ss), (bs_s,), generator=g).to(dev)]
+            lx, ly = self.tb(self.a_t(x)), self.tb(self.a_s(y))
+            x2y, y2x = self.b_s(lx), self.b_t(ly)
+            # discriminators (least-squares GAN): real -> 1, translated -> 0
+            opt_d.zero_grad()
+            ld = (((self.d_out_s(y) - 1) ** 2).mean() + (self.d_out_s(x2y.detach()) ** 2).mean()
+                  + ((self.d_out_t(x) - 1) ** 2).mean() + (self.d_out_t(y2x.detach()) ** 2).mean()
+                  + ((self.d_lat(ly.detach()) - 1) ** 2).mean() + (self.d_lat(lx.detach()) ** 2).mean())
+            ld.backward()
+            opt_d.step()
+            # generator: fool the discriminators, reconstruct, cycle, preserve the batch geometry
+            opt_g.zero_grad()
+            adv = (((self.d_out_s(x2y) - 1) ** 2).mean() + ((self.d_out_t(y2x) - 1) ** 2).mean()
+                   + ((self.d_lat(lx) - 1) ** 2).mean())
+            rec = ((self.b_t(lx) - x) ** 2).sum(1).mean() + ((self.b_s(ly) - y) ** 2).sum(1).mean()
+            cyc = ((self.b_t(self.tb(self.a_s(x2y))) - x) ** 2).sum(1).mean() + \
+                  ((self.b_s(self.tb(self.a_t(y2x))) - y) ** 2).sum(1).mean()
+            vs = vsp(x, x2y) + vsp(y, y2x)
+            lg = self.w_adv * adv + self.w_rec * rec + self.w_cyc * cyc + self.w_vsp * vs
+            lg.backward()
+            opt_g.step()
+        for m in (self.a_t, self.a_s, self.tb, self.b_t, self.b_s):
+            m.eval()
+
+    def _t(self, x):
+        torch = _torch()
+        with torch.no_grad():
+            z = torch.from_numpy((x - self.mu_t) / self.sc_t).float().to(self._dev)
+            return self.b_s(self.tb(self.a_t(z))).cpu().numpy()
+
+    def _s(self, x):
+        return (x - self.mu_s) / self.sc_s
+
+
+ALIGNERS: Dict[str, Type[Aligner]] = {"none": NoAlignment, "procrustes": ProcrustesAligner, "cca": CCAAligner,
+                                      "contrastive": ContrastiveAligner, "vec2vec": Vec2VecAligner}
+
+
+def make_aligner(name: str, seed: int = 0, **kw: Any) -> Aligner:
+    """An aligner by name: none, procrustes, cca, contrastive, vec2vec."""
+    if name not in ALIGNERS:
+        raise ValueError(f"name: unknown alignment {name!r}; choose from {sorted(ALIGNERS)}")
+    cls = ALIGNERS[name]
+    if cls in (ContrastiveAligner, Vec2VecAligner):
+        kw.setdefault("seed", seed)
+    return cls(**kw)
+
+
+def _rownorm(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def mean_pair_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean cosine between row ``i`` of ``a`` and row ``i`` of ``b``."""
+    return float((_rownorm(np.asarray(a, np.float64)) * _rownorm(np.asarray(b, np.float64))).sum(1).mean())
+
+
+def top1_matching(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of rows ``i`` of ``a`` whose most cosine-similar row of ``b`` is row ``i``."""
+    sim = _rownorm(np.asarray(a, np.float64)) @ _rownorm(np.asarray(b, np.float64)).T
+    return float((sim.argmax(1) == np.arange(len(a))).mean())

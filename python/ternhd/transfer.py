@@ -1,0 +1,266 @@
+"""The paper's transfer protocol: embeddings -> alignment -> HDC encoding -> classifier -> efficiency.
+
+For each seed: disjoint train / test / anchor samples (and a validation split carved from train);
+teacher and student embed every text; an aligner is fitted on the anchor pairs; both sides are
+encoded to ternary with the *same* projection (:class:`ternhd.HDCEncoder`, same seed) and packed;
+a classifier is trained on the teacher's encoded training set (choices on the teacher's validation
+split) and evaluated on the student's encoded test set.
+
+Reported per seed and as mean ± std over seeds:
+
+* ``float_acc`` / ``hdc_acc`` for teacher and student — the quantization cost (paper Table 2);
+* ``ceiling`` — classifier trained and tested on the student's own HDC vectors (no alignment);
+* ``transfer`` — trained on the teacher's aligned vectors, tested on the student's;
+* ``efficiency`` = transfer / ceiling (paper eq. 3);
+* ``aligned_ceiling`` — trained and tested on the student's aligned vectors;
+* ``pair_cosine`` and ``top1`` — how well test pairs meet in the aligned space.
+
+Both classifiers run: logistic regression (``logreg``) and the packed associative memory
+(``centroid``); metrics are keyed by classifier.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .align import make_aligner, mean_pair_cosine, top1_matching
+from .classify import CentroidClassifier, LogRegClassifier
+from .datasets import Split, TextDataset, load_dataset, make_splits
+from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
+from .encoder import HDCEncoder
+
+__all__ = ["TransferConfig", "SeedData", "prepare", "quantization_metrics", "transfer_metrics", "run_transfer",
+           "summarize", "efficiency", "efficiency_above_chance", "mean_std", "CLASSIFIERS"]
+
+CLASSIFIERS = ("logreg", "centroid")
+
+
+@dataclass
+class TransferConfig:
+    """Everything that defines one run of the protocol (defaults = the paper's, offline models)."""
+
+    teacher: str = "minilm"
+    student: str = "lsa"
+    dataset: str = "sst2"
+    align: str = "contrastive"
+    dim: int = 4096
+    tau: float = 0.3
+    threshold: str = "std"
+    seeds: Tuple[int, ...] = (42, 123, 456)
+    n_train: int = 3000
+    n_test: int = 500
+    n_anchor: int = 500
+    val_fraction: float = 0.1
+    classifiers: Tuple[str, ...] = CLASSIFIERS
+    cache_dir: Optional[str] = None
+    device: Optional[str] = None
+    batch_size: int = 64
+    progress: bool = True
+    aligned_ceiling: bool = False
+    align_kwargs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SeedData:
+    """One seed's split and both models' float32 embeddings of every part of it."""
+
+    split: Split
+    teacher: Dict[str, np.ndarray]  # keys: train, val, test, anchor
+    student: Dict[str, np.ndarray]
+    labels: Dict[str, np.ndarray]  # train, val, test
+
+
+def efficiency(transfer_acc: float, ceiling_acc: float) -> float:
+    """The paper's transfer efficiency ``eta = transfer / ceiling`` (NaN when the ceiling is 0)."""
+    if not np.isfinite(ceiling_acc) or ceiling_acc <= 0:
+        return float("nan")
+    return float(transfer_acc) / float(ceiling_acc)
+
+
+def efficiency_above_chance(transfer_acc: float, ceiling_acc: float, chance: float) -> float:
+    """``(transfer - chance) / (ceiling - chance)``: the share of the ceiling's gain over chance that
+    transfer keeps. Unlike ``eta`` it is 0 for a chance-level transfer (``eta`` is then
+    ``chance / ceiling``, e.g. 0.77 for 50% against a 65% ceiling). NaN when the ceiling is at chance."""
+    if not np.isfinite(ceiling_acc) or ceiling_acc - chance <= 0:
+        return float("nan")
+    return float(transfer_acc - chance) / float(ceiling_acc - chance)
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, float]:
+    """Mean and population std (``ddof=0``) of finite values, with their count."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
+
+
+_PARTS = ("train", "val", "test", "anchor")
+
+
+def _split_texts(sp: Split) -> Dict[str, List[str]]:
+    return {"train": sp.train[0], "val": sp.val[0], "test": sp.test[0], "anchor": sp.anchor}
+
+
+def _embed_parts(spec: str, splits: List[Split], cfg: TransferConfig, cache: Optional[EmbeddingCache],
+                 log: Callable[[str], None]) -> List[Dict[str, np.ndarray]]:
+    """Embeddings of every part of every split. Pretrained embedders embed the union of all texts once
+    (one cache entry); LSA is fitted per seed on that seed's train + val + anchor texts (no test)."""
+    emb = make_embedder(spec, batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress)
+    out = []
+    if isinstance(emb, LSAEmbedder):
+        for sp in splits:
+            parts = _split_texts(sp)
+            e = LSAEmbedder(dim=emb.dim, seed=sp.seed).fit(parts["train"] + parts["val"] + parts["anchor"])
+            out.append({k: embed_cached(e, v, cache) for k, v in parts.items()})
+        return out
+    union = sorted({t for sp in splits for v in _split_texts(sp).values() for t in v})
+    t0 = time.perf_counter()
+    arr = embed_cached(emb, union, cache)
+    log(f"  {spec}: {len(union)} texts -> {arr.shape[1]}-d in {time.perf_counter() - t0:.1f}s")
+    row = {t: i for i, t in enumerate(union)}
+    for sp in splits:
+        out.append({k: arr[[row[t] for t in v]] for k, v in _split_texts(sp).items()})
+    return out
+
+
+def prepare(cfg: TransferConfig, ds: Optional[TextDataset] = None, teacher: Optional[str] = None,
+            student: Optional[str] = None, log: Callable[[str], None] = print) -> List[SeedData]:
+    """Load the dataset, draw every seed's split and embed it with both models (cached)."""
+    ds = ds if ds is not None else load_dataset(cfg.dataset)
+    cache = EmbeddingCache(None if cfg.cache_dir is None else f"{cfg.cache_dir}/embeddings")
+    if cfg.cache_dir == "":
+        cache = None
+    splits = [make_splits(ds, s, cfg.n_train, cfg.n_test, cfg.n_anchor, cfg.val_fraction) for s in cfg.seeds]
+    te = _embed_parts(teacher or cfg.teacher, splits, cfg, cache, log)
+    st = _embed_parts(student or cfg.student, splits, cfg, cache, log)
+    return [SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
+            for sp, t, s in zip(splits, te, st)]
+
+
+def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    return {k: enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True) for k, v in d.items()}
+
+
+def _fit_eval(kind: str, dim: Optional[int], tr: np.ndarray, ytr, va: np.ndarray, yva, tests: Dict[str, Tuple],
+              seed: int) -> Dict[str, float]:
+    if kind == "logreg":
+        clf = LogRegClassifier(dim=dim, seed=seed).fit_select(tr, ytr, va, yva)
+    elif kind == "centroid":
+        if dim is None:
+            raise ValueError("kind: the centroid classifier needs packed HDC rows")
+        clf = CentroidClassifier(dim).fit_select(tr, ytr, va, yva)
+    else:
+        raise ValueError(f"kind: unknown classifier {kind!r}; choose from {CLASSIFIERS}")
+    return {name: clf.score(x, y) for name, (x, y) in tests.items()}
+
+
+def quantization_metrics(sd: SeedData, dim: int, tau: float = 0.3, threshold: str = "std", proj_seed: int = 0,
+                         classifiers: Sequence[str] = CLASSIFIERS, float_baseline: bool = True) -> Dict[str, Any]:
+    """Float vs HDC accuracy for teacher and student on their own vectors (no transfer).
+
+    Returns ``{"teacher": {"float": acc, "hdc": {clf: acc}}, "student": {...}}``; the student's HDC
+    accuracy is the transfer ceiling.
+    """
+    y = sd.labels
+    out: Dict[str, Any] = {}
+    for side, e in (("teacher", sd.teacher), ("student", sd.student)):
+        res: Dict[str, Any] = {}
+        if float_baseline:
+            res["float"] = _fit_eval("logreg", None, e["train"], y["train"], e["val"], y["val"],
+                                     {"test": (e["test"], y["test"])}, sd.split.seed)["test"]
+        enc = HDCEncoder(e["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        h = _encode(enc, {k: e[k] for k in ("train", "val", "test")})
+        res["hdc"] = {c: _fit_eval(c, dim, h["train"], y["train"], h["val"], y["val"],
+                                   {"test": (h["test"], y["test"])}, sd.split.seed)["test"] for c in classifiers}
+        out[side] = res
+    return out
+
+
+def transfer_metrics(sd: SeedData, align: str, dim: int = 4096, tau: float = 0.3, threshold: str = "std",
+                     n_anchor: Optional[int] = None, proj_seed: int = 0, classifiers: Sequence[str] = CLASSIFIERS,
+                     ceiling: Optional[Dict[str, float]] = None, align_kwargs: Optional[dict] = None,
+                     reverse: bool = False, aligned_ceiling: bool = True) -> Dict[str, Any]:
+    """Fit ``align`` on the first ``n_anchor`` anchors, encode, train on teacher, test on student.
+
+    ``ceiling`` ({classifier: acc}) is computed here when not given. ``reverse`` swaps the roles
+    (student becomes the teacher). ``aligned_ceiling``: also train and test on the student's aligned
+    vectors (a diagnostic of what the alignment keeps). Returns accuracies, efficiencies, alignment diagnostics, timings.
+    """
+    te, st = (sd.student, sd.teacher) if reverse else (sd.teacher, sd.student)
+    y = sd.labels
+    k = len(te["anchor"]) if n_anchor is None else min(n_anchor, len(te["anchor"]))
+    t0 = time.perf_counter()
+    al = make_aligner(align, seed=sd.split.seed, **(align_kwargs or {}))
+    al.fit(te["anchor"][:k], st["anchor"][:k])
+    t_align = time.perf_counter() - t0
+    ta = {p: al.transform_teacher(te[p]) for p in ("train", "val", "test")}
+    sa = {p: al.transform_student(st[p]) for p in ("train", "val", "test")}
+    enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+    th, sh = _encode(enc, ta), _encode(enc, sa)
+    if ceiling is None:
+        enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: st[p] for p in ("train", "val", "test")})
+        ceiling = {c: _fit_eval(c, dim, own["train"], y["train"], own["val"], y["val"],
+                                {"test": (own["test"], y["test"])}, sd.split.seed)["test"] for c in classifiers}
+    res: Dict[str, Any] = {"align": align, "n_anchor": k, "dim": dim, "align_seconds": t_align,
+                           "pair_cosine": mean_pair_cosine(ta["test"], sa["test"]),
+                           "top1": top1_matching(ta["test"], sa["test"]), "ceiling": dict(ceiling),
+                           "transfer": {}, "teacher_self": {}, "aligned_ceiling": {}, "efficiency": {},
+                           "efficiency_above_chance": {},
+                           "chance": float(np.bincount(y["test"]).max() / len(y["test"]))}
+    for c in classifiers:
+        # transfer: trained on the teacher (choices on the teacher's validation split), tested on the student
+        r = _fit_eval(c, dim, th["train"], y["train"], th["val"], y["val"],
+                      {"student": (sh["test"], y["test"]), "teacher": (th["test"], y["test"])}, sd.split.seed)
+        res["transfer"][c], res["teacher_self"][c] = r["student"], r["teacher"]
+        if aligned_ceiling:
+            res["aligned_ceiling"][c] = _fit_eval(c, dim, sh["train"], y["train"], sh["val"], y["val"],
+                                                  {"test": (sh["test"], y["test"])}, sd.split.seed)["test"]
+        res["efficiency"][c] = efficiency(res["transfer"][c], ceiling[c])
+        res["efficiency_above_chance"][c] = efficiency_above_chance(res["transfer"][c], ceiling[c], res["chance"])
+    return res
+
+
+def summarize(per_seed: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Mean ± std over seeds of every numeric leaf (nested dicts keep their structure)."""
+    if not per_seed:
+        return {}
+    first = per_seed[0]
+    out: Dict[str, Any] = {}
+    for k, v in first.items():
+        if isinstance(v, dict):
+            out[k] = summarize([r[k] for r in per_seed])
+        elif isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
+            out[k] = mean_std([float(r[k]) for r in per_seed])
+    return out
+
+
+def run_transfer(cfg: TransferConfig, log: Callable[[str], None] = print,
+                 data: Optional[List[SeedData]] = None) -> Dict[str, Any]:
+    """The whole protocol for one (teacher, student, dataset, alignment). Returns a JSON-able dict."""
+    t0 = time.perf_counter()
+    data = data if data is not None else prepare(cfg, log=log)
+    t_embed = time.perf_counter() - t0
+    per_seed = []
+    for sd in data:
+        q = quantization_metrics(sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
+                                 classifiers=cfg.classifiers)
+        m = transfer_metrics(sd, cfg.align, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
+                             classifiers=cfg.classifiers, ceiling=q["student"]["hdc"],
+                             align_kwargs=cfg.align_kwargs, aligned_ceiling=cfg.aligned_ceiling)
+        m["quantization"] = q
+        m["seed"] = sd.split.seed
+        m["sizes"] = dict(sd.split.info)
+        per_seed.append(m)
+        log(f"  seed {sd.split.seed}: " + ", ".join(
+            f"{c}: transfer {m['transfer'][c]:.3f} ceiling {m['ceiling'][c]:.3f} eff {m['efficiency'][c]:.3f}"
+            for c in cfg.classifiers))
+    summary = summarize([{k: v for k, v in r.items() if k not in ("seed", "sizes")} for r in per_seed])
+    cfgd = asdict(cfg)
+    cfgd["seeds"] = list(cfg.seeds)
+    return {"config": cfgd, "per_seed": per_seed, "summary": summary,
+            "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
+            "seconds": {"embed": t_embed, "total": time.perf_counter() - t0}}

@@ -1,0 +1,106 @@
+"""Aligners on synthetic paired / rotated data."""
+import numpy as np
+import pytest
+
+from ternhd.align import (CCAAligner, ContrastiveAligner, NoAlignment, ProcrustesAligner, Vec2VecAligner,
+                          make_aligner, mean_pair_cosine, top1_matching)
+
+
+def _rotation(d, seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    return q * np.sign(np.diag(r))
+
+
+def _paired(n=500, k=8, d_t=24, d_s=20, noise=0.05, seed=0):
+    """Two views of a shared latent through different random linear maps (+ a nonlinearity on one)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, k))
+    t = z @ rng.standard_normal((k, d_t)) + noise * rng.standard_normal((n, d_t))
+    s = np.tanh(0.5 * (z @ rng.standard_normal((k, d_s)))) + noise * rng.standard_normal((n, d_s))
+    return t.astype(np.float32), s.astype(np.float32)
+
+
+def test_procrustes_recovers_known_rotation():
+    rng = np.random.default_rng(3)
+    t = rng.standard_normal((200, 16)).astype(np.float32) + 2.0
+    r = _rotation(16, 4).astype(np.float32)
+    s = t @ r
+    al = ProcrustesAligner().fit(t, s)
+    np.testing.assert_allclose(al.rotation, r, atol=1e-4)
+    x = rng.standard_normal((30, 16)).astype(np.float32)
+    np.testing.assert_allclose(al.transform_teacher(x), al.transform_student(x @ r), atol=1e-4)
+    assert top1_matching(al.transform_teacher(x), al.transform_student(x @ r)) == 1.0
+
+
+def test_procrustes_reconciles_widths():
+    rng = np.random.default_rng(5)
+    t = rng.standard_normal((300, 10)).astype(np.float32)
+    r = _rotation(14, 6).astype(np.float32)
+    s = np.hstack([t, np.zeros((300, 4), np.float32)]) @ r
+    al = ProcrustesAligner().fit(t, s)
+    assert al.out_dim == 14
+    assert mean_pair_cosine(al.transform_teacher(t), al.transform_student(s)) > 0.999
+
+
+def test_none_pads_to_wider():
+    t, s = np.ones((4, 3), np.float32), np.ones((4, 5), np.float32)
+    al = NoAlignment().fit(t, s)
+    assert al.transform_teacher(t).shape == (4, 5) and al.transform_student(s).shape == (4, 5)
+    np.testing.assert_array_equal(al.transform_teacher(t)[:, 3:], 0)
+
+
+def test_cca_high_similarity_on_paired_data():
+    t, s = _paired()
+    al = CCAAligner(n_components=8, reg=0.01).fit(t[:400], s[:400])
+    cos = mean_pair_cosine(al.transform_teacher(t[400:]), al.transform_student(s[400:]))
+    assert cos > 0.85, cos
+    assert al.corr[0] > 0.95
+
+
+def test_cca_sklearn_solver():
+    t, s = _paired(n=300)
+    al = CCAAligner(n_components=6, solver="sklearn").fit(t[:250], s[:250])
+    assert mean_pair_cosine(al.transform_teacher(t[250:]), al.transform_student(s[250:])) > 0.8
+
+
+def test_contrastive_high_similarity_on_paired_data():
+    t, s = _paired(n=600)
+    al = ContrastiveAligner(shared_dim=32, hidden=64, epochs=20, batch_size=64, lr=3e-3, seed=0,
+                            device="cpu").fit(t[:500], s[:500])
+    a, b = al.transform_teacher(t[500:]), al.transform_student(s[500:])
+    assert a.shape == (100, 32)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    cos, top1 = mean_pair_cosine(a, b), top1_matching(a, b)
+    assert cos > 0.8, cos
+    assert top1 > 0.3, top1
+    assert 1 <= al.best_epoch <= 20 and len(al.history) == 20
+
+
+def test_vec2vec_beats_no_alignment_on_rotated_data():
+    rng = np.random.default_rng(0)
+    d, n = 12, 800
+    centers = rng.standard_normal((5, d)) * 2
+    x = (centers[rng.integers(0, 5, n)] + rng.standard_normal((n, d)) * np.linspace(1.5, 0.2, d)).astype(np.float32)
+    y = (x @ _rotation(d, 1)).astype(np.float32)
+    perm = rng.permutation(n)  # unpaired: the student rows are shuffled
+    al = Vec2VecAligner(latent=16, hidden=32, steps=25, batch_size=128, seed=0, device="cpu").fit(x[:600], y[perm[perm < 600]])
+    base = top1_matching(x[600:], y[600:])
+    got = top1_matching(al.transform_teacher(x[600:]), al.transform_student(y[600:]))
+    assert base < 0.1
+    assert got > base + 0.5, (got, base)
+
+
+def test_interface_errors():
+    with pytest.raises(ValueError, match="^name"):
+        make_aligner("magic")
+    with pytest.raises(ValueError, match="^self"):
+        ProcrustesAligner().transform_teacher(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="^student_anchors"):
+        ProcrustesAligner().fit(np.zeros((4, 3)), np.zeros((5, 3)))
+    al = NoAlignment().fit(np.zeros((4, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="^x"):
+        al.transform_teacher(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="^teacher_anchors"):
+        NoAlignment().fit(np.full((4, 3), np.nan), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="^init"):
+        Vec2VecAligner(init="zeros")
