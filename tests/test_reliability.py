@@ -32,6 +32,12 @@ def _kernels(rng):
         "hamming": lambda s: ternhd.hamming(data(s)[1], data(s + 1)[1]),
         "topk": lambda s: ternhd.topk(data(s)[1], data(s + 1)[1], 7)[1],
         "Index.topk": lambda s: ternhd.Index(data(s + 1)[1]).topk(data(s)[1], 7, "dot")[1],
+        "HDCEncoder.encode": lambda s: ternhd.HDCEncoder(1001, dim=500, seed=s % 3).encode(data(s)[2]),
+        "HDCEncoder.encode(srht)": lambda s: ternhd.HDCEncoder(1001, dim=500, projection="srht").encode(data(s)[2]),
+        "bind": lambda s: ternhd.bind(data(s)[1], data(s + 1)[1]),
+        "bundle": lambda s: ternhd.bundle(data(s)[1]),
+        "permute": lambda s: ternhd.permute(data(s)[1], s - 11, 1001),
+        "packet base3": lambda s: ternhd.packet.base3_encode(data(s)[1], 1001),
     }
 
 
