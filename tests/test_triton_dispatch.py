@@ -76,3 +76,29 @@ def test_kernels_import_in_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("kernels",)
+
+
+def test_encoder_and_algebra_dispatch(monkeypatch):
+    """HDCEncoder.encode, bind, bundle and permute on device tensors match the CPU path."""
+    if DEVICE == "cpu":
+        for mod in ("encoder", "algebra", "quantize", "packing"):
+            monkeypatch.setattr(importlib.import_module(f"ternhd.{mod}"), "is_cuda",
+                                lambda x: isinstance(x, torch.Tensor))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((37, 48)).astype(np.float32)
+    for kw in (dict(), dict(threshold="batch"), dict(threshold=0.2), dict(sparsity=0.6)):
+        enc = ternhd.HDCEncoder(48, dim=130, seed=5, **kw)
+        want = ternhd.unpack_ternary(enc.encode(x), 130)
+        got = enc.encode(torch.from_numpy(x).to(DEVICE))
+        assert got.device.type == DEVICE and got.dtype == torch.uint8
+        got = ternhd.unpack_ternary(got.cpu().numpy(), 130)
+        # float32 products summed in another order may flip trits that sit on the threshold
+        assert (got != want).mean() <= 1e-3, (kw, (got != want).mean())
+    t = rng.integers(-1, 2, size=(9, 77)).astype(np.int8)
+    p = ternhd.pack_ternary(t)
+    pd = torch.from_numpy(p).to(DEVICE)
+    np.testing.assert_array_equal(ternhd.bind(pd, pd.flip(0)).cpu().numpy(), ternhd.bind(p, p[::-1]))
+    np.testing.assert_array_equal(ternhd.bundle(pd).cpu().numpy(), ternhd.bundle(p))
+    np.testing.assert_array_equal(ternhd.bundle(pd, threshold=2).cpu().numpy(), ternhd.bundle(p, threshold=2))
+    for k in (0, 3, -5, 76, 1000):
+        np.testing.assert_array_equal(ternhd.permute(pd, k, 77).cpu().numpy(), ternhd.permute(p, k, 77))
