@@ -54,6 +54,18 @@ def raise_if(flag: torch.Tensor, message: str) -> None:
 
 
 @triton.jit
+def grouped_tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of program ``pid`` over a cdiv(M, BLOCK_M) x cdiv(N, BLOCK_N) grid, visited in
+    groups of GROUP_M row-tiles so that neighbouring programs share operand tiles in L2."""
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * num_n
+    first_m = (pid // width) * GROUP_M
+    size_m = tl.minimum(num_m - first_m, GROUP_M)
+    return first_m + (pid % width) % size_m, (pid % width) // size_m
+
+
+@triton.jit
 def popcount32(x, HW: tl.constexpr):
     """Per-element popcount of a 32-bit integer tensor -> int32.
 

@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, interpreting, launch
+from ._util import check_tensor, grouped_tile, interpreting, launch
 
 __all__ = ["Projection", "prepare_projection", "encode", "encode_stats"]
 
@@ -139,15 +139,7 @@ def _encode_kernel(x_ptr, w_ptr, thr_ptr, out_ptr, N, d, B, Bp, stride_x,
                    BLOCK_M: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     """Tile (BLOCK_M rows x BLOCK_B output bytes = 4 * BLOCK_B trits): four accumulators, one per
     2-bit slot, thresholded per row and packed into bytes."""
-    pid = tl.program_id(0)
-    num_m = tl.cdiv(N, BLOCK_M)
-    num_b = tl.cdiv(B, BLOCK_B)
-    width = GROUP_M * num_b
-    group = pid // width
-    first_m = group * GROUP_M
-    size_m = tl.minimum(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % width) % size_m
-    pid_b = (pid % width) // size_m
+    pid_m, pid_b = grouped_tile(tl.program_id(0), N, B, BLOCK_M, BLOCK_B, GROUP_M)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     rb = pid_b.to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)
     rk = tl.arange(0, BLOCK_K)
