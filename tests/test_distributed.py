@@ -247,20 +247,24 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: dict, out_path: str) -> N
     os._exit(0)
 
 
-def run_ddp_experiment(cfg: dict, out_path: str, timeout: float = 120.0, world: int = 2) -> dict:
-    """Spawns ``world`` gloo processes on 127.0.0.1 and returns rank 0's results."""
-    ctx = tmp.start_processes(_ddp_worker, args=(world, _free_port(), cfg, out_path), nprocs=world,
-                              join=False, start_method="spawn")
+def _run_spawned(fn, args: tuple, nprocs: int, timeout: float) -> None:
+    """Runs fn(rank, *args) in ``nprocs`` spawned processes, killing them after ``timeout`` s."""
+    ctx = tmp.start_processes(fn, args=args, nprocs=nprocs, join=False, start_method="spawn")
     deadline = time.monotonic() + timeout
     try:
         while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"DDP run did not finish within {timeout} s")
+                raise TimeoutError(f"spawned processes did not finish within {timeout} s")
     finally:
         for p in ctx.processes:
             if p.is_alive():
                 p.kill()
                 p.join(5)
+
+
+def run_ddp_experiment(cfg: dict, out_path: str, timeout: float = 120.0, world: int = 2) -> dict:
+    """Spawns ``world`` gloo processes on 127.0.0.1 and returns rank 0's results."""
+    _run_spawned(_ddp_worker, (world, _free_port(), cfg, out_path), world, timeout)
     with open(out_path) as f:
         return json.load(f)
 
@@ -283,14 +287,20 @@ def test_ddp_ternary_hook_two_process_gloo(tmp_path):
     assert len(set(res["ternary_accs_all_ranks"])) == 1
 
 
-def test_hook_semantics_in_a_one_process_group():
-    """World of one (gloo, in this process): warm-up syncs are dense; after that the bucket holds exactly
-    decompress(compress(grad + residual)) and the residual is what was lost."""
+def _hook_semantics_worker(rank: int, port: int, out_path: str) -> None:
+    """World of one (gloo): warm-up syncs are dense; after that the bucket holds exactly
+    decompress(compress(grad + residual)) and the residual is what was lost. Runs in a spawned
+    process: tearing a gloo group down inside the pytest process can hang in torch 2.13 (a thread
+    join in ~ProcessGroupGloo), so the checks run here and the process leaves with os._exit."""
+    import traceback
+
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    store = dist.TCPStore("127.0.0.1", _free_port(), 1, True, timeout=datetime.timedelta(seconds=30))
-    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    torch.set_num_threads(1)
+    outcome = "ok"
     try:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1,
+                                timeout=datetime.timedelta(seconds=30))
         torch.manual_seed(0)
         net = torch.nn.Linear(300, 7)
         ref = torch.nn.Linear(300, 7)
@@ -318,8 +328,20 @@ def test_hook_semantics_in_a_one_process_group():
         assert len(torch.unique(g1.abs())) <= -(-g_ref.numel() // 64) + 1  # one magnitude per chunk (+ zero)
         assert state.bytes_sent == 4 * g_ref.numel() + td.compressed_nbytes(g_ref.numel(), 64)
         assert state.steps == 2 and state.compression_ratio > 1
-    finally:
         dist.destroy_process_group()
+    except BaseException:
+        outcome = traceback.format_exc()
+    with open(out_path, "w") as f:
+        f.write(outcome)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def test_hook_semantics_in_a_one_process_group(tmp_path):
+    out = tmp_path / "hook.txt"
+    _run_spawned(_hook_semantics_worker, (_free_port(), str(out)), 1, timeout=60)
+    assert out.read_text() == "ok", out.read_text()
 
 
 def test_state_arguments():
