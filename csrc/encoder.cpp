@@ -46,94 +46,6 @@ float thr_down(double thr) {
   return f;
 }
 
-// ----------------------------------------------------------------------------- row moments
-// Mean / population std of n floats in float64; false on NaN/Inf.
-TERNHD_AVX2 bool moments_avx2(const float *x, int64_t n, double &mean, double &sd) {
-  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-  __m256 bad = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(v, absmask), inf, _CMP_NLT_UQ));
-    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  }
-  double buf[4];
-  _mm256_storeu_pd(buf, _mm256_add_pd(s0, s1));
-  double s = (buf[0] + buf[1]) + (buf[2] + buf[3]);
-  bool finite = _mm256_testz_ps(bad, bad);
-  for (int64_t j = i; j < n; ++j) {
-    finite &= std::isfinite(x[j]);
-    s += x[j];
-  }
-  mean = n ? s / static_cast<double>(n) : 0.0;
-  const __m256d m = _mm256_set1_pd(mean);
-  s0 = _mm256_setzero_pd();
-  s1 = _mm256_setzero_pd();
-  for (i = 0; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), m);
-    __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), m);
-    s0 = _mm256_add_pd(s0, _mm256_mul_pd(d0, d0));
-    s1 = _mm256_add_pd(s1, _mm256_mul_pd(d1, d1));
-  }
-  _mm256_storeu_pd(buf, _mm256_add_pd(s0, s1));
-  double ss = (buf[0] + buf[1]) + (buf[2] + buf[3]);
-  for (int64_t j = i; j < n; ++j) {
-    double d = x[j] - mean;
-    ss += d * d;
-  }
-  sd = n ? std::sqrt(ss / static_cast<double>(n)) : 0.0;
-  return finite;
-}
-
-TERNHD_AVX512 bool moments_avx512(const float *x, int64_t n, double &mean, double &sd) {
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-  __mmask16 bad = 0;
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_loadu_ps(x + i);
-    bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(v), inf, _CMP_NLT_UQ);
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-  }
-  double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-  bool finite = bad == 0;
-  for (int64_t j = i; j < n; ++j) {
-    finite &= std::isfinite(x[j]);
-    s += x[j];
-  }
-  mean = n ? s / static_cast<double>(n) : 0.0;
-  const __m512d m = _mm512_set1_pd(mean);
-  s0 = _mm512_setzero_pd();
-  s1 = _mm512_setzero_pd();
-  for (i = 0; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_loadu_ps(x + i);
-    __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
-    __m512d d1 = _mm512_sub_pd(
-        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), m);
-    s0 = _mm512_add_pd(s0, _mm512_mul_pd(d0, d0));
-    s1 = _mm512_add_pd(s1, _mm512_mul_pd(d1, d1));
-  }
-  double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-  for (int64_t j = i; j < n; ++j) {
-    double d = x[j] - mean;
-    ss += d * d;
-  }
-  sd = n ? std::sqrt(ss / static_cast<double>(n)) : 0.0;
-  return finite;
-}
-
-bool moments(const float *x, int64_t n, double &mean, double &sd, Simd simd) {
-  switch (simd) {
-    case Simd::avx512: return moments_avx512(x, n, mean, sd);
-    case Simd::avx2: return moments_avx2(x, n, mean, sd);
-    default: return row_moments<float>(x, n, mean, sd);
-  }
-}
 
 // ----------------------------------------------------------------------------- threshold + pack
 // Scalar: one byte per 4 trits, first trit in the high bits; padding trits 0.
@@ -274,7 +186,7 @@ bool finish_row(const float *h, int64_t n, const QSpec &q, const Out &o, int64_t
   double thr = q.thr;
   if (q.mode == kStd) {
     double mean, sd;
-    if (!moments(h, n, mean, sd, simd)) return false;
+    if (!row_moments<float>(h, n, mean, sd)) return false;  // quantize.hpp, per-ISA
     thr = q.tau * sd;
   } else if (q.mode == kSparsity) {
     if (q.kz > 0) {
