@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32", "launch"]
+__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32", "launch", "tune",
+           "autotune_enabled", "tuning_table", "size_class"]
 
 
 def interpreting() -> bool:
@@ -105,3 +106,53 @@ def launch(kernel, grid, args: tuple, cfg: dict, **constexprs) -> dict:
             if i == len(tries) - 1:
                 raise
     return tries[-1]
+
+
+# ----------------------------------------------------------------------------- launch-config tuning
+#: Chosen configuration per (kernel, key), with the timings of every candidate (see :func:`tuning_table`).
+_TUNED: dict = {}
+
+
+def autotune_enabled() -> bool:
+    """Whether large launches time their candidate configurations on first use (compiled CUDA only;
+    ``TERNHD_AUTOTUNE=0`` turns it off and every launch uses the module's default configuration)."""
+    return os.environ.get("TERNHD_AUTOTUNE", "1") not in ("", "0")
+
+
+def size_class(n: int) -> int:
+    """``n`` rounded up to a power of two: the size part of a tuning key, so that a new batch size
+    reuses the choice made for one of the same order."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def tune(name: str, key: tuple, candidates, run) -> dict:
+    """The fastest of ``candidates`` (launch-config dicts) for ``(name, key)``: on first use each is
+    timed with ``triton.testing.do_bench`` through ``run(cfg)`` (which launches the kernel on the
+    caller's real operands; it must be repeatable: outputs overwritten, flags only raised); the
+    choice is cached for the process. Candidates the GPU cannot run (shared memory, registers) are
+    skipped."""
+    k = (name,) + tuple(key)
+    hit = _TUNED.get(k)
+    if hit is not None:
+        return dict(hit["config"])
+    try:
+        from triton.runtime.errors import OutOfResources
+    except ImportError:  # pragma: no cover - older layouts
+        OutOfResources = RuntimeError
+    timings = []
+    for cfg in candidates:
+        try:
+            ms = triton.testing.do_bench(lambda: run(dict(cfg)), warmup=5, rep=25)
+        except OutOfResources:
+            continue
+        timings.append((float(ms), dict(cfg)))
+    if not timings:
+        raise RuntimeError(f"{name}: no launch configuration fits this GPU")
+    timings.sort(key=lambda t: t[0])
+    _TUNED[k] = {"config": timings[0][1], "timings": timings}
+    return dict(timings[0][1])
+
+
+def tuning_table() -> list:
+    """``[(kernel, key, chosen config, [(ms, config), ...])]`` of every tuning done in this process."""
+    return [(k[0], k[1:], v["config"], list(v["timings"])) for k, v in _TUNED.items()]

@@ -53,20 +53,17 @@ def _pack_kernel(t_ptr, out_ptr, flag_ptr, n_bytes, D, B,
 
 
 @triton.jit(do_not_specialize=["n_bytes", "D", "B"])
-def _unpack_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, D, B,
-                   OFFSET: tl.constexpr, EVEN: tl.constexpr, BLOCK: tl.constexpr):
+def _unpack_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, D, B, OFFSET: tl.constexpr, BLOCK: tl.constexpr):
+    """Any ``D``: the trits of byte g go to row g // B, positions 4 (g % B) .. + 3 below D (padding
+    trits are dropped)."""
     g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     sub = tl.arange(0, 4)
     byte = tl.load(p_ptr + g, mask=g < n_bytes, other=0).to(tl.int32)
     code = (byte[:, None] >> (6 - 2 * sub[None, :])) & 3
-    if EVEN:
-        dst = g[:, None] * 4 + sub[None, :]
-        valid = (g < n_bytes)[:, None] & (sub[None, :] < 4)
-    else:
-        row = g // B
-        i = (g - row * B) * 4
-        dst = row[:, None] * D + i[:, None] + sub[None, :]
-        valid = (g < n_bytes)[:, None] & ((i[:, None] + sub[None, :]) < D)
+    row = g // B
+    i = (g - row * B) * 4
+    dst = row[:, None] * D + i[:, None] + sub[None, :]
+    valid = (g < n_bytes)[:, None] & ((i[:, None] + sub[None, :]) < D)
     if OFFSET:
         val = code - 1
     else:
@@ -75,6 +72,33 @@ def _unpack_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, D, B,
     val = tl.where(code == 3, 0, val)
     tl.store(out_ptr + dst, val.to(tl.int8), mask=valid)
     tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int32)))
+
+
+@triton.jit(do_not_specialize=["n_bytes"])
+def _unpack_words_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, OFFSET: tl.constexpr, FP8: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    """``D % 4 == 0``: byte g of the flat input becomes the 32-bit word g of the output (its four
+    trits as bytes, little-endian: trit 4g at the lowest address), one coalesced store per byte.
+    FP8: the trit bytes are float8 e4m3 (0x38 = 1.0, 0xB8 = -1.0) instead of int8."""
+    g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    x = tl.load(p_ptr + g, mask=g < n_bytes, other=0).to(tl.int32)
+    word = tl.zeros([BLOCK], dtype=tl.int32)
+    bad = tl.zeros([BLOCK], dtype=tl.int32)
+    for s in tl.static_range(4):
+        c = (x >> (6 - 2 * s)) & 3
+        if OFFSET:
+            v = c - 1
+        else:
+            v = (c & 1) - (c >> 1)
+        bad = bad | (c == 3).to(tl.int32)
+        v = tl.where(c == 3, 0, v)
+        if FP8:
+            byte = tl.where(v != 0, 0x38, 0) | tl.where(v < 0, 0x80, 0)
+        else:
+            byte = v & 0xFF
+        word = word | (byte << (8 * s))
+    tl.store(out_ptr + g, word, mask=g < n_bytes)
+    tl.atomic_max(flag_ptr, tl.max(bad))
 
 
 def _check_layout(layout: str) -> None:
@@ -150,17 +174,26 @@ def unpack_ternary(packed: torch.Tensor, dim: int, layout: str = "sign") -> torc
     return unpack_rows(packed.contiguous(), dim, layout)
 
 
-def unpack_rows(packed: torch.Tensor, dim: int, layout: str = "sign", check: bool = True) -> torch.Tensor:
+def unpack_rows(packed: torch.Tensor, dim: int, layout: str = "sign", check: bool = True,
+                fp8: bool = False) -> torch.Tensor:
     """:func:`unpack_ternary` on an already validated contiguous uint8 tensor; ``check=False`` skips
-    the invalid-code test (and its device-to-host sync) for rows known to be valid."""
-    out = torch.empty(packed.shape[:-1] + (dim,), dtype=torch.int8, device=packed.device)
+    the invalid-code test (and its device-to-host sync) for rows known to be valid. ``fp8=True``
+    (``dim % 4 == 0`` only) returns float8 e4m3 trits, the operands of the fp8 similarity GEMM."""
+    words = dim % 4 == 0 and packed.shape[-1] == dim // 4
+    if fp8 and not words:
+        raise ValueError(f"dim: fp8 unpacking needs dim % 4 == 0, got {dim}")
+    out = torch.empty(packed.shape[:-1] + (dim,), dtype=torch.uint8 if fp8 else torch.int8, device=packed.device)
     n_bytes = packed.numel()
     if n_bytes == 0:
-        return out
+        return out.view(torch.float8_e4m3fn) if fp8 else out
     flag = new_flag(packed.device)
     grid = (triton.cdiv(n_bytes, _BLOCK_BYTES),)
-    _unpack_kernel[grid](packed, out, flag, n_bytes, dim, packed.shape[-1], OFFSET=layout == "offset",
-                         EVEN=dim % 4 == 0, BLOCK=_BLOCK_BYTES)
+    if words:
+        _unpack_words_kernel[grid](packed, out.view(torch.int32), flag, n_bytes, OFFSET=layout == "offset", FP8=fp8,
+                                   BLOCK=_BLOCK_BYTES)
+    else:
+        _unpack_kernel[grid](packed, out, flag, n_bytes, dim, packed.shape[-1], OFFSET=layout == "offset",
+                             BLOCK=_BLOCK_BYTES)
     if check:
         raise_if(flag, "packed: contains the invalid 2-bit code 0b11")
-    return out
+    return out.view(torch.float8_e4m3fn) if fp8 else out

@@ -1,19 +1,26 @@
 """Similarity of 2-bit packed ternary rows in Triton: dot, cosine, Hamming distance, top-k.
 
-Three kernels compute the same quantities (results identical to the C++ path):
+Three kernels compute the same quantities (results identical to the C++ path; cosine within one
+float32 ulp):
 
-* **scan** (few queries, the one-query search): 32-bit words, ``dot = popc(A & B) - popc(swap(A) & B)``
-  with ``swap`` exchanging each bit pair (DESIGN.md), database norms ``popc(B)``. Memory-bound.
+* **scan** (few queries, the one-query search): 32-bit words, two popcounts per word for dot and
+  cosine (``dot + |b|`` and ``|b|``), one for Hamming (see the kernel). Memory-bound.
 * **mma** (batches): each packed tile is decoded in registers into four int8 trit planes (one per
   2-bit slot of a byte) and multiplied with ``tl.dot`` on int8 with int32 accumulation; the dot product
   does not depend on the order of positions, so the planes never need to be interleaved. Hamming
   adds a second product of the non-zero planes (``both``): ``hamming = |a| + |b| - (3 both + dot) / 2``.
-* **int8** (large batches): rows unpacked to int8 once (``O((M + N) D)``, the database in chunks),
-  then a pipelined int8 GEMM on tensor cores with the same fused epilogue: ``torch._int_mm``'s work
-  without its int32 output pass.
+* **gemm** (large batches, methods "int8" and "fp8"): rows unpacked once (``O((M + N) D)``, the
+  database in chunks) to int8, or to float8 e4m3 (exact for trits, float32 accumulation exact
+  below 2**24), then a pipelined tensor-core GEMM with the same fused epilogue: ``torch._int_mm``'s
+  work without its int32 output pass.
 
 Cosine is ``float32(dot / sqrt(|a| |b|))`` computed in float64 (0 when either row is the zero
-vector), bit-identical to the C++ path. Top-k streams the database in chunks: the kernels write a
+vector) by the scan, bit-identical to the C++ path; the batched kernels multiply by per-row
+``1 / sqrt(|a|)`` and ``1 / sqrt(|b|)`` in float64 instead (no per-pair divide), equal to it but for a
+rare last-bit difference.
+
+Large launches on a compiled GPU choose their tile configuration by timing a short candidate list
+on first use per shape class (``_util.tune``; ``TERNHD_AUTOTUNE=0`` keeps the defaults). Top-k streams the database in chunks: the kernels write a
 64-bit key per pair (order-preserving score bits << 32 | inverted index) so that ``torch.topk`` gives
 best first with ties to the lower index.
 
@@ -28,10 +35,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import (check_tensor, grouped_tile, hw_popcount, interpreting, launch, new_flag, popcount32,
-                    raise_if)
+from ._util import (autotune_enabled, check_tensor, grouped_tile, hw_popcount, interpreting, launch, new_flag,
+                    popcount32, raise_if, size_class, tune)
 
-__all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "METRICS", "SCAN_MAX_QUERIES"]
+__all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "METRICS", "METHODS",
+           "SCAN_MAX_QUERIES"]
 
 METRICS = ("cosine", "dot", "hamming")
 _METRIC_ID = {"dot": 0, "cosine": 1, "hamming": 2}
@@ -82,10 +90,18 @@ def _nonzero_plane(x, S: tl.constexpr):
 @triton.jit
 def _cosine(dotv, na, nb):
     """float32(dot / sqrt(na * nb)) computed in float64 (IEEE divide and square root, as the C++
-    path), 0 where either norm is 0."""
+    path), 0 where either norm is 0. Used where there is one score per row (the scan)."""
     p = (na.to(tl.int64) * nb).to(tl.float64)  # exact: na * nb < 2**53
     ok = p > 0
     return tl.where(ok, dotv.to(tl.float64) / tl.sqrt(tl.where(ok, p, 1.0)), 0.0).to(tl.float32)
+
+
+@triton.jit
+def _inv_sqrt(n):
+    """float64 1 / sqrt(n) of int32 row norms (0 where n == 0): the per-row cosine scale of the
+    batched kernels, computed once per tile row / column instead of once per pair."""
+    ok = n > 0
+    return tl.where(ok, 1.0 / tl.sqrt(tl.where(ok, n, 1).to(tl.float64)), 0.0)
 
 
 @triton.jit
@@ -107,15 +123,18 @@ def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
 
 
 @triton.jit
-def _epilogue(dotv, na, nb, both, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
-    """Score of each pair from its dot product, norms and ``both`` (int32 dot/hamming, float32
-    cosine), or with KEY its int64 top-k key."""
+def _epilogue(dotv, both, na, nb, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
+    """Scores of a (rows x cols) tile from its dot products, ``both`` (non-zero overlaps, hamming;
+    int32, or float32 holding integers) and the int32 norms ``na`` (rows) / ``nb`` (cols): int32 dot / hamming, float32 cosine,
+    or with KEY the int64 top-k keys. Cosine is ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in
+    float64: two multiplies per pair (no per-pair divide or square root, which spilled registers);
+    it equals the C++ path's ``float32(dot / sqrt(na * nb))`` except, rarely, in the last float32 bit."""
     if METRIC == 0:
-        score = dotv
+        score = dotv.to(tl.int32)
     elif METRIC == 2:
-        score = na + nb - (3 * both + dotv) // 2
+        score = na[:, None] + nb[None, :] - (3 * both.to(tl.int32) + dotv.to(tl.int32)) // 2
     else:
-        score = _cosine(dotv, na, nb)
+        score = ((dotv.to(tl.float64) * _inv_sqrt(na)[:, None]) * _inv_sqrt(nb)[None, :]).to(tl.float32)
     return _output(score, METRIC, KEY, idx)
 
 
@@ -143,46 +162,76 @@ def _norms_kernel(p_ptr, norms_ptr, flag_ptr, code, R, B, BLOCK_R: tl.constexpr,
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
 def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_om,
                  METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
-                 BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+                 BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr = False):
     """Program (n-block, m), m fastest so the queries share each database tile in L2: query row m
-    against BLOCK_N database rows, as 32-bit words."""
+    against BLOCK_N database rows, as 32-bit words. PREFETCH: the next database tile is loaded
+    before the current one is counted (two tiles in flight per warp).
+
+    Per word d of the database and q of the query (``swap`` exchanges the bits of each pair):
+
+    * dot and cosine: ``popc(d & ~swap(q) | swap(d) & swap(q))`` counts 2 per position where the
+      trits are equal and non-zero, 1 where d is non-zero and q zero, 0 elsewhere, so it is
+      ``dot + |d|``; with ``|d| = popc(d)`` that is two popcounts per word for both quantities;
+    * hamming: ``x = d ^ q`` has a bit in a pair exactly where the trits differ, so it is one
+      popcount of ``(x | x >> 1) & 0x55555555``.
+    """
     pid = tl.program_id(0).to(tl.int64)
     m = pid % M
     rn = (pid // M) * BLOCK_N + tl.arange(0, BLOCK_N)
-    # acc1: dot = popc(d & q) - popc(d & swap(q)), or for hamming
-    #       popc(d) - 2 popc(nz(d) & nz(q)) + popc(d & swap(q)) (= hamming - |q|); acc2: |d| (cosine)
-    acc1 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
-    acc2 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)
+    rw0 = tl.arange(0, BLOCK_W)
+    rows = b_ptr + rn * W
+    in_n = rn < N
+    acc1 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)  # dot + |d| (dot, cosine) or hamming
+    acc2 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)  # |d| (dot, cosine)
     acc_na = tl.zeros([BLOCK_W], dtype=tl.int32)
     bad = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.uint32)
+    if PREFETCH:
+        d_next = tl.load(rows[:, None] + rw0[None, :], mask=in_n[:, None] & (rw0[None, :] < W), other=0)
     for w0 in range(0, W, BLOCK_W):
-        rw = w0 + tl.arange(0, BLOCK_W)
+        rw = w0 + rw0
         q = tl.load(a_ptr + m * W + rw, mask=rw < W, other=0).to(tl.uint32, bitcast=True)
-        qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
-        d = tl.load(b_ptr + rn[:, None] * W + rw[None, :], mask=(rn[:, None] < N) & (rw[None, :] < W),
-                    other=0).to(tl.uint32, bitcast=True)
-        bad = bad | (d & (d >> 1))
-        if METRIC == 2:
-            nzq = (q | (q >> 1)) & 0x55555555
-            acc1 += popcount32(d, HW) - 2 * popcount32((d | (d >> 1)) & nzq[None, :], HW) \
-                + popcount32(d & qs[None, :], HW)
+        if PREFETCH:
+            d = d_next.to(tl.uint32, bitcast=True)
+            rw2 = rw + BLOCK_W
+            d_next = tl.load(rows[:, None] + rw2[None, :], mask=in_n[:, None] & (rw2[None, :] < W), other=0)
         else:
-            acc1 += popcount32(d & q[None, :], HW) - popcount32(d & qs[None, :], HW)
-        if METRIC != 0:
-            acc_na += popcount32(q, HW)
-        if METRIC == 1:
+            d = tl.load(rows[:, None] + rw[None, :], mask=in_n[:, None] & (rw[None, :] < W),
+                        other=0).to(tl.uint32, bitcast=True)
+        dr = d >> 1
+        bad = bad | (d & dr)
+        if METRIC == 2:
+            x = d ^ q[None, :]
+            acc1 += popcount32((x | (x >> 1)) & 0x55555555, HW)
+        else:
+            qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
+            ds = (dr & 0x55555555) | ((d & 0x55555555) << 1)
+            acc1 += popcount32((d & ~qs[None, :]) | (ds & qs[None, :]), HW)
             acc2 += popcount32(d, HW)
-    na = tl.sum(acc_na, axis=0)
-    if METRIC == 0:
+            if METRIC == 1:
+                acc_na += popcount32(q, HW)
+    if METRIC == 2:
         score = tl.sum(acc1, axis=1)
-    elif METRIC == 2:
-        score = na + tl.sum(acc1, axis=1)
     else:
-        score = _cosine(tl.sum(acc1, axis=1), na, tl.sum(acc2, axis=1))
+        nd = tl.sum(acc2, axis=1)
+        dotv = tl.sum(acc1, axis=1) - nd
+        if METRIC == 0:
+            score = dotv
+        else:
+            score = _cosine(dotv, tl.sum(acc_na, axis=0), nd)
     res = _output(score, METRIC, KEY, n_off + rn)
-    tl.store(out_ptr + m * stride_om + rn, res, mask=rn < N)
+    tl.store(out_ptr + m * stride_om + rn, res, mask=in_n)
     bad = (bad & 0x55555555) != 0
     tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
+
+
+@triton.jit
+def _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC: tl.constexpr,
+                KEY: tl.constexpr):
+    """Epilogue of a (rows rm x columns rn) accumulator tile: scores (or top-k keys) stored to out."""
+    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
+    res = _epilogue(acc, acc2, na, nb, METRIC, KEY, n_off + rn.to(tl.int64)[None, :])
+    rows = out_ptr + rm * stride_om  # one 64-bit row address per row, 32-bit column offsets
+    tl.store(rows[:, None] + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
@@ -192,96 +241,149 @@ def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om
     """Tile (BLOCK_M queries x BLOCK_N rows): four int8 tl.dot per BLOCK_K packed bytes."""
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
+    a_rows = a_ptr + rm * B
+    b_rows = b_ptr + rn.to(tl.int64) * B
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
     for k0 in range(0, B, BLOCK_K):
         kk = k0 + rk
-        a = tl.load(a_ptr + rm[:, None] * B + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
-        b = tl.load(b_ptr + rn[None, :] * B + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
+        a = tl.load(a_rows[:, None] + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
+        b = tl.load(b_rows[None, :] + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
         for s in tl.static_range(4):
             acc = tl.dot(_decode_plane(a, s, HW), _decode_plane(b, s, HW), acc, out_dtype=tl.int32)
             if METRIC == 2:
                 acc2 = tl.dot(_nonzero_plane(a, s), _nonzero_plane(b, s), acc2, out_dtype=tl.int32)
-    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
-    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
-    res = _epilogue(acc, na[:, None], nb[None, :], acc2, METRIC, KEY, n_off + rn[None, :])
-    tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
+    _store_tile(acc, acc2, tl.load(na_ptr + rm, mask=rm < M, other=0), nb_ptr, out_ptr, rm, rn, M, N, n_off,
+                stride_om, METRIC, KEY)
+
+
+@triton.jit
+def _nonzero_fp8(x):
+    """|x| of float8 e4m3 trits (sign bit cleared): the non-zero plane as float8."""
+    return (x.to(tl.uint8, bitcast=True) & 0x7F).to(tl.float8e4nv, bitcast=True)
 
 
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _i8mm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
-                 METRIC: tl.constexpr, KEY: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
-    """Tile (BLOCK_M x BLOCK_N) of an int8 GEMM on unpacked trits a (M, K) and b (N, K), both
-    K-major (the layout int8 tensor-core products want), with the similarity epilogue fused."""
+def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
+                 METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                 SPLIT: tl.constexpr = False):
+    """Tile (BLOCK_M x BLOCK_N) of a GEMM on unpacked trits a (M, K) and b (N, K), both K-major (the
+    layout tensor-core products want), with the similarity epilogue fused. Operands are int8
+    (int32 accumulation) or, with FP8, float8 e4m3 (float32 accumulation: every partial sum is an
+    integer below 2**24, so exact)."""
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    a_rows = a_ptr + rm * K
+    b_rows = b_ptr + rn.to(tl.int64) * K
+    if FP8:
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + rk
-        a = tl.load(a_ptr + rm[:, None] * K + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < K), other=0)
-        b = tl.load(b_ptr + rn[None, :] * K + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < K), other=0)
-        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
-        if METRIC == 2:
-            acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
+        a_msk = (rm[:, None] < M) & (kk[None, :] < K)
+        b_msk = (rn[None, :] < N) & (kk[:, None] < K)
+        if FP8:
+            a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0.0)
+            b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0.0)
+            acc = tl.dot(a, b, acc)
+            if METRIC == 2:
+                acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b), acc2)
+        else:
+            a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0)
+            b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0)
+            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+            if METRIC == 2:
+                acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
     na = tl.load(na_ptr + rm, mask=rm < M, other=0)
-    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
-    res = _epilogue(acc, na[:, None], nb[None, :], acc2, METRIC, KEY, n_off + rn[None, :])
-    tl.store(out_ptr + rm[:, None] * stride_om + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
+    if SPLIT:  # the epilogue on two column halves: half the live float64 registers (no spills)
+        acc_l, acc_r = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+        acc2_l, acc2_r = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+        rn_l = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
+        _store_tile(acc_l, acc2_l, na, nb_ptr, out_ptr, rm, rn_l, M, N, n_off, stride_om, METRIC, KEY)
+        _store_tile(acc_r, acc2_r, na, nb_ptr, out_ptr, rm, rn_l + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
+    else:
+        _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC, KEY)
 
 
 # ----------------------------------------------------------------------------- launch helpers
-#: Launch configurations on a compiled GPU (``benchmarks/gpu_bench.py --sweep`` times alternatives;
-#: every public function also takes ``config=`` to override them).
-MMA_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
-MMA_CONFIG_SMALL_M = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3)
-INT8_CONFIG = dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=8, num_stages=3)
-SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=3)
+def _cfg(bm, bn, bk, w, st, gm=8, **extra):
+    return dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm, num_warps=w, num_stages=st, **extra)
+
+
+#: Default launch configurations on a compiled GPU, used for small problems and with
+#: ``TERNHD_AUTOTUNE=0``; every public function also takes ``config=`` to override them.
+MMA_CONFIG = _cfg(128, 128, 64, 8, 3)
+MMA_CONFIG_SMALL_M = _cfg(64, 64, 64, 4, 3)
+INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=True)
+SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
+#: Candidates timed on first use (per shape class, see ``_util.tune``) for problems of at least
+#: ``TUNE_MIN_WORK`` (GEMM: M * N * packed bytes; scan: M * N * words). Each list holds the
+#: configurations that measured best on an H200 (benchmarks/RESULTS.md) and their neighbours;
+#: ``SPLIT`` (epilogue on two column halves) is set where it keeps the cosine epilogue free of
+#: register spills in an sm_90 build (``python benchmarks/sass_report.py``).
+GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 128, 128, 8, 4, SPLIT=True), _cfg(128, 256, 128, 8, 3, SPLIT=True),
+                   _cfg(128, 256, 128, 8, 3), _cfg(256, 128, 128, 8, 3, SPLIT=True), _cfg(128, 256, 64, 8, 4),
+                   _cfg(64, 128, 128, 4, 4))
+MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2), _cfg(64, 128, 64, 4, 3),
+                  _cfg(128, 64, 64, 4, 3))
+SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, PREFETCH=pf) for n, w, nw, pf in (
+    (32, 32, 4, False), (32, 32, 4, True), (64, 32, 4, False), (64, 32, 8, True), (16, 64, 4, False),
+    (16, 64, 4, True), (32, 64, 8, True), (128, 16, 8, False)))
+TUNE_MIN_WORK = 1 << 31
 #: Query batches of at least this size use the "int8" method (unpack once, int8 GEMM), smaller
 #: ones above SCAN_MAX_QUERIES the "mma" method (decode in registers, no unpacked copy).
 INT8_MIN_QUERIES = 256
-#: Database rows unpacked at a time by the "int8" method (bounds its extra memory).
+#: Database rows unpacked at a time by the "int8" / "fp8" methods (bounds their extra memory).
 INT8_CHUNK = 65536
+_INTERPRETER_CONFIG = {"scan": dict(BLOCK_N=16, BLOCK_W=16, num_warps=4),
+                       "mma": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4),
+                       "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4, SPLIT=True)}
 
 
-def _mma_config(M: int, device: torch.device, config: Optional[dict]) -> dict:
+def _config(kind: str, device: torch.device, config: Optional[dict], key: tuple, work: int, run) -> dict:
+    """Launch configuration of a ``kind`` kernel: ``config`` if given; the small interpreter tiles on
+    CPU; on a compiled GPU the tuned choice among the candidates for large problems (``work`` at
+    least ``TUNE_MIN_WORK`` and tuning enabled), else the default."""
     if config is not None:
         return dict(config)
     if device.type != "cuda" or interpreting():
-        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4)
-    return dict(MMA_CONFIG if M > 64 else MMA_CONFIG_SMALL_M)
+        return dict(_INTERPRETER_CONFIG[kind])
+    if kind == "scan":
+        default, candidates = SCAN_CONFIG, SCAN_CANDIDATES
+    elif kind == "gemm":
+        default, candidates = INT8_CONFIG, GEMM_CANDIDATES
+    else:
+        default, candidates = (MMA_CONFIG if key[-2] > 64 else MMA_CONFIG_SMALL_M), MMA_CANDIDATES
+    if work < TUNE_MIN_WORK or not autotune_enabled():
+        return dict(default)
+    return tune(f"similarity.{kind}", key, candidates, run)
 
 
-def _int8_config(device: torch.device, config: Optional[dict]) -> dict:
-    if config is not None:
-        return dict(config)
-    if device.type != "cuda" or interpreting():
-        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4)
-    return dict(INT8_CONFIG)
+def fp8_supported(device: torch.device) -> bool:
+    """Whether the "fp8" method can run on ``device``: float8 e4m3 tensor-core products need
+    compute capability 8.9 (Ada) or later; the interpreter runs them on CPU."""
+    if device.type != "cuda":
+        return interpreting()
+    return interpreting() or torch.cuda.get_device_capability(device) >= (8, 9)
 
 
-def _unpacked(p: torch.Tensor) -> torch.Tensor:
-    """Packed rows (R, B) unpacked to int8 trits (R, K), K = 16 * ceil(B / 4) (zero padding), so
-    that rows stay 16-byte aligned for the tensor-core loads."""
+def _unpacked(p: torch.Tensor, fp8: bool = False) -> torch.Tensor:
+    """Packed rows (R, B) unpacked to trits (R, K), K = 16 * ceil(B / 4) (zero padding), so that
+    rows stay 16-byte aligned for the tensor-core loads: int8, or float8 e4m3 with ``fp8``."""
     from .pack import unpack_rows
 
     B = p.shape[1]
     if B % 4:
         p = torch.nn.functional.pad(p, (0, 4 - B % 4))
-    return unpack_rows(p.contiguous(), 4 * p.shape[1], check=False)  # validated by row_norms
-
-
-def _scan_config(device: torch.device, config: Optional[dict]) -> dict:
-    if config is not None:
-        return dict(config)
-    if device.type != "cuda" or interpreting():
-        return dict(BLOCK_N=16, BLOCK_W=16, num_warps=4)
-    return dict(SCAN_CONFIG)
+    return unpack_rows(p.contiguous(), 4 * p.shape[1], check=False, fp8=fp8)  # validated by row_norms
 
 
 def row_norms(p: torch.Tensor, name: str = "p", flag: Optional[torch.Tensor] = None, code: int = 1) -> torch.Tensor:
@@ -350,33 +452,49 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
     if method == "scan":
         aw, bw = _words(a), _words(b)
         W = aw.shape[1]
-        cfg = _scan_config(a.device, config)
-        grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
-        _scan_kernel[grid](aw, bw, out, flag, 1, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
-    elif method == "int8":
-        cfg = _int8_config(a.device, config)
-        ua = _unpacked(a)
+
+        def run(cfg):
+            grid = (M * triton.cdiv(N, cfg["BLOCK_N"]),)
+            _scan_kernel[grid](aw, bw, out, flag, 1, M, N, W, n_off, out.stride(0), METRIC=mid, KEY=key, HW=hw, **cfg)
+
+        run(_config("scan", a.device, config, (mid, key, hw, W, size_class(M), size_class(N)), M * N * W, run))
+    elif method in ("int8", "fp8"):
+        fp8 = method == "fp8"
+        ua = _unpacked(a, fp8)
         K = ua.shape[1]
+        cfg = None
         for c0 in range(0, N, INT8_CHUNK):
-            ub = _unpacked(b[c0:c0 + INT8_CHUNK])
+            ub = _unpacked(b[c0:c0 + INT8_CHUNK], fp8)
             nc = ub.shape[0]
-            grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(nc, cfg["BLOCK_N"]),)
-            launch(_i8mm_kernel, grid, (ua, ub, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0,
-                                        out.stride(0)), cfg, METRIC=mid, KEY=key)
+            args = (ua, ub, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0, out.stride(0))
+
+            def run(c, args=args, nc=nc):
+                grid = (triton.cdiv(M, c["BLOCK_M"]) * triton.cdiv(nc, c["BLOCK_N"]),)
+                return launch(_gemm_kernel, grid, args, c, METRIC=mid, KEY=key, FP8=fp8)
+
+            if cfg is None:
+                cfg = _config("gemm", a.device, config, (method, mid, key, K, size_class(M), size_class(nc)),
+                              M * nc * B, run)
+            cfg = run(cfg)
     else:
-        cfg = _mma_config(M, a.device, config)
-        grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
-        launch(_mma_kernel, grid, (a, b, na, nb, out, M, N, B, n_off, out.stride(0)), cfg, METRIC=mid, KEY=key, HW=hw)
+        def run(c):
+            grid = (triton.cdiv(M, c["BLOCK_M"]) * triton.cdiv(N, c["BLOCK_N"]),)
+            return launch(_mma_kernel, grid, (a, b, na, nb, out, M, N, B, n_off, out.stride(0)), c, METRIC=mid,
+                          KEY=key, HW=hw)
+
+        run(_config("mma", a.device, config, (mid, key, hw, B, size_class(M), size_class(N)), M * N * B, run))
 
 
-METHODS = ("scan", "mma", "int8")
+METHODS = ("scan", "mma", "int8", "fp8")
 
 
-def _method(M: int, method: Optional[str]) -> str:
+def _method(M: int, method: Optional[str], device: torch.device) -> str:
     if method is None:
         return "scan" if M <= SCAN_MAX_QUERIES else ("mma" if M < INT8_MIN_QUERIES else "int8")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS} or None, got {method!r}")
+    if method == "fp8" and not fp8_supported(device):
+        raise ValueError("method: 'fp8' needs a GPU of compute capability 8.9 or later")
     return method
 
 
@@ -388,11 +506,12 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
         a: packed uint8 ``(M, B)`` or one row ``(B,)``; b: packed uint8 ``(N, B)`` or ``(B,)``.
         metric: ``"cosine"`` (float32), ``"dot"`` or ``"hamming"`` (int32).
         method: ``"scan"`` (popcount), ``"mma"`` (trit planes decoded in registers, int8 ``tl.dot``),
-            ``"int8"`` (rows unpacked to int8 once, then an int8 GEMM with the fused epilogue) or
-            ``None``: scan up to ``SCAN_MAX_QUERIES`` rows of ``a``, int8 from ``INT8_MIN_QUERIES``,
-            mma between.
+            ``"int8"`` (rows unpacked to int8 once, then an int8 GEMM with the fused epilogue),
+            ``"fp8"`` (the same on float8 e4m3 operands; compute capability 8.9+) or ``None``: scan up
+            to ``SCAN_MAX_QUERIES`` rows of ``a``, int8 from ``INT8_MIN_QUERIES``, mma between.
         hw: use the hardware popcount / PTX plane decoding (default: on a compiled GPU only).
-        config: launch meta-parameters overriding ``SCAN_CONFIG`` / ``MMA_CONFIG`` (tuning).
+        config: launch meta-parameters overriding the tuned / default configuration
+            (``SCAN_CONFIG``, ``MMA_CONFIG``, ``INT8_CONFIG``).
 
     Returns:
         ``(M, N)``; a 1-D ``a`` drops the M axis, a 1-D ``b`` the N axis (0-d for two rows).
@@ -404,7 +523,7 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
     if a2.shape[1] != b2.shape[1]:
         raise ValueError(f"b: packed row width {b2.shape[1]} does not match a's {a2.shape[1]}")
     M, N = a2.shape[0], b2.shape[0]
-    how = _method(M, method)
+    how = _method(M, method, a2.device)
     out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
     flag = new_flag(a2.device)
     na = row_norms(a2, "a", flag, 2)
@@ -481,7 +600,7 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
         raise ValueError(f"k: {k} exceeds the database size {N}")
     if N >= 2 ** 32 - 1:
         raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
-    how = _method(M, method)
+    how = _method(M, method, q2.device)
     flag = new_flag(q2.device)
     na = row_norms(q2, "queries", flag, 2)
     nb = row_norms(d2, "database", flag, 1) if how != "scan" else None

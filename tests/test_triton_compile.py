@@ -27,7 +27,7 @@ def _have_cuda_backend() -> bool:
 pytestmark = pytest.mark.skipif(not _have_cuda_backend(), reason="triton has no NVIDIA backend / AOT API")
 
 SCRIPT = textwrap.dedent('''
-    import importlib, sys
+    import importlib, inspect, sys
     import triton, triton.language as tl
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -40,6 +40,8 @@ SCRIPT = textwrap.dedent('''
         cfg = dict(cfg or {})
         opts = {k: cfg.pop(k) for k in ("num_warps", "num_stages") if k in cfg}
         consts = {**consts, **cfg}
+        defaults = inspect.signature(fn.fn).parameters  # constexpr parameters left at their default
+        consts = {**{n: defaults[n].default for n in fn.arg_names if n not in sig and n not in consts}, **consts}
         sig = {**sig, **{k: "constexpr" for k in consts}}
         attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(fn.arg_names)
                  if sig[n].startswith("*") or n in DIV16}
@@ -52,21 +54,28 @@ SCRIPT = textwrap.dedent('''
                n_off="i32", stride_om="i32")
     build(S._mma_kernel, sim, dict(METRIC=1, KEY=True, HW=True), S.MMA_CONFIG)
     build(S._mma_kernel, {**sim, "out_ptr": "*i32"}, dict(METRIC=2, KEY=False, HW=True), S.MMA_CONFIG_SMALL_M)
-    i8 = {**sim, "a_ptr": "*i8", "b_ptr": "*i8", "K": "i32"}
-    del i8["B"]
-    i8 = {n: i8[n] for n in S._i8mm_kernel.arg_names if n in i8}
-    build(S._i8mm_kernel, {**i8, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False), S.INT8_CONFIG)
-    build(S._i8mm_kernel, i8, dict(METRIC=2, KEY=True), S.INT8_CONFIG)
-    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i64", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",
-                               n_off="i32", stride_om="i32"), dict(METRIC=1, KEY=True, HW=True), S.SCAN_CONFIG)
-    build(S._scan_kernel, dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i32", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",
-                               n_off="i32", stride_om="i32"), dict(METRIC=2, KEY=False, HW=True), S.SCAN_CONFIG)
+    gm = {**sim, "a_ptr": "*i8", "b_ptr": "*i8", "K": "i32"}
+    del gm["B"]
+    gm = {n: gm[n] for n in S._gemm_kernel.arg_names if n in gm}
+    f8 = {**gm, "a_ptr": "*fp8e4nv", "b_ptr": "*fp8e4nv"}
+    for cfg in S.GEMM_CANDIDATES:  # every tuning candidate, int8 and fp8, cosine
+        build(S._gemm_kernel, {**gm, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False, FP8=False), cfg)
+        build(S._gemm_kernel, {**f8, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False, FP8=True), cfg)
+    build(S._gemm_kernel, gm, dict(METRIC=2, KEY=True, FP8=False), S.INT8_CONFIG)
+    build(S._gemm_kernel, f8, dict(METRIC=2, KEY=True, FP8=True), S.INT8_CONFIG)
+    scan = dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i64", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",
+                n_off="i32", stride_om="i32")
+    for cfg in S.SCAN_CANDIDATES:
+        build(S._scan_kernel, scan, dict(METRIC=1, KEY=True, HW=True), cfg)
+    build(S._scan_kernel, {**scan, "out_ptr": "*i32"}, dict(METRIC=2, KEY=False, HW=True), S.SCAN_CONFIG)
     build(S._norms_kernel, dict(p_ptr="*u8", norms_ptr="*i32", flag_ptr="*i32", code="i32", R="i32", B="i32"),
           dict(BLOCK_R=16, BLOCK_B=256))
     build(P._pack_kernel, dict(t_ptr="*fp32", out_ptr="*u8", flag_ptr="*i32", n_bytes="i32", D="i32", B="i32"),
           dict(OFFSET=True, EVEN=False, INT8=False, BLOCK=1024))
     build(P._unpack_kernel, dict(p_ptr="*u8", out_ptr="*i8", flag_ptr="*i32", n_bytes="i32", D="i32", B="i32"),
-          dict(OFFSET=False, EVEN=False, BLOCK=1024))
+          dict(OFFSET=False, BLOCK=1024))
+    build(P._unpack_words_kernel, dict(p_ptr="*u8", out_ptr="*i32", flag_ptr="*i32", n_bytes="i32"),
+          dict(OFFSET=False, FP8=True, BLOCK=1024))
     build(Q._quantize_kernel, dict(x_ptr="*fp32", thr_ptr="*fp64", out_ptr="*u8", flag_ptr="*i32", D="i32", B="i32",
                                    tau_ptr="*fp64"), dict(STD=True, PACKED=True, BLOCK=1024, BLOCK_BYTES=256))
     build(A._bind_kernel, dict(a_ptr="*u8", b_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32"),
