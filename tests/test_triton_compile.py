@@ -84,12 +84,16 @@ SCRIPT = textwrap.dedent('''
           dict(BLOCK=1024))
     build(A._bundle_kernel, dict(v_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32", D="i32",
                                  threshold="i32"), dict(PACKED=True, BLOCK=256))
+    for cfg in E.ENCODE_CANDIDATES:
+        build(E._encode_kernel, dict(x_ptr="*bf16", w_ptr="*bf16", thr_ptr="*fp32", out_ptr="*u8", N="i32", d="i32",
+                                     B="i32", Bp="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False, GROUP=64), cfg)
     build(E._encode_kernel, dict(x_ptr="*fp32", w_ptr="*bf16", thr_ptr="*fp32", out_ptr="*u8", N="i32", d="i32",
-                                 B="i32", Bp="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False),
+                                 B="i32", Bp="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False, GROUP=64),
           {**E.ENCODE_CONFIG, "num_stages": 2})
-    build(E._stats_kernel, dict(x_ptr="*bf16", g_ptr="*bf16", m_ptr="*fp32", mean_ptr="*fp32", var_ptr="*fp32",
-                                N="i32", d="i32", D="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False),
-          E.STATS_CONFIG)
+    for cfg in E.STATS_CANDIDATES:
+        build(E._stats_kernel, dict(x_ptr="*bf16", g_ptr="*bf16", m_ptr="*fp32", mean_ptr="*fp32", var_ptr="*fp32",
+                                    thr_ptr="*fp32", flag_ptr="*i32", tau="fp32", N="i32", d="i32", D="i32",
+                                    stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False, THR=True), cfg)
     print("ALL OK")
 ''')
 
