@@ -325,7 +325,7 @@ MMA_CONFIG_SMALL_M = _cfg(64, 64, 64, 4, 3)
 INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=True)
 SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
 #: Candidates timed on first use (per shape class, see ``_util.tune``) for problems of at least
-#: ``TUNE_MIN_WORK`` (GEMM: M * N * packed bytes; scan: M * N * words). Each list holds the
+#: ``TUNE_MIN_WORK[kind]`` (GEMM, mma: M * N * packed bytes; scan: M * N * words). Each list holds the
 #: configurations that measured best on an H200 (benchmarks/RESULTS.md) and their neighbours;
 #: ``SPLIT`` (epilogue on two column halves) is set where it keeps the cosine epilogue free of
 #: register spills in an sm_90 build (``python benchmarks/sass_report.py``).
@@ -337,7 +337,7 @@ MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2), _cf
 SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, PREFETCH=pf) for n, w, nw, pf in (
     (32, 32, 4, False), (32, 32, 4, True), (64, 32, 4, False), (64, 32, 8, True), (16, 64, 4, False),
     (16, 64, 4, True), (32, 64, 8, True), (128, 16, 8, False)))
-TUNE_MIN_WORK = 1 << 31
+TUNE_MIN_WORK = {"scan": 1 << 26, "mma": 1 << 31, "gemm": 1 << 31}
 #: Query batches of at least this size use the "int8" method (unpack once, int8 GEMM), smaller
 #: ones above SCAN_MAX_QUERIES the "mma" method (decode in registers, no unpacked copy).
 INT8_MIN_QUERIES = 256
@@ -351,7 +351,7 @@ _INTERPRETER_CONFIG = {"scan": dict(BLOCK_N=16, BLOCK_W=16, num_warps=4),
 def _config(kind: str, device: torch.device, config: Optional[dict], key: tuple, work: int, run) -> dict:
     """Launch configuration of a ``kind`` kernel: ``config`` if given; the small interpreter tiles on
     CPU; on a compiled GPU the tuned choice among the candidates for large problems (``work`` at
-    least ``TUNE_MIN_WORK`` and tuning enabled), else the default."""
+    least ``TUNE_MIN_WORK[kind]`` and tuning enabled), else the default."""
     if config is not None:
         return dict(config)
     if device.type != "cuda" or interpreting():
@@ -362,7 +362,7 @@ def _config(kind: str, device: torch.device, config: Optional[dict], key: tuple,
         default, candidates = INT8_CONFIG, GEMM_CANDIDATES
     else:
         default, candidates = (MMA_CONFIG if key[-2] > 64 else MMA_CONFIG_SMALL_M), MMA_CANDIDATES
-    if work < TUNE_MIN_WORK or not autotune_enabled():
+    if work < TUNE_MIN_WORK[kind] or not autotune_enabled():
         return dict(default)
     return tune(f"similarity.{kind}", key, candidates, run)
 

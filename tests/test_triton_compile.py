@@ -107,3 +107,30 @@ def test_every_kernel_compiles_for_sm90():
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0 and "ALL OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+
+
+def test_default_configs_do_not_spill_on_sm90():
+    """The static sm_90 report (benchmarks/sass_report.py --quick): the default launch configs of
+    the batched cosine GEMM (int8 and fp8), the scan and the fused encode keep everything in
+    registers (no local-memory stack), and the GEMM and encode use Hopper warpgroup MMA."""
+    import pathlib
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the GPU benchmark measures these kernels directly")
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass_report.py"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    rows = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[3].isdigit():
+            rows[(cells[0], cells[1])] = cells
+    for key in (("gemm int8", "cosine"), ("gemm fp8", "cosine"), ("scan", "cosine"), ("scan", "hamming"),
+                ("encode", "bf16"), ("encode stats", "bf16")):
+        assert key in rows, sorted(rows)
+        assert rows[key][4] == "0", (key, rows[key])
+    assert rows[("gemm int8", "cosine")][6] == "IGMMA" and rows[("gemm fp8", "cosine")][6] == "QGMMA"
+    assert rows[("encode", "bf16")][6] == "HGMMA"
