@@ -10,7 +10,8 @@ tuning candidate; ``cuobjdump`` then gives, per build:
 * registers per thread and the local-memory stack (``STACK`` > 0 means register spills);
 * shared memory (static + dynamic) the launch needs;
 * the tensor-core instruction used (``HGMMA`` bf16/fp16, ``IGMMA`` int8, ``QGMMA`` fp8: Hopper
-  warpgroup MMA) and, for loops without one, instructions and ``POPC`` per 32-bit word of the
+  warpgroup MMA; ``+TMA`` where operand tiles come through tensor-memory-accelerator loads) and,
+  for loops without one, instructions and ``POPC`` per 32-bit word of the
   scan's inner loop.
 
 This is no measurement of speed: it shows which configurations can run without spilling and
@@ -45,7 +46,7 @@ _INSTR = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)"
 
 def build(fn, sig: dict, consts: dict, cfg: dict):
     """Compiles ``fn`` for sm_90; returns (registers, stack bytes, shared bytes, SASS text)."""
-    cfg = dict(cfg)
+    cfg = {k: v for k, v in cfg.items() if k != "TMA"}
     opts = {k: cfg.pop(k) for k in ("num_warps", "num_stages") if k in cfg}
     consts = {**consts, **cfg}
     defaults = inspect.signature(fn.fn).parameters
@@ -85,7 +86,7 @@ def loop_stats(sass: str):
 def mma_kind(sass: str) -> str:
     ops = {m.group(2) for m in _INSTR.finditer(sass)}
     kinds = sorted(o for o in ops if o.endswith("GMMA") or o.startswith("HMMA") or o.startswith("IMMA"))
-    return "/".join(kinds) or "-"
+    return ("/".join(kinds) or "-") + ("+TMA" if "UTMALDG" in ops else "")
 
 
 def short(cfg: dict) -> str:
@@ -96,7 +97,7 @@ def short(cfg: dict) -> str:
         n = names.get(k, k)
         if n is None:
             continue
-        parts.append(f"{n}{v}" if k not in ("SPLIT", "PREFETCH") else (k.lower() if v else ""))
+        parts.append(f"{n}{v}" if k not in ("SPLIT", "PREFETCH", "TMA") else (k.lower() if v else ""))
     return " ".join(p for p in parts if p)
 
 
@@ -132,6 +133,14 @@ def main(argv=None) -> int:
             add("gemm int8", name, cfg, S._gemm_kernel, {**gemm, "out_ptr": out}, dict(METRIC=metric, KEY=False, FP8=False))
             add("gemm fp8", name, cfg, S._gemm_kernel, {**gemm, "out_ptr": out, "a_ptr": "*fp8e4nv", "b_ptr": "*fp8e4nv"},
                 dict(METRIC=metric, KEY=False, FP8=True))
+    for cfg in [] if args.quick else S.GEMM_TMA_CANDIDATES:
+        c = {k: v for k, v in cfg.items() if k != "TMA"}
+        for dt, fp8 in (("i8", False), ("fp8e4nv", True)):
+            sig = dict(a_desc=f"tensordesc<{dt}[{c['BLOCK_M']}, {c['BLOCK_K']}]>",
+                       b_desc=f"tensordesc<{dt}[{c['BLOCK_N']}, {c['BLOCK_K']}]>", na_ptr="*i32", nb_ptr="*i32",
+                       out_ptr="*fp32", M="i32", N="i32", K="i32", n_off="i32", stride_om="i32")
+            add(f"gemm {'fp8' if fp8 else 'int8'} tma", "cosine", cfg, S._gemm_tma_kernel, sig,
+                dict(METRIC=1, KEY=False, FP8=fp8))
     for cfg in [S.MMA_CONFIG] if args.quick else S.MMA_CANDIDATES:
         add("mma (decode in registers)", "cosine", cfg, S._mma_kernel, sim, dict(METRIC=1, KEY=False, HW=True))
     scan = dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*fp32", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",

@@ -6,6 +6,7 @@ environment variable ``TRITON_INTERPRET=1`` is set before ``ternhd.kernels`` is 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -130,7 +131,7 @@ def tune(name: str, key: tuple, candidates, run) -> dict:
     timed with ``triton.testing.do_bench`` through ``run(cfg)`` (which launches the kernel on the
     caller's real operands; it must be repeatable: outputs overwritten, flags only raised); the
     choice is cached for the process. Candidates the GPU cannot run (shared memory, registers) are
-    skipped."""
+    skipped, and so, with a ``RuntimeWarning``, are candidates that fail to compile or launch."""
     k = (name,) + tuple(key)
     hit = _TUNED.get(k)
     if hit is not None:
@@ -139,15 +140,21 @@ def tune(name: str, key: tuple, candidates, run) -> dict:
         from triton.runtime.errors import OutOfResources
     except ImportError:  # pragma: no cover - older layouts
         OutOfResources = RuntimeError
-    timings = []
+    timings, failed = [], []
     for cfg in candidates:
         try:
             ms = triton.testing.do_bench(lambda: run(dict(cfg)), warmup=5, rep=25)
         except OutOfResources:
             continue
+        except Exception as exc:  # a candidate this triton / GPU cannot compile: the others still count
+            failed.append((dict(cfg), f"{type(exc).__name__}: {exc}"))
+            warnings.warn(f"{name}: launch candidate {cfg} failed ({type(exc).__name__}: {exc}); skipped",
+                          RuntimeWarning, stacklevel=2)
+            continue
         timings.append((float(ms), dict(cfg)))
     if not timings:
-        raise RuntimeError(f"{name}: no launch configuration fits this GPU")
+        raise RuntimeError(f"{name}: no launch configuration runs on this GPU"
+                           + "".join(f"; {c}: {e}" for c, e in failed))
     timings.sort(key=lambda t: t[0])
     _TUNED[k] = {"config": timings[0][1], "timings": timings}
     return dict(timings[0][1])

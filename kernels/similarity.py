@@ -38,8 +38,8 @@ import triton.language as tl
 from ._util import (autotune_enabled, check_tensor, grouped_tile, hw_popcount, interpreting, launch, new_flag,
                     popcount32, raise_if, size_class, tune)
 
-__all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "METRICS", "METHODS",
-           "SCAN_MAX_QUERIES"]
+__all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "tma_supported", "METRICS",
+           "METHODS", "SCAN_MAX_QUERIES"]
 
 METRICS = ("cosine", "dot", "hamming")
 _METRIC_ID = {"dot": 0, "cosine": 1, "hamming": 2}
@@ -260,6 +260,23 @@ def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om
 
 
 @triton.jit
+def _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC: tl.constexpr,
+                   KEY: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
+    """Stores a GEMM tile's scores; SPLIT: on two column halves, half the live float64 registers of
+    the cosine epilogue at a time (no spills where the whole tile would spill)."""
+    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
+    if SPLIT:
+        acc_l, acc_r = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+        acc2_l, acc2_r = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
+        rn_l = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
+        _store_tile(acc_l, acc2_l, na, nb_ptr, out_ptr, rm, rn_l, M, N, n_off, stride_om, METRIC, KEY)
+        _store_tile(acc_r, acc2_r, na, nb_ptr, out_ptr, rm, rn_l + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
+    else:
+        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC, KEY)
+
+
+@triton.jit
 def _nonzero_fp8(x):
     """|x| of float8 e4m3 trits (sign bit cleared): the non-zero plane as float8."""
     return (x.to(tl.uint8, bitcast=True) & 0x7F).to(tl.float8e4nv, bitcast=True)
@@ -302,15 +319,41 @@ def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_o
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
             if METRIC == 2:
                 acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
-    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
-    if SPLIT:  # the epilogue on two column halves: half the live float64 registers (no spills)
-        acc_l, acc_r = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
-        acc2_l, acc2_r = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
-        rn_l = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
-        _store_tile(acc_l, acc2_l, na, nb_ptr, out_ptr, rm, rn_l, M, N, n_off, stride_om, METRIC, KEY)
-        _store_tile(acc_r, acc2_r, na, nb_ptr, out_ptr, rm, rn_l + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
+    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
+                   BLOCK_M, BLOCK_N, SPLIT)
+
+
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _gemm_tma_kernel(a_desc, b_desc, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
+                     METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                     SPLIT: tl.constexpr = False):
+    """:func:`_gemm_kernel` with the operand tiles fetched by tensor-memory-accelerator descriptors
+    (Hopper and later; rows and columns past the tensor come back as zeros), block shapes
+    (BLOCK_M, BLOCK_K) for a and (BLOCK_N, BLOCK_K) for b."""
+    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    om = pid_m * BLOCK_M
+    on = pid_n * BLOCK_N
+    if FP8:
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     else:
-        _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC, KEY)
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    for k0 in range(0, K, BLOCK_K):
+        a = a_desc.load([om, k0])
+        b = b_desc.load([on, k0])
+        if FP8:
+            acc = tl.dot(a, b.T, acc)
+            if METRIC == 2:
+                acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b).T, acc2)
+        else:
+            acc = tl.dot(a, b.T, acc, out_dtype=tl.int32)
+            if METRIC == 2:
+                acc2 = tl.dot(a * a, (b * b).T, acc2, out_dtype=tl.int32)
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
+                   BLOCK_M, BLOCK_N, SPLIT)
 
 
 # ----------------------------------------------------------------------------- launch helpers
@@ -329,9 +372,12 @@ SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
 #: configurations that measured best on an H200 (benchmarks/RESULTS.md) and their neighbours;
 #: ``SPLIT`` (epilogue on two column halves) is set where it keeps the cosine epilogue free of
 #: register spills in an sm_90 build (``python benchmarks/sass_report.py``).
-GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 128, 128, 8, 4, SPLIT=True), _cfg(128, 256, 128, 8, 3, SPLIT=True),
-                   _cfg(128, 256, 128, 8, 3), _cfg(256, 128, 128, 8, 3, SPLIT=True), _cfg(128, 256, 64, 8, 4),
-                   _cfg(64, 128, 128, 4, 4))
+GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 256, 128, 8, 3, SPLIT=True), _cfg(128, 256, 64, 8, 4),
+                   _cfg(256, 128, 128, 8, 3, SPLIT=True), _cfg(64, 128, 128, 4, 4))
+#: Further candidates where the GPU has a tensor memory accelerator (compute capability 9.0+):
+#: operand tiles fetched by TMA descriptors (``_gemm_tma_kernel``).
+GEMM_TMA_CANDIDATES = (_cfg(128, 128, 128, 8, 3, SPLIT=True, TMA=True), _cfg(128, 256, 128, 8, 3, SPLIT=True, TMA=True),
+                       _cfg(128, 256, 64, 8, 4, TMA=True))
 MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2), _cfg(64, 128, 64, 4, 3),
                   _cfg(128, 64, 64, 4, 3))
 SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, PREFETCH=pf) for n, w, nw, pf in (
@@ -359,7 +405,7 @@ def _config(kind: str, device: torch.device, config: Optional[dict], key: tuple,
     if kind == "scan":
         default, candidates = SCAN_CONFIG, SCAN_CANDIDATES
     elif kind == "gemm":
-        default, candidates = INT8_CONFIG, GEMM_CANDIDATES
+        default, candidates = INT8_CONFIG, GEMM_CANDIDATES + (GEMM_TMA_CANDIDATES if tma_supported(device) else ())
     else:
         default, candidates = (MMA_CONFIG if key[-2] > 64 else MMA_CONFIG_SMALL_M), MMA_CANDIDATES
     if work < TUNE_MIN_WORK[kind] or not autotune_enabled():
@@ -373,6 +419,19 @@ def fp8_supported(device: torch.device) -> bool:
     if device.type != "cuda":
         return interpreting()
     return interpreting() or torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+def tma_supported(device: torch.device) -> bool:
+    """Whether GEMM launch configs with ``TMA=True`` (tensor-memory-accelerator descriptors) can run
+    on ``device``: compute capability 9.0+ and a triton with ``triton.tools.tensor_descriptor``;
+    the interpreter emulates them."""
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: F401
+    except ImportError:
+        return False
+    if device.type != "cuda" or interpreting():
+        return interpreting()
+    return torch.cuda.get_device_capability(device) >= (9, 0)
 
 
 def _unpacked(p: torch.Tensor, fp8: bool = False) -> torch.Tensor:
@@ -470,6 +529,14 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
 
             def run(c, args=args, nc=nc):
                 grid = (triton.cdiv(M, c["BLOCK_M"]) * triton.cdiv(nc, c["BLOCK_N"]),)
+                c = dict(c)
+                if c.pop("TMA", False):  # no smaller-tile fallback: the descriptors fix the block shape
+                    from triton.tools.tensor_descriptor import TensorDescriptor
+
+                    descs = (TensorDescriptor.from_tensor(args[0], [c["BLOCK_M"], c["BLOCK_K"]]),
+                             TensorDescriptor.from_tensor(args[1], [c["BLOCK_N"], c["BLOCK_K"]]))
+                    _gemm_tma_kernel[grid](*descs, *args[2:], METRIC=mid, KEY=key, FP8=fp8, **c)
+                    return {**c, "TMA": True}
                 return launch(_gemm_kernel, grid, args, c, METRIC=mid, KEY=key, FP8=fp8)
 
             if cfg is None:

@@ -61,6 +61,13 @@ SCRIPT = textwrap.dedent('''
     for cfg in S.GEMM_CANDIDATES:  # every tuning candidate, int8 and fp8, cosine
         build(S._gemm_kernel, {**gm, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False, FP8=False), cfg)
         build(S._gemm_kernel, {**f8, "out_ptr": "*fp32"}, dict(METRIC=1, KEY=False, FP8=True), cfg)
+    for cfg in S.GEMM_TMA_CANDIDATES:
+        c = {k: v for k, v in cfg.items() if k != "TMA"}
+        for dt, fp8 in (("i8", False), ("fp8e4nv", True)):
+            tma = dict(a_desc=f"tensordesc<{dt}[{c['BLOCK_M']}, {c['BLOCK_K']}]>",
+                       b_desc=f"tensordesc<{dt}[{c['BLOCK_N']}, {c['BLOCK_K']}]>", na_ptr="*i32", nb_ptr="*i32",
+                       out_ptr="*i64", M="i32", N="i32", K="i32", n_off="i32", stride_om="i32")
+            build(S._gemm_tma_kernel, tma, dict(METRIC=1, KEY=True, FP8=fp8), c)
     build(S._gemm_kernel, gm, dict(METRIC=2, KEY=True, FP8=False), S.INT8_CONFIG)
     build(S._gemm_kernel, f8, dict(METRIC=2, KEY=True, FP8=True), S.INT8_CONFIG)
     scan = dict(a_ptr="*i32", b_ptr="*i32", out_ptr="*i64", flag_ptr="*i32", code="i32", M="i32", N="i32", W="i32",

@@ -178,12 +178,16 @@ def test_topk_matches_cpp(m, n, dim, k, chunk, method):
 
 @pytest.mark.parametrize("method", ["int8", "fp8"])
 @pytest.mark.parametrize("split", [False, True])
-def test_gemm_launch_configs(method, split):
-    """The GEMM kernel with and without the split epilogue, on tiles that leave tails in M, N and K."""
+@pytest.mark.parametrize("tma", [False, True])
+def test_gemm_launch_configs(method, split, tma):
+    """The GEMM kernels (pointer loads and TMA descriptors) with and without the split epilogue, on
+    tiles that leave tails in M, N and K."""
     need(method)
+    if tma and not K.similarity.tma_supported(torch.device(DEVICE)):
+        pytest.skip("TMA descriptors need compute capability 9.0+")
     rng = np.random.default_rng(11)
     a, b = packed(rng, 37, 301), packed(rng, 45, 301, zero_rows=(44,))
-    cfg = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=64, GROUP_M=2, num_warps=4, SPLIT=split)
+    cfg = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=64, GROUP_M=2, num_warps=4, SPLIT=split, TMA=tma)
     for metric in METRICS:
         got = K.pairwise(dev(a), dev(b), metric, method=method, config=cfg).cpu().numpy()
         np.testing.assert_array_equal(got, ternhd.pairwise(a, b, metric))

@@ -20,6 +20,8 @@ def fake_bench(monkeypatch):
         calls.append(cfg["X"])
         if cfg["X"] == 99:
             raise OutOfResources(10 ** 6, 232448, "shared memory")
+        if cfg["X"] == 98:
+            raise RuntimeError("PTX assembly failed")
         return {1: 3.0, 2: 1.0, 3: 2.0, 99: 0.1}[cfg["X"]]
 
     monkeypatch.setattr(triton.testing, "do_bench", do_bench)
@@ -41,9 +43,15 @@ def test_tune_picks_fastest_and_caches(fake_bench):
     assert len(_util.tuning_table()) == 2
 
 
+def test_tune_skips_a_failing_candidate_with_a_warning(fake_bench):
+    with pytest.warns(RuntimeWarning, match="PTX assembly failed"):
+        assert _util.tune("k", (2,), [dict(X=98), dict(X=3)], lambda cfg: cfg) == dict(X=3)
+
+
 def test_tune_with_no_runnable_candidate(fake_bench):
-    with pytest.raises(RuntimeError, match="no launch configuration"):
-        _util.tune("k", (1,), [dict(X=99)], lambda cfg: cfg)
+    with pytest.raises(RuntimeError, match="no launch configuration.*PTX assembly failed"):
+        with pytest.warns(RuntimeWarning):
+            _util.tune("k", (1,), [dict(X=99), dict(X=98)], lambda cfg: cfg)
 
 
 def test_size_class_and_switch(monkeypatch):
