@@ -13,7 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "popcount32", "launch", "tune",
+__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "raise_flag", "popcount32", "launch",
+           "tune",
            "autotune_enabled", "tuning_table", "size_class"]
 
 
@@ -53,6 +54,14 @@ def raise_if(flag: torch.Tensor, message: str) -> None:
     """Raises ``ValueError(message)`` when a kernel set ``flag`` (one device-to-host sync)."""
     if int(flag.item()) != 0:
         raise ValueError(message)
+
+
+@triton.jit
+def raise_flag(flag_ptr, value):
+    """``flag = max(flag, value)`` for a scalar ``value``, as a masked atomic that only runs where
+    ``value > 0``: valid input (the normal case) sends no atomic traffic to the one flag address
+    that every program of a launch shares."""
+    tl.atomic_max(flag_ptr, value, mask=value > 0)
 
 
 @triton.jit

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, new_flag, raise_if
+from ._util import check_tensor, new_flag, raise_flag, raise_if
 
 __all__ = ["bind", "permute", "bundle"]
 
@@ -39,7 +39,7 @@ def _bind_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, n, B, B_ROW: tl.constexpr, BLO
     out = (nz & ~neg) | (neg << 1)
     tl.store(out_ptr + g, out.to(tl.uint8), mask=m)
     bad = (x & (x >> 1) & 0x55) | (y & (y >> 1) & 0x55)
-    tl.atomic_max(flag_ptr, tl.max(bad, axis=0))
+    raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
 @triton.jit(do_not_specialize=["n", "B", "D", "k"])
@@ -56,7 +56,7 @@ def _permute_kernel(a_ptr, out_ptr, flag_ptr, n, B, D, k, BLOCK: tl.constexpr):
     code = tl.where(valid, code, 0)
     out = tl.sum(code << (6 - 2 * sub[None, :]), axis=1)
     tl.store(out_ptr + g, out.to(tl.uint8), mask=g < n)
-    tl.atomic_max(flag_ptr, tl.max(tl.max((code == 3).to(tl.int32), axis=1), axis=0))
+    raise_flag(flag_ptr, tl.max(tl.max((code == 3).to(tl.int32), axis=1), axis=0))
 
 
 @triton.jit(do_not_specialize=["n", "B", "D", "threshold"])
@@ -82,7 +82,7 @@ def _bundle_kernel(v_ptr, out_ptr, flag_ptr, n, B, D, threshold,
         tl.store(out_ptr + grp * B + j, tl.sum(c << (6 - 2 * sub[None, :]), axis=1).to(tl.uint8), mask=mj)
     else:
         tl.store(out_ptr + grp * D + i, acc, mask=mj[:, None] & (i < D))
-    tl.atomic_max(flag_ptr, tl.max(bad, axis=0))
+    raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
 def _packed(x, name: str) -> torch.Tensor:

@@ -25,8 +25,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import (autotune_enabled, check_tensor, grouped_tile, interpreting, launch, new_flag, raise_if, size_class,
-                    tune)
+from ._util import (autotune_enabled, check_tensor, grouped_tile, interpreting, launch, new_flag, raise_flag,
+                    raise_if, size_class, tune)
 
 __all__ = ["Projection", "prepare_projection", "encode", "encode_stats"]
 
@@ -143,7 +143,7 @@ def _stats_kernel(x_ptr, g_ptr, m_ptr, mean_ptr, var_ptr, thr_ptr, flag_ptr, tau
     if THR:
         tl.store(thr_ptr + rm, tau * tl.sqrt(var), mask=rm < N)
     bad = (rm < N) & ((mu != mu) | (var != var) | (tl.abs(mu) == float("inf")) | (var == float("inf")))
-    tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int32)))
+    raise_flag(flag_ptr, tl.max(bad.to(tl.int32)))
 
 
 @triton.jit

@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, new_flag, raise_if
+from ._util import check_tensor, new_flag, raise_flag, raise_if
 
 __all__ = ["pack_ternary", "unpack_ternary", "unpack_rows", "LAYOUTS"]
 
@@ -49,7 +49,7 @@ def _pack_kernel(t_ptr, out_ptr, flag_ptr, n_bytes, D, B,
         code = tl.where(pos, 1, tl.where(neg, 2, 0))
     byte = tl.sum(code << (6 - 2 * sub[None, :]), axis=1)
     tl.store(out_ptr + g, byte.to(tl.uint8), mask=g < n_bytes)
-    tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int32)))
+    raise_flag(flag_ptr, tl.max(bad.to(tl.int32)))
 
 
 @triton.jit(do_not_specialize=["n_bytes", "D", "B"])
@@ -71,7 +71,7 @@ def _unpack_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, D, B, OFFSET: tl.constexpr
     bad = valid & (code == 3)
     val = tl.where(code == 3, 0, val)
     tl.store(out_ptr + dst, val.to(tl.int8), mask=valid)
-    tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int32)))
+    raise_flag(flag_ptr, tl.max(bad.to(tl.int32)))
 
 
 @triton.jit(do_not_specialize=["n_bytes"])
@@ -98,7 +98,7 @@ def _unpack_words_kernel(p_ptr, out_ptr, flag_ptr, n_bytes, OFFSET: tl.constexpr
             byte = v & 0xFF
         word = word | (byte << (8 * s))
     tl.store(out_ptr + g, word, mask=g < n_bytes)
-    tl.atomic_max(flag_ptr, tl.max(bad))
+    raise_flag(flag_ptr, tl.max(bad))
 
 
 def _check_layout(layout: str) -> None:

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, new_flag, raise_if
+from ._util import check_tensor, new_flag, raise_flag, raise_if
 
 __all__ = ["quantize", "row_thresholds"]
 
@@ -68,7 +68,7 @@ def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
             bad = tl.maximum(bad, tl.max((valid & ~(tl.abs(v) < _INF)).to(tl.int32), axis=0))
             t = (v > thr).to(tl.int8) - (v < -thr).to(tl.int8)
             tl.store(out_ptr + row * D + offs, t, mask=valid)
-    tl.atomic_max(flag_ptr + tl.arange(0, 1), bad)
+    raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
 def _check_mode(tau, threshold, sparsity) -> None:

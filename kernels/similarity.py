@@ -36,7 +36,7 @@ import triton
 import triton.language as tl
 
 from ._util import (autotune_enabled, check_tensor, grouped_tile, hw_popcount, interpreting, launch, new_flag,
-                    popcount32, raise_if, size_class, tune)
+                    popcount32, raise_flag, raise_if, size_class, tune)
 
 __all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "tma_supported", "METRICS",
            "METHODS", "SCAN_MAX_QUERIES"]
@@ -156,7 +156,7 @@ def _norms_kernel(p_ptr, norms_ptr, flag_ptr, code, R, B, BLOCK_R: tl.constexpr,
         nz = (nz & 0x11) + ((nz >> 2) & 0x11)
         acc += (nz & 0x0F) + (nz >> 4)
     tl.store(norms_ptr + rr, tl.sum(acc, axis=1), mask=rr < R)
-    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad, axis=1), axis=0) != 0, code, 0))
+    raise_flag(flag_ptr, tl.where(tl.max(tl.max(bad, axis=1), axis=0) != 0, code, 0))
 
 
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
@@ -221,7 +221,7 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_o
     res = _output(score, METRIC, KEY, n_off + rn)
     tl.store(out_ptr + m * stride_om + rn, res, mask=in_n)
     bad = (bad & 0x55555555) != 0
-    tl.atomic_max(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
+    raise_flag(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
 
 
 @triton.jit
