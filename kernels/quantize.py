@@ -4,7 +4,8 @@ Every comparison is exact in float64 (as in the C++ path), so a row quantized he
 ``ternhd.quantize`` on the CPU agree trit for trit whenever the thresholds agree. Threshold modes
 (see ``ternhd.quantize``): ``"std"`` (per-row population std, computed in the kernel in float64),
 ``"batch"`` (one std over the whole tensor, float64), a fixed number, or ``sparsity=s`` (per row
-the ``round(s * D)``-th smallest ``|x|``, selected with ``torch.kthvalue``).
+the ``round(s * D)``-th smallest ``|x|``, found exactly by a radix select over the bits of ``|x|``:
+one pass per bit over the row, which stays in L1, instead of a sort).
 """
 from __future__ import annotations
 
@@ -71,6 +72,48 @@ def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
     raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
+@triton.jit(do_not_specialize=["D", "k"])
+def _kth_abs_kernel(x_ptr, out_ptr, D, k, F64: tl.constexpr, BLOCK: tl.constexpr):
+    """One program per row: the k-th smallest |x| (1 <= k <= D) of a finite float row, exactly.
+    Non-negative floats order like their bit patterns, so the answer is built from the top bit down:
+    bit b is 0 when at least k elements are <= (the bits fixed so far, b = 0, lower bits all 1)."""
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + row * D
+    if F64:
+        r = tl.zeros([1], dtype=tl.int64)
+        NBITS: tl.constexpr = 63
+    else:
+        r = tl.zeros([1], dtype=tl.int32)
+        NBITS: tl.constexpr = 31
+    for i in range(NBITS):
+        b = NBITS - 1 - i
+        trial = r | ((r * 0 + 1 << b) - 1)
+        cnt = tl.zeros([1], dtype=tl.int32)
+        for start in range(0, D, BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            v = tl.load(x_row + offs, mask=offs < D, other=0.0)
+            if F64:
+                u = v.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
+            else:
+                u = v.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+            cnt += tl.sum(((u[None, :] <= trial[:, None]) & (offs < D)[None, :]).to(tl.int32), axis=1)
+        r = tl.where(cnt >= k, r, r | (r * 0 + 1 << b))
+    if F64:
+        val = r.to(tl.float64, bitcast=True)
+    else:
+        val = r.to(tl.float32, bitcast=True).to(tl.float64)
+    tl.store(out_ptr + row + tl.arange(0, 1), val)
+
+
+def _kth_abs(x2: torch.Tensor, k: int) -> torch.Tensor:
+    """float64 (rows,): the k-th smallest |x| of each row of a finite float32/float64 (rows, D) tensor."""
+    rows, D = x2.shape
+    out = torch.empty(rows, dtype=torch.float64, device=x2.device)
+    _kth_abs_kernel[(rows,)](x2, out, D, k, F64=x2.dtype == torch.float64,
+                             BLOCK=min(4096, triton.next_power_of_2(D)), num_warps=8)
+    return out
+
+
 def _check_mode(tau, threshold, sparsity) -> None:
     # Same validation (and messages) as the CPU path.
     from ternhd.quantize import _check_mode as check
@@ -97,7 +140,7 @@ def row_thresholds(x2: torch.Tensor, tau: float = 0.3, threshold: Union[str, flo
         k = int(round(float(sparsity) * dim))
         if k == 0 or rows == 0:
             return torch.zeros(rows, dtype=torch.float64, device=x2.device)
-        return torch.kthvalue(x2.abs(), k, dim=1).values.to(torch.float64).contiguous()
+        return _kth_abs(x2, k)
     if isinstance(threshold, str) and threshold == "std":
         return None
     if isinstance(threshold, str) and threshold == "batch":

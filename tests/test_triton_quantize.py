@@ -77,3 +77,21 @@ def test_quantize_argument_errors():
 def test_quantize_empty():
     assert K.quantize(torch.zeros((0, 5), device=DEVICE), packed=True).shape == (0, 2)
     assert K.quantize(torch.zeros((2, 0), device=DEVICE)).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [1, 7, 300, 5000])
+def test_kth_abs_radix_select_matches_kthvalue(dtype, dim):
+    """The sparsity threshold (radix select over the bits of |x|) is exactly torch.kthvalue's, with
+    ties, signed zeros, denormals and row lengths above one block."""
+    from ternhd.kernels.quantize import _kth_abs
+
+    rng = np.random.default_rng(dim)
+    x = torch.from_numpy(rng.standard_normal((5, dim)) * 10.0 ** rng.integers(-3, 4, size=(5, 1))).to(dtype)
+    x[1] = x[1].round()  # many ties
+    x[2, : dim // 2] = -0.0
+    x[3, :: 3] = torch.finfo(dtype).tiny / 4  # denormals
+    xd = x.to(DEVICE)
+    for k in sorted({1, max(1, dim // 3), dim}):
+        ref = torch.kthvalue(x.abs(), k, dim=1).values.to(torch.float64)
+        np.testing.assert_array_equal(_kth_abs(xd, k).cpu().numpy(), ref.numpy())
