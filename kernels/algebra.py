@@ -59,6 +59,25 @@ def _permute_kernel(a_ptr, out_ptr, flag_ptr, n, B, D, k, BLOCK: tl.constexpr):
     raise_flag(flag_ptr, tl.max(tl.max((code == 3).to(tl.int32), axis=1), axis=0))
 
 
+@triton.jit(do_not_specialize=["n", "B", "q", "r2"])
+def _permute_aligned_kernel(a_ptr, out_ptr, flag_ptr, n, B, q, r2, BLOCK: tl.constexpr):
+    """``D % 4 == 0``, shift ``k = 4 q + r2 / 2``: output byte j of a row is the bit stream of the
+    row rotated by 2k bits, i.e. the low ``r2`` bits of input byte ``j - q - 1`` followed by the
+    high ``8 - r2`` bits of input byte ``j - q`` (indices mod B): two coalesced loads per byte."""
+    g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = g < n
+    row = g // B
+    j = g - row * B
+    jc = j - q
+    jc = tl.where(jc < 0, jc + B, jc)
+    jp = tl.where(jc == 0, B - 1, jc - 1)
+    cur = tl.load(a_ptr + row * B + jc, mask=m, other=0).to(tl.int32)
+    prev = tl.load(a_ptr + row * B + jp, mask=m, other=0).to(tl.int32)
+    out = ((prev << (8 - r2)) | (cur >> r2)) & 0xFF
+    tl.store(out_ptr + g, out.to(tl.uint8), mask=m)
+    raise_flag(flag_ptr, tl.max(cur & (cur >> 1) & 0x55, axis=0))
+
+
 @triton.jit(do_not_specialize=["n", "B", "D", "threshold"])
 def _bundle_kernel(v_ptr, out_ptr, flag_ptr, n, B, D, threshold,
                    PACKED: tl.constexpr, BLOCK: tl.constexpr):
@@ -148,7 +167,11 @@ def permute(a: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     n = a.numel()
     if n:
         flag = new_flag(a.device)
-        _permute_kernel[(triton.cdiv(n, _BLOCK),)](a, out, flag, n, B, dim, k % dim, BLOCK=_BLOCK)
+        k %= dim
+        if dim % 4 == 0:
+            _permute_aligned_kernel[(triton.cdiv(n, _BLOCK),)](a, out, flag, n, B, k // 4, 2 * (k % 4), BLOCK=_BLOCK)
+        else:
+            _permute_kernel[(triton.cdiv(n, _BLOCK),)](a, out, flag, n, B, dim, k, BLOCK=_BLOCK)
         raise_if(flag, _BAD.format("a"))
     return out
 
