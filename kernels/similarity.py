@@ -384,8 +384,9 @@ SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, P
     (32, 32, 4, False), (32, 32, 4, True), (64, 32, 4, False), (64, 32, 8, True), (16, 64, 4, False),
     (16, 64, 4, True), (32, 64, 8, True), (128, 16, 8, False)))
 TUNE_MIN_WORK = {"scan": 1 << 26, "mma": 1 << 31, "gemm": 1 << 31}
-#: Query batches of at least this size use the "int8" method (unpack once, int8 GEMM), smaller
-#: ones above SCAN_MAX_QUERIES the "mma" method (decode in registers, no unpacked copy).
+#: Query batches of at least this size use the "fp8" method on GPUs of compute capability 8.9+, else
+#: "int8" (unpack once, tensor-core GEMM); smaller ones above SCAN_MAX_QUERIES the "mma" method
+#: (decode in registers, no unpacked copy).
 INT8_MIN_QUERIES = 256
 #: Database rows unpacked at a time by the "int8" / "fp8" methods (bounds their extra memory).
 INT8_CHUNK = 65536
@@ -557,7 +558,13 @@ METHODS = ("scan", "mma", "int8", "fp8")
 
 def _method(M: int, method: Optional[str], device: torch.device) -> str:
     if method is None:
-        return "scan" if M <= SCAN_MAX_QUERIES else ("mma" if M < INT8_MIN_QUERIES else "int8")
+        if M <= SCAN_MAX_QUERIES:
+            return "scan"
+        if M < INT8_MIN_QUERIES:
+            return "mma"
+        # fp8 on compiled GPUs that have it: its cosine epilogue stays in registers on the wide
+        # (128 x 256) tiles where the int8 one spills (benchmarks/sass_report.py); same results
+        return "fp8" if device.type == "cuda" and not interpreting() and fp8_supported(device) else "int8"
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS} or None, got {method!r}")
     if method == "fp8" and not fp8_supported(device):
@@ -575,7 +582,8 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
         method: ``"scan"`` (popcount), ``"mma"`` (trit planes decoded in registers, int8 ``tl.dot``),
             ``"int8"`` (rows unpacked to int8 once, then an int8 GEMM with the fused epilogue),
             ``"fp8"`` (the same on float8 e4m3 operands; compute capability 8.9+) or ``None``: scan up
-            to ``SCAN_MAX_QUERIES`` rows of ``a``, int8 from ``INT8_MIN_QUERIES``, mma between.
+            to ``SCAN_MAX_QUERIES`` rows of ``a``, mma below ``INT8_MIN_QUERIES``, from there fp8 on
+            a GPU that has it, else int8.
         hw: use the hardware popcount / PTX plane decoding (default: on a compiled GPU only).
         config: launch meta-parameters overriding the tuned / default configuration
             (``SCAN_CONFIG``, ``MMA_CONFIG``, ``INT8_CONFIG``).
