@@ -12,7 +12,8 @@ are the four 2-bit slots of the output bytes (:func:`prepare_projection` stores 
 
 Precision: the products run on tensor cores in ``dtype`` (bfloat16 by default, or float16),
 accumulated in float32 (``dtype=torch.float32``: exact float32 products on the CUDA cores,
-slower), so a trit whose value lies within about ``1e-3 * std`` of the threshold may differ from the float32 CPU encoder (``ternhd.HDCEncoder``); elsewhere they agree.
+slower), so a trit whose value lies within about ``1e-3 * std`` of the threshold may differ from
+the float32 CPU encoder (``ternhd.HDCEncoder``); elsewhere they agree.
 Under the interpreter, whose bfloat16 ``tl.dot`` is not usable, bfloat16 operands are rounded to
 bfloat16 and multiplied in float32 (the same products).
 """

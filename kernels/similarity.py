@@ -1,6 +1,6 @@
 """Similarity of 2-bit packed ternary rows in Triton: dot, cosine, Hamming distance, top-k.
 
-Three kernels compute the same quantities (results identical to the C++ path; cosine within one
+Three kernel families compute the same quantities (results identical to the C++ path; cosine within one
 float32 ulp):
 
 * **scan** (few queries, the one-query search): 32-bit words, two popcounts per word for dot and
@@ -12,17 +12,20 @@ float32 ulp):
 * **gemm** (large batches, methods "int8" and "fp8"): rows unpacked once (``O((M + N) D)``, the
   database in chunks) to int8, or to float8 e4m3 (exact for trits, float32 accumulation exact
   below 2**24), then a pipelined tensor-core GEMM with the same fused epilogue: ``torch._int_mm``'s
-  work without its int32 output pass.
+  work without its int32 output pass. ``_gemm_tma_kernel`` is the same with the operand tiles
+  fetched by TMA descriptors (compute capability 9.0+, a tuning candidate).
 
 Cosine is ``float32(dot / sqrt(|a| |b|))`` computed in float64 (0 when either row is the zero
 vector) by the scan, bit-identical to the C++ path; the batched kernels multiply by per-row
 ``1 / sqrt(|a|)`` and ``1 / sqrt(|b|)`` in float64 instead (no per-pair divide), equal to it but for a
 rare last-bit difference.
 
+Top-k streams the database in chunks: the kernels write a 64-bit key per pair (order-preserving
+score bits << 32 | inverted index) so that ``torch.topk`` gives best first with ties to the lower
+index.
+
 Large launches on a compiled GPU choose their tile configuration by timing a short candidate list
-on first use per shape class (``_util.tune``; ``TERNHD_AUTOTUNE=0`` keeps the defaults). Top-k streams the database in chunks: the kernels write a
-64-bit key per pair (order-preserving score bits << 32 | inverted index) so that ``torch.topk`` gives
-best first with ties to the lower index.
+on first use per shape class (``_util.tune``; ``TERNHD_AUTOTUNE=0`` keeps the defaults).
 
 Popcount and plane decoding have two forms chosen by a ``tl.constexpr`` flag ``HW``: PTX
 instructions on a compiled GPU, portable Triton arithmetic under the interpreter.
@@ -125,8 +128,8 @@ def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
 @triton.jit
 def _epilogue(dotv, both, na, nb, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
     """Scores of a (rows x cols) tile from its dot products, ``both`` (non-zero overlaps, hamming;
-    int32, or float32 holding integers) and the int32 norms ``na`` (rows) / ``nb`` (cols): int32 dot / hamming, float32 cosine,
-    or with KEY the int64 top-k keys. Cosine is ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in
+    int32, or float32 holding integers) and the int32 norms ``na`` (rows) / ``nb`` (cols): int32
+    dot / hamming, float32 cosine, or with KEY the int64 top-k keys. Cosine is ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in
     float64: two multiplies per pair (no per-pair divide or square root, which spilled registers);
     it equals the C++ path's ``float32(dot / sqrt(na * nb))`` except, rarely, in the last float32 bit."""
     if METRIC == 0:
