@@ -79,6 +79,8 @@ SCRIPT = textwrap.dedent('''
           dict(BLOCK_R=16, BLOCK_B=256))
     build(P._pack_kernel, dict(t_ptr="*fp32", out_ptr="*u8", flag_ptr="*i32", n_bytes="i32", D="i32", B="i32"),
           dict(OFFSET=True, EVEN=False, INT8=False, BLOCK=1024))
+    build(P._pack_words_kernel, dict(t_ptr="*i32", out_ptr="*u8", flag_ptr="*i32", n_bytes="i32"),
+          dict(OFFSET=False, BLOCK=1024))
     build(P._unpack_kernel, dict(p_ptr="*u8", out_ptr="*i8", flag_ptr="*i32", n_bytes="i32", D="i32", B="i32"),
           dict(OFFSET=False, BLOCK=1024))
     build(P._unpack_words_kernel, dict(p_ptr="*u8", out_ptr="*i32", flag_ptr="*i32", n_bytes="i32"),

@@ -13,7 +13,7 @@ if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
 import ternhd  # noqa: E402
 from ternhd import kernels as K  # noqa: E402
 
-DIMS = [1, 3, 4, 13, 1027] + ([4096 * 3 + 1] if DEVICE == "cuda" else [])
+DIMS = [1, 3, 4, 13, 64, 1027] + ([4096 * 3 + 1, 4096] if DEVICE == "cuda" else [])
 
 
 def trits(rng, shape, zero=0.3):
@@ -63,6 +63,22 @@ def test_pack_rejects_values(bad):
     if float(bad).is_integer():
         with pytest.raises(ValueError, match="^t:"):
             K.pack_ternary(t.to(torch.int8).to(DEVICE))
+
+
+@pytest.mark.parametrize("bad", [2, -2, 127, -128])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_pack_word_path_rejects_values_and_handles_offsets(bad, offset):
+    """int8 rows with D % 4 == 0 go through the word kernel when 4-byte aligned (offset 0), else the
+    general one (a contiguous view starting one byte in): same bytes, same errors."""
+    rng = np.random.default_rng(5)
+    flat = torch.from_numpy(trits(rng, (3 * 8 + 1,))).to(DEVICE)
+    t = flat[offset:offset + 24].view(3, 8)
+    assert t.is_contiguous()
+    np.testing.assert_array_equal(K.pack_ternary(t).cpu().numpy(), ternhd.pack_ternary(t.cpu().numpy()))
+    t2 = t.clone() if offset == 0 else t
+    t2[2, 5] = bad
+    with pytest.raises(ValueError, match="^t:"):
+        K.pack_ternary(t2)
 
 
 def test_unpack_rejects_code_11_inside_dim_only():
