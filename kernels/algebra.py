@@ -104,6 +104,29 @@ def _bundle_kernel(v_ptr, out_ptr, flag_ptr, n, B, D, threshold,
     raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
+@triton.jit(do_not_specialize=["n", "B", "D", "rows_per"])
+def _bundle_partial_kernel(v_ptr, acc_ptr, flag_ptr, n, B, D, rows_per, BLOCK: tl.constexpr):
+    """Program (group, byte block, row chunk): sums rows [chunk * rows_per, ...) of one group and adds
+    the partial int32 sums into ``acc`` (groups, D) atomically: the row axis split over programs
+    when there are too few groups x byte blocks to fill the GPU (one large bundle)."""
+    grp = tl.program_id(0).to(tl.int64)
+    j = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    r0 = tl.program_id(2).to(tl.int64) * rows_per
+    sub = tl.arange(0, 4)
+    mj = j < B
+    acc = tl.zeros([BLOCK, 4], dtype=tl.int32)
+    bad = tl.zeros([BLOCK], dtype=tl.int32)
+    base = v_ptr + grp * n * B
+    for r in range(r0, tl.minimum(r0 + rows_per, n)):
+        x = tl.load(base + r * B + j, mask=mj, other=0).to(tl.int32)
+        bad = bad | (x & (x >> 1) & 0x55)
+        code = (x[:, None] >> (6 - 2 * sub[None, :])) & 3
+        acc += (code & 1) - (code >> 1)
+    i = j[:, None] * 4 + sub[None, :]
+    tl.atomic_add(acc_ptr + grp * D + i, acc, mask=mj[:, None] & (i < D))
+    raise_flag(flag_ptr, tl.max(bad, axis=0))
+
+
 def _packed(x, name: str) -> torch.Tensor:
     x = check_tensor(x, name)
     if x.dtype != torch.uint8:
@@ -176,6 +199,13 @@ def permute(a: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     return out
 
 
+#: ``bundle`` splits the rows of each group over several programs when groups x byte blocks would
+#: give fewer than this many programs (one program per tile would leave most of the GPU idle) ...
+BUNDLE_MIN_PROGRAMS = 512
+#: ... but never into chunks of fewer than this many rows.
+BUNDLE_MIN_ROWS = 64
+
+
 def bundle(vectors: torch.Tensor, dim: int, threshold: int = 0, packed: bool = True) -> torch.Tensor:
     """Element-wise sum of packed vectors, re-quantized.
 
@@ -204,7 +234,21 @@ def bundle(vectors: torch.Tensor, dim: int, threshold: int = 0, packed: bool = T
     if groups and B:
         block = min(_BLOCK // 4, triton.next_power_of_2(B))
         flag = new_flag(v.device)
-        _bundle_kernel[(groups, triton.cdiv(B, block))](v, out, flag, n, B, dim, min(threshold, 2 ** 31 - 1),
-                                                        PACKED=bool(packed), BLOCK=block)
+        tiles = groups * triton.cdiv(B, block)
+        splits = min(triton.cdiv(BUNDLE_MIN_PROGRAMS, tiles), triton.cdiv(n, BUNDLE_MIN_ROWS)) if n else 1
+        thr = min(threshold, 2 ** 31 - 1)
+        if splits <= 1:
+            _bundle_kernel[(groups, triton.cdiv(B, block))](v, out, flag, n, B, dim, thr, PACKED=bool(packed),
+                                                            BLOCK=block)
+        else:  # few, long bundles: the rows split over programs, partial sums added atomically
+            sums = out if not packed else torch.empty(lead + (dim,), dtype=torch.int32, device=v.device)
+            sums.zero_()
+            rows_per = triton.cdiv(n, splits)
+            _bundle_partial_kernel[(groups, triton.cdiv(B, block), triton.cdiv(n, rows_per))](
+                v, sums, flag, n, B, dim, rows_per, BLOCK=block)
+            if packed:
+                from .pack import pack_ternary
+
+                out = pack_ternary((sums > thr).to(torch.int8) - (sums < -thr).to(torch.int8))
         raise_if(flag, _BAD.format("vectors"))
     return out

@@ -63,6 +63,27 @@ def test_bundle(dim, n):
     np.testing.assert_array_equal(K.bundle(dev(v[0]), dim).cpu().numpy(), R.pack_ternary(np.sign(sums[0]).astype(np.int8)))
 
 
+@pytest.mark.parametrize("dim", [6, 64, 1029])
+@pytest.mark.parametrize("lead", [(), (2,)])
+def test_bundle_many_rows_split_over_programs(dim, lead):
+    """n well above BUNDLE_MIN_ROWS with few groups: the rows are split over programs and the
+    partial sums added atomically; same sums, packing and error as the one-pass kernel."""
+    from ternhd.kernels import algebra as A
+
+    n = 5 * A.BUNDLE_MIN_ROWS + 7
+    rng = np.random.default_rng(dim + n)
+    v = trits(rng, lead + (n, dim))
+    sums = v.astype(np.int32).sum(axis=-2)
+    np.testing.assert_array_equal(K.bundle(dev(v), dim, packed=False).cpu().numpy(), sums)
+    for thr in (0, 5):
+        want = ((sums > thr).astype(np.int8) - (sums < -thr).astype(np.int8)).astype(np.int8)
+        np.testing.assert_array_equal(K.bundle(dev(v), dim, threshold=thr).cpu().numpy(), R.pack_ternary(want))
+    bad = dev(v)
+    bad[(0,) * len(lead) + (n - 3, 0)] |= 0b11
+    with pytest.raises(ValueError, match="^vectors:.*0b11"):
+        K.bundle(bad, dim)
+
+
 def test_algebra_errors():
     p = dev(np.zeros((2, 8), np.int8))
     bad = p.clone()

@@ -96,6 +96,8 @@ SCRIPT = textwrap.dedent('''
           dict(BLOCK=1024))
     build(A._permute_aligned_kernel, dict(a_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32", q="i32",
                                           r2="i32"), dict(BLOCK=1024))
+    build(A._bundle_partial_kernel, dict(v_ptr="*u8", acc_ptr="*i32", flag_ptr="*i32", n="i32", B="i32", D="i32",
+                                         rows_per="i32"), dict(BLOCK=256))
     build(A._bundle_kernel, dict(v_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32", D="i32",
                                  threshold="i32"), dict(PACKED=True, BLOCK=256))
     for cfg in E.ENCODE_CANDIDATES:
