@@ -333,6 +333,9 @@ def main(argv=None) -> int:
     ms = bench(lambda: K.bundle(vb, D))
     bw = gbs(vb.numel() + groups * B, ms)
     T.add("bundle 64 -> 1", f"{groups}x64x{B} B", ms, f"{bw:.3g} GB/s", f"copy {copy_bw:.0f} GB/s", bw / copy_bw)
+    ms = bench(lambda: K.bundle(pa, D))  # one prototype from every row: rows split over programs
+    bw = gbs(pa.numel() + B, ms)
+    T.add(f"bundle {n_rows} -> 1", f"{n_rows}x{B} B", ms, f"{bw:.3g} GB/s", f"copy {copy_bw:.0f} GB/s", bw / copy_bw)
 
     footer = f"\n{tuning_markdown()}\n{CHECKS[0]} tuned results checked against the default configuration: " \
              f"{'all identical' if not CHECKS[1] else 'MISMATCH in ' + ', '.join(CHECKS[1])}\n" \
