@@ -152,7 +152,7 @@ def tune(name: str, key: tuple, candidates, run) -> dict:
     timings, failed = [], []
     for cfg in candidates:
         try:
-            ms = triton.testing.do_bench(lambda: run(dict(cfg)), warmup=5, rep=25)
+            ms = triton.testing.do_bench(lambda: run(dict(cfg)), warmup=5, rep=25, return_mode="median")
         except OutOfResources:
             continue
         except Exception as exc:  # a candidate this triton / GPU cannot compile: the others still count

@@ -15,7 +15,7 @@ def fake_bench(monkeypatch):
 
     calls = []
 
-    def do_bench(fn, warmup=None, rep=None):
+    def do_bench(fn, warmup=None, rep=None, return_mode=None):
         cfg = fn()
         calls.append(cfg["X"])
         if cfg["X"] == 99:
