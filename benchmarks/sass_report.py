@@ -154,6 +154,9 @@ def main(argv=None) -> int:
                stride_x="i32")
     for cfg in [E.ENCODE_CONFIG] if args.quick else E.ENCODE_CANDIDATES:
         add("encode", "bf16", cfg, E._encode_kernel, enc, dict(DT=tl.bfloat16, UPCAST=False, GROUP=64))
+    enc32 = {**enc, "x_ptr": "*fp32", "w_ptr": "*fp32"}
+    for cfg in [E.ENCODE_CONFIG_F32] if args.quick else E.ENCODE_CANDIDATES_F32:
+        add("encode", "fp32", cfg, E._encode_kernel, enc32, dict(DT=tl.float32, UPCAST=False, GROUP=64))
     stats = dict(x_ptr="*bf16", g_ptr="*bf16", m_ptr="*fp32", mean_ptr="*fp32", var_ptr="*fp32", thr_ptr="*fp32",
                  flag_ptr="*i32", tau="fp32", N="i32", d="i32", D="i32", stride_x="i32")
     for cfg in [E.STATS_CONFIG] if args.quick else E.STATS_CANDIDATES:

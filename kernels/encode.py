@@ -213,6 +213,11 @@ ENCODE_CANDIDATES = tuple(dict(BLOCK_M=m, BLOCK_B=b, BLOCK_K=k, GROUP_M=8, num_w
                           for m, b, k, w, st in ((128, 64, 64, 8, 3), (128, 64, 64, 8, 4), (128, 32, 64, 8, 4),
                                                  (128, 64, 32, 8, 4), (256, 32, 64, 8, 3), (64, 64, 64, 4, 4),
                                                  (128, 32, 64, 4, 4)))
+#: float32 compute dtype (exact products on the CUDA cores, as ``HDCEncoder.encode`` uses): narrower
+#: tiles, since the bf16 tiles spill most of their accumulators there (benchmarks/sass_report.py).
+ENCODE_CONFIG_F32 = dict(BLOCK_M=128, BLOCK_B=32, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=2)
+ENCODE_CANDIDATES_F32 = tuple(dict(BLOCK_M=m, BLOCK_B=b, BLOCK_K=32, GROUP_M=8, num_warps=w, num_stages=2)
+                              for m, b, w in ((128, 32, 8), (64, 32, 8), (64, 32, 4), (128, 16, 8)))
 STATS_CANDIDATES = tuple(dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=st)
                          for m, n, k, w, st in ((64, 128, 64, 8, 3), (64, 128, 64, 8, 4), (64, 128, 128, 8, 3),
                                                 (128, 64, 64, 8, 3), (128, 64, 128, 8, 3), (64, 64, 64, 4, 4)))
@@ -327,8 +332,10 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
             return launch(_encode_kernel, grid, (x, proj.w, thr, out, N, d, B, proj.w.shape[1] // 4, x.stride(0)), c,
                           DT=_DTYPES[proj.dtype], UPCAST=not _compiled(x.device), GROUP=proj.group)
 
-        run(_pick("encode", x, config, ENCODE_CONFIG, _INTERPRETER_ENCODE, ENCODE_CANDIDATES,
-                  (proj.dtype, x.dtype, d, proj.dim, size_class(N)), N * d * proj.dim, run, fit))
+        f32 = proj.dtype == torch.float32
+        run(_pick("encode", x, config, ENCODE_CONFIG_F32 if f32 else ENCODE_CONFIG, _INTERPRETER_ENCODE,
+                  ENCODE_CANDIDATES_F32 if f32 else ENCODE_CANDIDATES, (proj.dtype, x.dtype, d, proj.dim, size_class(N)),
+                  N * d * proj.dim, run, fit))
         raise_if(flag, "x: contains NaN or Inf")
     if packed:
         return out

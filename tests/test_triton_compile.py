@@ -145,7 +145,7 @@ def test_default_configs_do_not_spill_on_sm90():
         if len(cells) == 7 and cells[3].isdigit():
             rows[(cells[0], cells[1])] = cells
     for key in (("gemm int8", "cosine"), ("gemm fp8", "cosine"), ("scan", "cosine"), ("scan", "hamming"),
-                ("encode", "bf16"), ("encode stats", "bf16")):
+                ("encode", "bf16"), ("encode", "fp32"), ("encode stats", "bf16")):
         assert key in rows, sorted(rows)
         assert rows[key][4] == "0", (key, rows[key])
     assert rows[("gemm int8", "cosine")][6] == "IGMMA" and rows[("gemm fp8", "cosine")][6] == "QGMMA"
