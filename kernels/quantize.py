@@ -72,31 +72,44 @@ def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
     raise_flag(flag_ptr, tl.max(bad, axis=0))
 
 
+@triton.jit
+def _abs_bits(x_row, offs, D, F64: tl.constexpr):
+    """|x| as its bit pattern (int64 / int32), -1 past D (so it never counts as <= a trial)."""
+    v = tl.load(x_row + offs, mask=offs < D, other=0.0)
+    if F64:
+        u = v.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
+    else:
+        u = v.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+    return tl.where(offs < D, u, -1)
+
+
 @triton.jit(do_not_specialize=["D", "k"])
-def _kth_abs_kernel(x_ptr, out_ptr, D, k, F64: tl.constexpr, BLOCK: tl.constexpr):
+def _kth_abs_kernel(x_ptr, out_ptr, D, k, F64: tl.constexpr, ONE_BLOCK: tl.constexpr, BLOCK: tl.constexpr):
     """One program per row: the k-th smallest |x| (1 <= k <= D) of a finite float row, exactly.
     Non-negative floats order like their bit patterns, so the answer is built from the top bit down:
-    bit b is 0 when at least k elements are <= (the bits fixed so far, b = 0, lower bits all 1)."""
+    bit b is 0 when at least k elements are <= (the bits fixed so far, b = 0, lower bits all 1).
+    ONE_BLOCK (D <= BLOCK): the row is loaded once and kept in registers for all passes."""
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * D
+    offs0 = tl.arange(0, BLOCK)
     if F64:
         r = tl.zeros([1], dtype=tl.int64)
         NBITS: tl.constexpr = 63
     else:
         r = tl.zeros([1], dtype=tl.int32)
         NBITS: tl.constexpr = 31
+    if ONE_BLOCK:
+        u0 = _abs_bits(x_row, offs0, D, F64)
     for i in range(NBITS):
         b = NBITS - 1 - i
         trial = r | ((r * 0 + 1 << b) - 1)
-        cnt = tl.zeros([1], dtype=tl.int32)
-        for start in range(0, D, BLOCK):
-            offs = start + tl.arange(0, BLOCK)
-            v = tl.load(x_row + offs, mask=offs < D, other=0.0)
-            if F64:
-                u = v.to(tl.int64, bitcast=True) & 0x7FFFFFFFFFFFFFFF
-            else:
-                u = v.to(tl.int32, bitcast=True) & 0x7FFFFFFF
-            cnt += tl.sum(((u[None, :] <= trial[:, None]) & (offs < D)[None, :]).to(tl.int32), axis=1)
+        if ONE_BLOCK:
+            cnt = tl.sum(((u0[None, :] <= trial[:, None]) & (u0[None, :] >= 0)).to(tl.int32), axis=1)
+        else:
+            cnt = tl.zeros([1], dtype=tl.int32)
+            for start in range(0, D, BLOCK):
+                u = _abs_bits(x_row, start + offs0, D, F64)
+                cnt += tl.sum(((u[None, :] <= trial[:, None]) & (u[None, :] >= 0)).to(tl.int32), axis=1)
         r = tl.where(cnt >= k, r, r | (r * 0 + 1 << b))
     if F64:
         val = r.to(tl.float64, bitcast=True)
@@ -109,8 +122,9 @@ def _kth_abs(x2: torch.Tensor, k: int) -> torch.Tensor:
     """float64 (rows,): the k-th smallest |x| of each row of a finite float32/float64 (rows, D) tensor."""
     rows, D = x2.shape
     out = torch.empty(rows, dtype=torch.float64, device=x2.device)
-    _kth_abs_kernel[(rows,)](x2, out, D, k, F64=x2.dtype == torch.float64,
-                             BLOCK=min(4096, triton.next_power_of_2(D)), num_warps=8)
+    block = min(4096, triton.next_power_of_2(D))
+    _kth_abs_kernel[(rows,)](x2, out, D, k, F64=x2.dtype == torch.float64, ONE_BLOCK=D <= block, BLOCK=block,
+                             num_warps=8)
     return out
 
 
