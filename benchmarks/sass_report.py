@@ -97,7 +97,10 @@ def short(cfg: dict) -> str:
         n = names.get(k, k)
         if n is None:
             continue
-        parts.append(f"{n}{v}" if k not in ("SPLIT", "PREFETCH", "TMA") else (k.lower() if v else ""))
+        if k == "SPLIT":
+            parts.append(f"split{2 if v is True else v}" if v else "")
+        else:
+            parts.append(f"{n}{v}" if k not in ("PREFETCH", "TMA") else (k.lower() if v else ""))
     return " ".join(p for p in parts if p)
 
 

@@ -61,7 +61,8 @@ def raise_flag(flag_ptr, value):
     """``flag = max(flag, value)`` for a scalar ``value``, as a masked atomic that only runs where
     ``value > 0``: valid input (the normal case) sends no atomic traffic to the one flag address
     that every program of a launch shares."""
-    tl.atomic_max(flag_ptr, value, mask=value > 0)
+    v = tl.zeros([1], dtype=tl.int32) + value  # a 1-element tensor: older interpreters reject a scalar mask
+    tl.atomic_max(flag_ptr + tl.arange(0, 1), v, mask=v > 0)
 
 
 @triton.jit

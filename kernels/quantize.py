@@ -84,20 +84,20 @@ def _abs_bits(x_row, offs, D, F64: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["D", "k"])
-def _kth_abs_kernel(x_ptr, out_ptr, D, k, F64: tl.constexpr, ONE_BLOCK: tl.constexpr, BLOCK: tl.constexpr):
+def _kth_abs_kernel(x_ptr, out_ptr, D, k, F64: tl.constexpr, ONE_BLOCK: tl.constexpr, BLOCK: tl.constexpr,
+                    NBITS: tl.constexpr):
     """One program per row: the k-th smallest |x| (1 <= k <= D) of a finite float row, exactly.
     Non-negative floats order like their bit patterns, so the answer is built from the top bit down:
     bit b is 0 when at least k elements are <= (the bits fixed so far, b = 0, lower bits all 1).
-    ONE_BLOCK (D <= BLOCK): the row is loaded once and kept in registers for all passes."""
+    ONE_BLOCK (D <= BLOCK): the row is loaded once and kept in registers for all passes. NBITS: 63
+    (float64) or 31 (float32), the bits below the sign."""
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * D
     offs0 = tl.arange(0, BLOCK)
     if F64:
         r = tl.zeros([1], dtype=tl.int64)
-        NBITS: tl.constexpr = 63
     else:
         r = tl.zeros([1], dtype=tl.int32)
-        NBITS: tl.constexpr = 31
     if ONE_BLOCK:
         u0 = _abs_bits(x_row, offs0, D, F64)
     for i in range(NBITS):
@@ -123,7 +123,8 @@ def _kth_abs(x2: torch.Tensor, k: int) -> torch.Tensor:
     rows, D = x2.shape
     out = torch.empty(rows, dtype=torch.float64, device=x2.device)
     block = min(4096, triton.next_power_of_2(D))
-    _kth_abs_kernel[(rows,)](x2, out, D, k, F64=x2.dtype == torch.float64, ONE_BLOCK=D <= block, BLOCK=block,
+    f64 = x2.dtype == torch.float64
+    _kth_abs_kernel[(rows,)](x2, out, D, k, F64=f64, ONE_BLOCK=D <= block, BLOCK=block, NBITS=63 if f64 else 31,
                              num_warps=8)
     return out
 

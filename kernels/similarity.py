@@ -129,9 +129,10 @@ def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
 def _epilogue(dotv, both, na, nb, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
     """Scores of a (rows x cols) tile from its dot products, ``both`` (non-zero overlaps, hamming;
     int32, or float32 holding integers) and the int32 norms ``na`` (rows) / ``nb`` (cols): int32
-    dot / hamming, float32 cosine, or with KEY the int64 top-k keys. Cosine is ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in
-    float64: two multiplies per pair (no per-pair divide or square root, which spilled registers);
-    it equals the C++ path's ``float32(dot / sqrt(na * nb))`` except, rarely, in the last float32 bit."""
+    dot / hamming, float32 cosine, or with KEY the int64 top-k keys. Cosine is
+    ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in float64: two multiplies per pair (no per-pair
+    divide or square root, which spilled registers); it equals the C++ path's
+    ``float32(dot / sqrt(na * nb))`` except, rarely, in the last float32 bit."""
     if METRIC == 0:
         score = dotv.to(tl.int32)
     elif METRIC == 2:
@@ -265,10 +266,23 @@ def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om
 @triton.jit
 def _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC: tl.constexpr,
                    KEY: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
-    """Stores a GEMM tile's scores; SPLIT: on two column halves, half the live float64 registers of
-    the cosine epilogue at a time (no spills where the whole tile would spill)."""
+    """Stores a GEMM tile's scores; SPLIT (2 or 4): on two column halves or four quarters,
+    a fraction of the live float64 registers of the cosine epilogue at a time (no spills where the
+    whole tile would spill)."""
     na = tl.load(na_ptr + rm, mask=rm < M, other=0)
-    if SPLIT:
+    if SPLIT == 4:  # column c = hi * 2q + lo * q + j (q = BLOCK_N / 4) -> (m, j, hi, lo): split lo, then hi
+        a0, a1 = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, 2, BLOCK_N // 4)), (0, 3, 1, 2)))
+        b0, b1 = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, 2, BLOCK_N // 4)), (0, 3, 1, 2)))
+        a00, a10 = tl.split(a0)
+        a01, a11 = tl.split(a1)
+        b00, b10 = tl.split(b0)
+        b01, b11 = tl.split(b1)
+        rq = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 4)
+        _store_tile(a00, b00, na, nb_ptr, out_ptr, rm, rq, M, N, n_off, stride_om, METRIC, KEY)
+        _store_tile(a01, b01, na, nb_ptr, out_ptr, rm, rq + BLOCK_N // 4, M, N, n_off, stride_om, METRIC, KEY)
+        _store_tile(a10, b10, na, nb_ptr, out_ptr, rm, rq + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
+        _store_tile(a11, b11, na, nb_ptr, out_ptr, rm, rq + 3 * (BLOCK_N // 4), M, N, n_off, stride_om, METRIC, KEY)
+    elif SPLIT:
         acc_l, acc_r = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
         acc2_l, acc2_r = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
         rn_l = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
@@ -289,7 +303,7 @@ def _nonzero_fp8(x):
 def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
                  METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                 SPLIT: tl.constexpr = False):
+                 SPLIT: tl.constexpr = 0):
     """Tile (BLOCK_M x BLOCK_N) of a GEMM on unpacked trits a (M, K) and b (N, K), both K-major (the
     layout tensor-core products want), with the similarity epilogue fused. Operands are int8
     (int32 accumulation) or, with FP8, float8 e4m3 (float32 accumulation: every partial sum is an
@@ -330,7 +344,7 @@ def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_o
 def _gemm_tma_kernel(a_desc, b_desc, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
                      METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                     SPLIT: tl.constexpr = False):
+                     SPLIT: tl.constexpr = 0):
     """:func:`_gemm_kernel` with the operand tiles fetched by tensor-memory-accelerator descriptors
     (Hopper and later; rows and columns past the tensor come back as zeros), block shapes
     (BLOCK_M, BLOCK_K) for a and (BLOCK_N, BLOCK_K) for b."""
@@ -368,19 +382,22 @@ def _cfg(bm, bn, bk, w, st, gm=8, **extra):
 #: ``TERNHD_AUTOTUNE=0``; every public function also takes ``config=`` to override them.
 MMA_CONFIG = _cfg(128, 128, 64, 8, 3)
 MMA_CONFIG_SMALL_M = _cfg(64, 64, 64, 4, 3)
-INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=True)
+INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=2)
 SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
 #: Candidates timed on first use (per shape class, see ``_util.tune``) for problems of at least
 #: ``TUNE_MIN_WORK[kind]`` (GEMM, mma: M * N * packed bytes; scan: M * N * words). Each list holds the
 #: configurations that measured best on an H200 (benchmarks/RESULTS.md) and their neighbours;
-#: ``SPLIT`` (epilogue on two column halves) is set where it keeps the cosine epilogue free of
-#: register spills in an sm_90 build (``python benchmarks/sass_report.py``).
-GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 256, 128, 8, 3, SPLIT=True), _cfg(128, 256, 64, 8, 4),
-                   _cfg(256, 128, 128, 8, 3, SPLIT=True), _cfg(64, 128, 128, 4, 4))
+#: ``SPLIT`` (epilogue on 2 column halves or 4 quarters) keeps the cosine epilogue of the fp8 GEMM
+#: free of register spills on the wide tiles in an sm_90 build; which split does depends on the
+#: triton version (2 with triton 3.9, 4 with 3.6: ``python benchmarks/sass_report.py``), so both
+#: are candidates. The int8 GEMM spills on the wide tiles either way.
+GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 256, 128, 8, 3, SPLIT=2), _cfg(128, 256, 128, 8, 3, SPLIT=4),
+                   _cfg(256, 128, 128, 8, 3, SPLIT=2), _cfg(256, 128, 128, 8, 3, SPLIT=4),
+                   _cfg(128, 256, 64, 8, 4, SPLIT=4), _cfg(64, 128, 128, 4, 4))
 #: Further candidates where the GPU has a tensor memory accelerator (compute capability 9.0+):
 #: operand tiles fetched by TMA descriptors (``_gemm_tma_kernel``).
-GEMM_TMA_CANDIDATES = (_cfg(128, 128, 128, 8, 3, SPLIT=True, TMA=True), _cfg(128, 256, 128, 8, 3, SPLIT=True, TMA=True),
-                       _cfg(128, 256, 64, 8, 4, TMA=True))
+GEMM_TMA_CANDIDATES = (_cfg(128, 128, 128, 8, 3, SPLIT=2, TMA=True), _cfg(128, 256, 128, 8, 3, SPLIT=2, TMA=True),
+                       _cfg(128, 256, 128, 8, 3, SPLIT=4, TMA=True))
 MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2), _cfg(64, 128, 64, 4, 3),
                   _cfg(128, 64, 64, 4, 3))
 SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, PREFETCH=pf) for n, w, nw, pf in (
@@ -395,7 +412,7 @@ INT8_MIN_QUERIES = 256
 INT8_CHUNK = 65536
 _INTERPRETER_CONFIG = {"scan": dict(BLOCK_N=16, BLOCK_W=16, num_warps=4),
                        "mma": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4),
-                       "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4, SPLIT=True)}
+                       "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4, SPLIT=2)}
 
 
 def _config(kind: str, device: torch.device, config: Optional[dict], key: tuple, work: int, run) -> dict:

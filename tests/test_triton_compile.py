@@ -90,7 +90,7 @@ SCRIPT = textwrap.dedent('''
     for f64 in (False, True):
         for one in (False, True):
             build(Q._kth_abs_kernel, dict(x_ptr="*fp64" if f64 else "*fp32", out_ptr="*fp64", D="i32", k="i32"),
-                  dict(F64=f64, ONE_BLOCK=one, BLOCK=4096), dict(num_warps=8))
+                  dict(F64=f64, ONE_BLOCK=one, BLOCK=4096, NBITS=63 if f64 else 31), dict(num_warps=8))
     build(A._bind_kernel, dict(a_ptr="*u8", b_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32"),
           dict(B_ROW=True, BLOCK=1024))
     build(A._permute_kernel, dict(a_ptr="*u8", out_ptr="*u8", flag_ptr="*i32", n="i32", B="i32", D="i32", k="i32"),
