@@ -132,10 +132,6 @@ def test_default_configs_do_not_spill_on_sm90():
     registers (no local-memory stack), and the GEMM and encode use Hopper warpgroup MMA."""
     import pathlib
 
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present: the GPU benchmark measures these kernels directly")
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass_report.py"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600, env=env)
