@@ -209,7 +209,7 @@ def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_o
         else:
             qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
             ds = (dr & 0x55555555) | ((d & 0x55555555) << 1)
-            acc1 += popcount32((d & ~qs[None, :]) | (ds & qs[None, :]), HW)
+            acc1 += popcount32(d ^ ((d ^ ds) & qs[None, :]), HW)  # bits of ds where qs is set, else of d
             acc2 += popcount32(d, HW)
             if METRIC == 1:
                 acc_na += popcount32(q, HW)
