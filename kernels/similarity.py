@@ -238,31 +238,6 @@ def _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, 
     tl.store(rows[:, None] + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-@triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om,
-                METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
-                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
-    """Tile (BLOCK_M queries x BLOCK_N rows): four int8 tl.dot per BLOCK_K packed bytes."""
-    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
-    a_rows = a_ptr + rm * B
-    b_rows = b_ptr + rn.to(tl.int64) * B
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    for k0 in range(0, B, BLOCK_K):
-        kk = k0 + rk
-        a = tl.load(a_rows[:, None] + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
-        b = tl.load(b_rows[None, :] + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
-        for s in tl.static_range(4):
-            acc = tl.dot(_decode_plane(a, s, HW), _decode_plane(b, s, HW), acc, out_dtype=tl.int32)
-            if METRIC == 2:
-                acc2 = tl.dot(_nonzero_plane(a, s), _nonzero_plane(b, s), acc2, out_dtype=tl.int32)
-    _store_tile(acc, acc2, tl.load(na_ptr + rm, mask=rm < M, other=0), nb_ptr, out_ptr, rm, rn, M, N, n_off,
-                stride_om, METRIC, KEY)
-
-
 @triton.jit
 def _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC: tl.constexpr,
                    KEY: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
@@ -291,6 +266,33 @@ def _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, s
     else:
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC, KEY)
+
+
+@triton.jit(do_not_specialize=["M", "N", "n_off"])
+def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om,
+                METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+                SPLIT: tl.constexpr = 0):
+    """Tile (BLOCK_M queries x BLOCK_N rows): four int8 tl.dot per BLOCK_K packed bytes; SPLIT as in
+    :func:`_gemm_epilogue`."""
+    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    a_rows = a_ptr + rm * B
+    b_rows = b_ptr + rn.to(tl.int64) * B
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    for k0 in range(0, B, BLOCK_K):
+        kk = k0 + rk
+        a = tl.load(a_rows[:, None] + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
+        b = tl.load(b_rows[None, :] + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
+        for s in tl.static_range(4):
+            acc = tl.dot(_decode_plane(a, s, HW), _decode_plane(b, s, HW), acc, out_dtype=tl.int32)
+            if METRIC == 2:
+                acc2 = tl.dot(_nonzero_plane(a, s), _nonzero_plane(b, s), acc2, out_dtype=tl.int32)
+    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
+                   BLOCK_M, BLOCK_N, SPLIT)
 
 
 @triton.jit
@@ -380,7 +382,7 @@ def _cfg(bm, bn, bk, w, st, gm=8, **extra):
 
 #: Default launch configurations on a compiled GPU, used for small problems and with
 #: ``TERNHD_AUTOTUNE=0``; every public function also takes ``config=`` to override them.
-MMA_CONFIG = _cfg(128, 128, 64, 8, 3)
+MMA_CONFIG = _cfg(128, 128, 64, 8, 3, SPLIT=2)
 MMA_CONFIG_SMALL_M = _cfg(64, 64, 64, 4, 3)
 INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=2)
 SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
@@ -398,7 +400,7 @@ GEMM_CANDIDATES = (INT8_CONFIG, _cfg(128, 256, 128, 8, 3, SPLIT=2), _cfg(128, 25
 #: operand tiles fetched by TMA descriptors (``_gemm_tma_kernel``).
 GEMM_TMA_CANDIDATES = (_cfg(128, 128, 128, 8, 3, SPLIT=2, TMA=True), _cfg(128, 256, 128, 8, 3, SPLIT=2, TMA=True),
                        _cfg(128, 256, 128, 8, 3, SPLIT=4, TMA=True))
-MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2), _cfg(64, 128, 64, 4, 3),
+MMA_CANDIDATES = (MMA_CONFIG, MMA_CONFIG_SMALL_M, _cfg(128, 128, 128, 8, 2, SPLIT=2), _cfg(64, 128, 64, 4, 3),
                   _cfg(128, 64, 64, 4, 3))
 SCAN_CANDIDATES = tuple(dict(BLOCK_N=n, BLOCK_W=w, num_warps=nw, num_stages=1, PREFETCH=pf) for n, w, nw, pf in (
     (32, 32, 4, False), (32, 32, 4, True), (64, 32, 4, False), (64, 32, 8, True), (16, 64, 4, False),
@@ -411,7 +413,7 @@ INT8_MIN_QUERIES = 256
 #: Database rows unpacked at a time by the "int8" / "fp8" methods (bounds their extra memory).
 INT8_CHUNK = 65536
 _INTERPRETER_CONFIG = {"scan": dict(BLOCK_N=16, BLOCK_W=16, num_warps=4),
-                       "mma": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4),
+                       "mma": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=4, num_warps=4, SPLIT=2),
                        "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=4, num_warps=4, SPLIT=2)}
 
 

@@ -128,8 +128,9 @@ def test_every_kernel_compiles_for_sm90():
 
 def test_default_configs_do_not_spill_on_sm90():
     """The static sm_90 report (benchmarks/sass_report.py --quick): the default launch configs of
-    the batched cosine GEMM (int8 and fp8), the scan and the fused encode keep everything in
-    registers (no local-memory stack), and the GEMM and encode use Hopper warpgroup MMA."""
+    the batched cosine GEMM (int8 and fp8), the mma kernel, the scan and the fused encode keep
+    everything in registers (no local-memory stack), and the GEMM and encode use Hopper warpgroup
+    MMA."""
     import pathlib
 
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass_report.py"
@@ -141,7 +142,8 @@ def test_default_configs_do_not_spill_on_sm90():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 7 and cells[3].isdigit():
             rows[(cells[0], cells[1])] = cells
-    for key in (("gemm int8", "cosine"), ("gemm fp8", "cosine"), ("scan", "cosine"), ("scan", "hamming"),
+    for key in (("gemm int8", "cosine"), ("gemm fp8", "cosine"), ("mma (decode in registers)", "cosine"),
+                ("scan", "cosine"), ("scan", "hamming"),
                 ("encode", "bf16"), ("encode", "fp32"), ("encode stats", "bf16")):
         assert key in rows, sorted(rows)
         assert rows[key][4] == "0", (key, rows[key])
