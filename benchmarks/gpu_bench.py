@@ -112,15 +112,19 @@ class Table:
 CHECKS = [0, []]  # checks run, names of those that failed
 
 
-def check_same(tuned: Callable[[], torch.Tensor], default: Callable[[], torch.Tensor], name: str) -> None:
-    """Records whether the tuned launch gives the same result as the default configuration."""
+def check_same(tuned: Callable[[], torch.Tensor], default: Callable[[], torch.Tensor], name: str,
+               max_diff: float = 0.0) -> None:
+    """Records whether the tuned launch gives the same result as the default configuration (with
+    ``max_diff``: at most that fraction of differing elements, for float products whose summation
+    order depends on the tile shape)."""
     CHECKS[0] += 1
     with autotune(True):
         x = tuned()
     y = default()
-    if not torch.equal(x, y):
-        CHECKS[1].append(name)
-        print(f"CHECK FAILED: {name}", file=sys.stderr)
+    frac = float((x != y).float().mean()) if x.shape == y.shape else 1.0
+    if frac > max_diff:
+        CHECKS[1].append(f"{name} ({frac:.2e} differ)")
+        print(f"CHECK FAILED: {name}: {frac:.2e} of the elements differ", file=sys.stderr)
 
 
 def tuning_markdown() -> str:
@@ -315,9 +319,10 @@ def main(argv=None) -> int:
     T.add("unfused: bf16 matmul + quantize", f"{enc_n}x{enc_d}->{enc_D}", ms, f"{tops(enc_ops, ms):.3g} TFLOPS",
           "bf16 matmul", ms_mm / ms)
     E = importlib.import_module("ternhd.kernels.encode")  # the module (K.encode is the function)
-    check_same(lambda: K.encode(xb_in, proj), lambda: K.encode(xb_in, proj, config=dict(E.ENCODE_CONFIG),
-                                                             stats_config=dict(E.STATS_CONFIG)),
-               "encode (tuned vs default config)")
+    check_same(lambda: K.unpack_ternary(K.encode(xb_in, proj), enc_D),
+               lambda: K.unpack_ternary(K.encode(xb_in, proj, config=dict(E.ENCODE_CONFIG),
+                                                 stats_config=dict(E.STATS_CONFIG)), enc_D),
+               "encode trits (tuned vs default config; float32 sums in another order)", max_diff=1e-4)
     del xe, xb, Pb, P, xb_in
 
     # ---- algebra (bytes: packed reads + packed write)
