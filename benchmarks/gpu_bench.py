@@ -342,9 +342,9 @@ def main(argv=None) -> int:
     bw = gbs(pa.numel() + B, ms)
     T.add(f"bundle {n_rows} -> 1", f"{n_rows}x{B} B", ms, f"{bw:.3g} GB/s", f"copy {copy_bw:.0f} GB/s", bw / copy_bw)
 
+    verdict = "all agree (exactly; encode trits within 1e-4)" if not CHECKS[1] else "MISMATCH in " + ", ".join(CHECKS[1])
     footer = f"\n{tuning_markdown()}\n{CHECKS[0]} tuned results checked against the default configuration: " \
-             f"{'all agree (exactly; encode trits within 1e-4)' if not CHECKS[1] else 'MISMATCH in ' + ', '.join(CHECKS[1])}\n" \
-             f"\ntotal {time.time() - t_start:.0f} s\n"
+             f"{verdict}\n\ntotal {time.time() - t_start:.0f} s\n"
     T.write(footer)
     print("\n" + header + T.markdown() + "\n" + footer)
     return 0
