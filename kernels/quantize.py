@@ -24,15 +24,50 @@ __all__ = ["quantize", "row_thresholds"]
 _INF = tl.constexpr(float("inf"))  # |v| < inf: finite (false for NaN and +-Inf)
 _BLOCK = 1024      # elements per step of the per-row loops
 _BLOCK_BYTES = 256  # packed bytes per step of the packing loop
+_ONE_BLOCK_MAX = 4096  # rows up to this length are read once and kept in registers
+
+
+@triton.jit
+def _quantize_row(x_row, thr_ptr, out_ptr, flag_ptr, row, D, B, tau_ptr, STD: tl.constexpr, PACKED: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    """:func:`_quantize_kernel` for a row that fits one block: one load, then mean, std and codes
+    from registers (the same float64 arithmetic)."""
+    offs = tl.arange(0, BLOCK)
+    valid = offs < D
+    v = tl.load(x_row + offs, mask=valid, other=0).to(tl.float64)
+    if STD:
+        mean = tl.sum(v, axis=0) / D
+        dv = tl.where(valid, v - mean, 0.0)
+        thr = tl.load(tau_ptr) * tl.sqrt(tl.sum(dv * dv, axis=0) / D)  # float64 tau, as on the CPU
+    else:
+        thr = tl.load(thr_ptr + row)
+    bad = tl.max((valid & ~(tl.abs(v) < _INF)).to(tl.int32), axis=0)
+    if PACKED:
+        sub = tl.arange(0, 4)
+        v4 = tl.reshape(v, (BLOCK // 4, 4))
+        ok4 = tl.reshape(valid, (BLOCK // 4, 4))
+        code = tl.where(ok4, tl.where(v4 > thr, 1, tl.where(v4 < -thr, 2, 0)), 0)
+        byte = tl.sum(code << (6 - 2 * sub[None, :]), axis=1)
+        j = tl.arange(0, BLOCK // 4)
+        tl.store(out_ptr + row * B + j, byte.to(tl.uint8), mask=j < B)
+    else:
+        t = (v > thr).to(tl.int8) - (v < -thr).to(tl.int8)
+        tl.store(out_ptr + row * D + offs, t, mask=valid)
+    raise_flag(flag_ptr, bad)
 
 
 @triton.jit(do_not_specialize=["D", "B"])
 def _quantize_kernel(x_ptr, thr_ptr, out_ptr, flag_ptr, D, B, tau_ptr,
-                     STD: tl.constexpr, PACKED: tl.constexpr, BLOCK: tl.constexpr, BLOCK_BYTES: tl.constexpr):
+                     STD: tl.constexpr, PACKED: tl.constexpr, BLOCK: tl.constexpr, BLOCK_BYTES: tl.constexpr,
+                     ONE_BLOCK: tl.constexpr = False):
     """One program per row of x (rows, D). STD: thr = tau * std(row) (two passes in float64),
-    else thr = thr_ptr[row]. PACKED: write ceil(D/4) bytes per row, else D int8 trits."""
+    else thr = thr_ptr[row]. PACKED: write ceil(D/4) bytes per row, else D int8 trits.
+    ONE_BLOCK (D <= BLOCK): the row is read once and kept in registers for every pass."""
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * D
+    if ONE_BLOCK:
+        _quantize_row(x_row, thr_ptr, out_ptr, flag_ptr, row, D, B, tau_ptr, STD, PACKED, BLOCK)
+        return
     if STD:
         acc = tl.zeros([BLOCK], dtype=tl.float64)
         for start in range(0, D, BLOCK):
@@ -195,8 +230,10 @@ def quantize(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "
         thr = row_thresholds(x2, tau, threshold, sparsity)
         std = thr is None
         tau_t = torch.full((1,), float(tau), dtype=torch.float64, device=x.device)
+        one = D <= _ONE_BLOCK_MAX
+        block = max(4, triton.next_power_of_2(D)) if one else _BLOCK
         _quantize_kernel[(rows,)](x2, tau_t if std else thr, out, flag, D, B, tau_t, STD=std,
-                                  PACKED=bool(packed), BLOCK=min(_BLOCK, triton.next_power_of_2(D)),
-                                  BLOCK_BYTES=min(_BLOCK_BYTES, triton.next_power_of_2(B)))
+                                  PACKED=bool(packed), BLOCK=block, BLOCK_BYTES=min(_BLOCK_BYTES, triton.next_power_of_2(B)),
+                                  ONE_BLOCK=one, num_warps=8 if block >= 4096 else 4)
         raise_if(flag, "x: contains NaN or Inf")
     return out.reshape(x.shape[:-1] + out.shape[-1:])

@@ -85,8 +85,11 @@ SCRIPT = textwrap.dedent('''
           dict(OFFSET=False, BLOCK=1024))
     build(P._unpack_words_kernel, dict(p_ptr="*u8", out_ptr="*i32", flag_ptr="*i32", n_bytes="i32"),
           dict(OFFSET=False, FP8=True, BLOCK=1024))
-    build(Q._quantize_kernel, dict(x_ptr="*fp32", thr_ptr="*fp64", out_ptr="*u8", flag_ptr="*i32", D="i32", B="i32",
-                                   tau_ptr="*fp64"), dict(STD=True, PACKED=True, BLOCK=1024, BLOCK_BYTES=256))
+    for one, block in ((False, 1024), (True, 4096)):
+        for packed in (False, True):
+            build(Q._quantize_kernel, dict(x_ptr="*fp32", thr_ptr="*fp64", out_ptr="*u8" if packed else "*i8",
+                                           flag_ptr="*i32", D="i32", B="i32", tau_ptr="*fp64"),
+                  dict(STD=True, PACKED=packed, BLOCK=block, BLOCK_BYTES=256, ONE_BLOCK=one), dict(num_warps=8))
     for f64 in (False, True):
         for one in (False, True):
             build(Q._kth_abs_kernel, dict(x_ptr="*fp64" if f64 else "*fp32", out_ptr="*fp64", D="i32", k="i32"),

@@ -15,7 +15,8 @@ from ternhd import kernels as K  # noqa: E402
 
 MODES = [dict(), dict(tau=0.7), dict(tau=0.0), dict(threshold="batch"), dict(threshold=0.25),
          dict(sparsity=0.7), dict(sparsity=0.0), dict(sparsity=1.0)]
-SHAPES = [(3, 1), (4, 6), (2, 3, 13), (3, 1100)] + ([(70, 4099)] if DEVICE == "cuda" else [])
+# rows up to 4096 values take the one-block kernel path, longer ones the chunked loops
+SHAPES = [(3, 1), (4, 6), (2, 3, 13), (3, 1100), (2, 4096), (2, 5001)] + ([(70, 4099)] if DEVICE == "cuda" else [])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
