@@ -301,6 +301,30 @@ def _nonzero_fp8(x):
     return (x.to(tl.uint8, bitcast=True) & 0x7F).to(tl.float8e4nv, bitcast=True)
 
 
+@triton.jit
+def _gemm_zeros(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
+    """An accumulator tile: float32 for fp8 operands (exact: integers below 2**24), else int32."""
+    if FP8:
+        z = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    else:
+        z = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    return z
+
+
+@triton.jit
+def _gemm_step(a, b, acc, acc2, METRIC: tl.constexpr, FP8: tl.constexpr):
+    """acc += a @ b (and for hamming acc2 += |a| @ |b|) on trit tiles a (M, K), b (K, N)."""
+    if FP8:
+        acc = tl.dot(a, b, acc)
+        if METRIC == 2:
+            acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b), acc2)
+    else:
+        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+        if METRIC == 2:
+            acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
+    return acc, acc2
+
+
 @triton.jit(do_not_specialize=["M", "N", "n_off"])
 def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
                  METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
@@ -316,28 +340,19 @@ def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_o
     rk = tl.arange(0, BLOCK_K)
     a_rows = a_ptr + rm * K
     b_rows = b_ptr + rn.to(tl.int64) * K
-    if FP8:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    else:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
+    acc2 = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + rk
         a_msk = (rm[:, None] < M) & (kk[None, :] < K)
         b_msk = (rn[None, :] < N) & (kk[:, None] < K)
-        if FP8:
+        if FP8:  # the interpreter cannot cast an integer 0 to float8
             a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0.0)
             b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0.0)
-            acc = tl.dot(a, b, acc)
-            if METRIC == 2:
-                acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b), acc2)
         else:
             a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0)
             b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0)
-            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
-            if METRIC == 2:
-                acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
+        acc, acc2 = _gemm_step(a, b, acc, acc2, METRIC, FP8)
     _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
                    BLOCK_M, BLOCK_N, SPLIT)
 
@@ -353,23 +368,10 @@ def _gemm_tma_kernel(a_desc, b_desc, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, st
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     om = pid_m * BLOCK_M
     on = pid_n * BLOCK_N
-    if FP8:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    else:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-        acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
+    acc2 = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
     for k0 in range(0, K, BLOCK_K):
-        a = a_desc.load([om, k0])
-        b = b_desc.load([on, k0])
-        if FP8:
-            acc = tl.dot(a, b.T, acc)
-            if METRIC == 2:
-                acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b).T, acc2)
-        else:
-            acc = tl.dot(a, b.T, acc, out_dtype=tl.int32)
-            if METRIC == 2:
-                acc2 = tl.dot(a * a, (b * b).T, acc2, out_dtype=tl.int32)
+        acc, acc2 = _gemm_step(a_desc.load([om, k0]), b_desc.load([on, k0]).T, acc, acc2, METRIC, FP8)
     rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
                    BLOCK_M, BLOCK_N, SPLIT)

@@ -5,6 +5,7 @@ memory). Runs in a subprocess because kernels defined while TRITON_INTERPRET=1 i
 interpreter objects."""
 import importlib.util
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -26,29 +27,22 @@ def _have_cuda_backend() -> bool:
 
 pytestmark = pytest.mark.skipif(not _have_cuda_backend(), reason="triton has no NVIDIA backend / AOT API")
 
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
 SCRIPT = textwrap.dedent('''
-    import importlib, inspect, sys
-    import triton, triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    import importlib, sys
+    import triton.language as tl
+
+    sys.path.insert(0, sys.argv[1])
+    from sass_report import build as compile_sm90  # the same sm_90 build as the static report
 
     S, P, Q, A, E = (importlib.import_module("ternhd.kernels." + m)
                      for m in ("similarity", "pack", "quantize", "algebra", "encode"))
-    DIV16 = {"K", "B", "W", "stride_om", "stride_x", "Bp", "d"}
 
     def build(fn, sig, consts, cfg=None):
-        cfg = dict(cfg or {})
-        opts = {k: cfg.pop(k) for k in ("num_warps", "num_stages") if k in cfg}
-        consts = {**consts, **cfg}
-        defaults = inspect.signature(fn.fn).parameters  # constexpr parameters left at their default
-        consts = {**{n: defaults[n].default for n in fn.arg_names if n not in sig and n not in consts}, **consts}
-        sig = {**sig, **{k: "constexpr" for k in consts}}
-        attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(fn.arg_names)
-                 if sig[n].startswith("*") or n in DIV16}
-        src = ASTSource(fn=fn, signature={n: sig[n] for n in fn.arg_names}, constexprs=consts, attrs=attrs)
-        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
-        assert k.asm["cubin"], fn.__name__
-        print(fn.__name__, "ok", k.metadata.shared, flush=True)
+        registers, stack, shared, sass = compile_sm90(fn, sig, consts, cfg or {})
+        assert sass.strip(), fn.__name__
+        print(fn.__name__, "ok", registers, stack, shared, flush=True)
 
     sim = dict(a_ptr="*u8", b_ptr="*u8", na_ptr="*i32", nb_ptr="*i32", out_ptr="*i64", M="i32", N="i32", B="i32",
                n_off="i32", stride_om="i32")
@@ -125,7 +119,8 @@ def test_every_kernel_compiles_for_sm90():
         pytest.skip("a CUDA device is present: the other Triton tests compile and run every kernel on it")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(BENCHMARKS)], capture_output=True, text=True, timeout=600,
+                         env=env)
     assert out.returncode == 0 and "ALL OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
 
 
@@ -134,9 +129,7 @@ def test_default_configs_do_not_spill_on_sm90():
     the batched cosine GEMM (int8 and fp8), the mma kernel, the scan and the fused encode keep
     everything in registers (no local-memory stack), and the GEMM and encode use Hopper warpgroup
     MMA."""
-    import pathlib
-
-    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sass_report.py"
+    script = BENCHMARKS / "sass_report.py"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-4000:]
