@@ -13,8 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["interpreting", "hw_popcount", "check_tensor", "new_flag", "raise_if", "raise_flag", "popcount32", "launch",
-           "tune",
+__all__ = ["interpreting", "hw_popcount", "check_tensor", "check_int", "new_flag", "raise_if", "raise_flag",
+           "popcount32", "launch", "tune",
            "autotune_enabled", "tuning_table", "size_class"]
 
 
@@ -43,6 +43,16 @@ def check_tensor(x: Any, name: str) -> torch.Tensor:
         return x
     raise TypeError(f"{name}: Triton kernels need a CUDA tensor (or a CPU tensor with TRITON_INTERPRET=1), "
                     f"got a tensor on {x.device}")
+
+
+def check_int(v: Any, name: str, minimum=None) -> int:
+    """``v`` as an integer argument: TypeError for non-integers (bool included), ValueError below
+    ``minimum``."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name}: expected an integer, got {type(v).__name__}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {v}")
+    return v
 
 
 def new_flag(device: torch.device) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, new_flag, raise_flag, raise_if
+from ._util import check_int, check_tensor, new_flag, raise_flag, raise_if
 
 __all__ = ["bind", "permute", "bundle"]
 
@@ -136,14 +136,6 @@ def _packed(x, name: str) -> torch.Tensor:
     return x.contiguous()
 
 
-def _check_int(v, name: str, minimum=None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name}: expected an integer, got {type(v).__name__}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name}: must be at least {minimum}, got {v}")
-    return v
-
-
 def bind(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Element-wise product of packed ternary vectors.
 
@@ -181,8 +173,8 @@ def permute(a: torch.Tensor, k: int, dim: int) -> torch.Tensor:
         packed uint8 of ``a``'s shape.
     """
     a = _packed(a, "a")
-    k = _check_int(k, "k")
-    dim = _check_int(dim, "dim", 1)
+    k = check_int(k, "k")
+    dim = check_int(dim, "dim", 1)
     B = (dim + 3) // 4
     if a.shape[-1] != B:
         raise ValueError(f"a: last axis has {a.shape[-1]} bytes but dim={dim} needs {B}")
@@ -217,8 +209,8 @@ def bundle(vectors: torch.Tensor, dim: int, threshold: int = 0, packed: bool = T
         packed: return packed uint8 ``(..., ceil(dim / 4))``; ``False``: the int32 sums ``(..., dim)``.
     """
     v = _packed(vectors, "vectors")
-    dim = _check_int(dim, "dim", 1)
-    threshold = _check_int(threshold, "threshold", 0)
+    dim = check_int(dim, "dim", 1)
+    threshold = check_int(threshold, "threshold", 0)
     if v.dim() < 2:
         raise ValueError(f"vectors: expected (..., n, bytes), got shape {tuple(v.shape)}")
     B = (dim + 3) // 4

@@ -334,8 +334,8 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
 
         f32 = proj.dtype == torch.float32
         run(_pick("encode", x, config, ENCODE_CONFIG_F32 if f32 else ENCODE_CONFIG, _INTERPRETER_ENCODE,
-                  ENCODE_CANDIDATES_F32 if f32 else ENCODE_CANDIDATES, (proj.dtype, x.dtype, d, proj.dim, size_class(N)),
-                  N * d * proj.dim, run, fit))
+                  ENCODE_CANDIDATES_F32 if f32 else ENCODE_CANDIDATES,
+                  (proj.dtype, x.dtype, d, proj.dim, size_class(N)), N * d * proj.dim, run, fit))
         raise_if(flag, "x: contains NaN or Inf")
     if packed:
         return out

@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import check_tensor, new_flag, raise_flag, raise_if
+from ._util import check_int, check_tensor, new_flag, raise_flag, raise_if
 
 __all__ = ["pack_ternary", "unpack_ternary", "unpack_rows", "LAYOUTS"]
 
@@ -186,10 +186,7 @@ def unpack_ternary(packed: torch.Tensor, dim: int, layout: str = "sign") -> torc
         TypeError: dtype is not uint8, ``dim`` not an integer. ValueError: wrong width, code ``11``.
     """
     _check_layout(layout)
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"dim: expected an integer, got {type(dim).__name__}")
-    if dim < 0:
-        raise ValueError(f"dim: must be at least 0, got {dim}")
+    dim = check_int(dim, "dim", 0)
     packed = check_tensor(packed, "packed")
     if packed.dtype != torch.uint8:
         raise TypeError(f"packed: expected uint8, got dtype {packed.dtype}")

@@ -233,7 +233,8 @@ def quantize(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "
         one = D <= _ONE_BLOCK_MAX
         block = max(4, triton.next_power_of_2(D)) if one else _BLOCK
         _quantize_kernel[(rows,)](x2, tau_t if std else thr, out, flag, D, B, tau_t, STD=std,
-                                  PACKED=bool(packed), BLOCK=block, BLOCK_BYTES=min(_BLOCK_BYTES, triton.next_power_of_2(B)),
-                                  ONE_BLOCK=one, num_warps=8 if block >= 4096 else 4)
+                                  PACKED=bool(packed), BLOCK=block,
+                                  BLOCK_BYTES=min(_BLOCK_BYTES, triton.next_power_of_2(B)), ONE_BLOCK=one,
+                                  num_warps=8 if block >= 4096 else 4)
         raise_if(flag, "x: contains NaN or Inf")
     return out.reshape(x.shape[:-1] + out.shape[-1:])

@@ -38,8 +38,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import (autotune_enabled, check_tensor, grouped_tile, hw_popcount, interpreting, launch, new_flag,
-                    popcount32, raise_flag, raise_if, size_class, tune)
+from ._util import (autotune_enabled, check_int, check_tensor, grouped_tile, hw_popcount, interpreting, launch,
+                    new_flag, popcount32, raise_flag, raise_if, size_class, tune)
 
 __all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "tma_supported", "METRICS",
            "METHODS", "SCAN_MAX_QUERIES"]
@@ -684,10 +684,7 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
         index.
     """
     _check_metric(metric)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k: expected an integer, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k: must be at least 1, got {k}")
+    k = check_int(k, "k", 1)
     q2 = _as_packed(queries, "queries")
     d2 = _as_packed(database, "database", allow_1d=False)
     if q2.device != d2.device:
