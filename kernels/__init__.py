@@ -6,6 +6,7 @@ this package is imported (the Triton interpreter, used by the CI tests):
 * ``pack_ternary(t, layout="sign")``, ``unpack_ternary(packed, dim, layout="sign")``
 * ``quantize(x, tau=0.3, threshold="std", sparsity=None, packed=False)``
 * ``pairwise(a, b, metric="cosine")``, ``dot``, ``cosine``, ``hamming``, ``topk(queries, database, k, metric)``
+* ``Index(database, keep_unpacked=False)`` — a database kept on the device (``.topk``, ``.pairwise``)
 * ``encode(x, projection, tau=0.3, threshold="std", sparsity=None, packed=True)`` with
   ``prepare_projection(P, dtype=torch.bfloat16)`` — fused projection + threshold + packing
 * ``bind(a, b)``, ``permute(a, k, dim)``, ``bundle(vectors, dim, threshold=0, packed=True)``
@@ -22,9 +23,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import dispatch
 from ._util import interpreting
-from .dispatch import (Projection, bind, bundle, cosine, dot, encode, encode_stats, hamming, pack_ternary, pairwise,
-                       permute, prepare_projection, quantize, row_norms, topk, unpack_ternary)
+from .dispatch import (Index, Projection, bind, bundle, cosine, dot, encode, encode_stats, hamming, pack_ternary,
+                       pairwise, permute, prepare_projection, quantize, row_norms, topk, unpack_ternary)
 
 __all__ = ["dispatch", "interpreting", "pack_ternary", "unpack_ternary", "quantize", "pairwise", "dot", "cosine",
-           "hamming", "topk", "row_norms", "encode", "encode_stats", "prepare_projection", "Projection", "bind",
-           "bundle", "permute"]
+           "hamming", "topk", "Index", "row_norms", "encode", "encode_stats", "prepare_projection", "Projection",
+           "bind", "bundle", "permute"]

@@ -524,9 +524,10 @@ def _check_metric(metric: str) -> None:
 
 def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int, out: torch.Tensor,
             na: Optional[torch.Tensor], nb: Optional[torch.Tensor], method: str, hw: Optional[bool],
-            flag: torch.Tensor, config: Optional[dict] = None) -> None:
+            flag: torch.Tensor, config: Optional[dict] = None, ub: Optional[torch.Tensor] = None) -> None:
     """Fills ``out`` (M, N) with scores (or top-k keys) of packed a (M, B) against b (N, B); the scan
-    raises ``flag`` to 1 on an invalid code in b (a is validated by :func:`row_norms`)."""
+    raises ``flag`` to 1 on an invalid code in b (a is validated by :func:`row_norms`). ``ub``: b
+    already unpacked by :func:`_unpacked` for the "int8" / "fp8" method (an index's cached copy)."""
     M, B = a.shape
     N = b.shape[0]
     if M == 0 or N == 0:
@@ -548,9 +549,9 @@ def _scores(a: torch.Tensor, b: torch.Tensor, metric: str, key: bool, n_off: int
         K = ua.shape[1]
         cfg = None
         for c0 in range(0, N, INT8_CHUNK):
-            ub = _unpacked(b[c0:c0 + INT8_CHUNK], fp8)
-            nc = ub.shape[0]
-            args = (ua, ub, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0, out.stride(0))
+            uc = _unpacked(b[c0:c0 + INT8_CHUNK], fp8) if ub is None else ub[c0:c0 + INT8_CHUNK]
+            nc = uc.shape[0]
+            args = (ua, uc, na, nb[c0:c0 + nc], out[:, c0:c0 + nc], M, nc, K, n_off + c0, out.stride(0))
 
             def run(c, args=args, nc=nc):
                 grid = (triton.cdiv(M, c["BLOCK_M"]) * triton.cdiv(nc, c["BLOCK_N"]),)
@@ -621,23 +622,33 @@ def pairwise(a: torch.Tensor, b: torch.Tensor, metric: str = "cosine", *, method
         raise ValueError(f"b: on {b2.device} but a is on {a2.device}")
     if a2.shape[1] != b2.shape[1]:
         raise ValueError(f"b: packed row width {b2.shape[1]} does not match a's {a2.shape[1]}")
-    M, N = a2.shape[0], b2.shape[0]
-    how = _method(M, method, a2.device)
-    out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
-    flag = new_flag(a2.device)
-    na = row_norms(a2, "a", flag, 2)
-    nb = row_norms(b2, "b", flag, 1) if how != "scan" else None
-    if M and N and a2.shape[1] == 0:
-        out.zero_()
-    else:
-        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, flag, config=config)
-    _check_flag(flag, ("a", "b"))
+    out = _pairwise_rows(a2, b2, metric, _method(a2.shape[0], method, a2.device), ("a", "b"), hw, config)
     if a.dim() == 1 and b.dim() == 1:
         return out.reshape(())
     if a.dim() == 1:
         return out[0]
     if b.dim() == 1:
         return out[:, 0].contiguous()
+    return out
+
+
+def _pairwise_rows(a2: torch.Tensor, b2: torch.Tensor, metric: str, how: str, names: Tuple[str, str],
+                   hw: Optional[bool], config: Optional[dict], nb: Optional[torch.Tensor] = None,
+                   ub: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(M, N) scores of 2-D packed rows of equal width by method ``how``; ``names`` name a and b in
+    errors. ``nb`` / ``ub``: b's norms / unpacked rows where already known (an index's; b is then
+    not validated again)."""
+    M, N = a2.shape[0], b2.shape[0]
+    out = torch.empty((M, N), dtype=torch.float32 if metric == "cosine" else torch.int32, device=a2.device)
+    flag = new_flag(a2.device)
+    na = row_norms(a2, names[0], flag, 2)
+    if nb is None and how != "scan":
+        nb = row_norms(b2, names[1], flag, 1)
+    if M and N and a2.shape[1] == 0:
+        out.zero_()
+    else:
+        _scores(a2, b2, metric, False, 0, out, na, nb, how, hw, flag, config=config, ub=ub)
+    _check_flag(flag, names)
     return out
 
 
@@ -691,15 +702,26 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
         raise ValueError(f"database: on {d2.device} but queries are on {q2.device}")
     if q2.shape[1] != d2.shape[1]:
         raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the database's {d2.shape[1]}")
+    if k > d2.shape[0]:
+        raise ValueError(f"k: {k} exceeds the database size {d2.shape[0]}")
+    if d2.shape[0] >= 2 ** 32 - 1:
+        raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {d2.shape[0]}")
+    scores, idx = _topk_rows(q2, d2, k, metric, _method(q2.shape[0], method, q2.device), hw, chunk, config)
+    if queries.dim() == 1:
+        return scores[0], idx[0]
+    return scores, idx
+
+
+def _topk_rows(q2: torch.Tensor, d2: torch.Tensor, k: int, metric: str, how: str, hw: Optional[bool],
+               chunk: Optional[int], config: Optional[dict], nb: Optional[torch.Tensor] = None,
+               ub: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(M, k) top-k of 2-D packed queries against a database of at least k rows by method ``how``;
+    ``nb`` / ``ub`` as in :func:`_pairwise_rows`."""
     M, N = q2.shape[0], d2.shape[0]
-    if k > N:
-        raise ValueError(f"k: {k} exceeds the database size {N}")
-    if N >= 2 ** 32 - 1:
-        raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
-    how = _method(M, method, q2.device)
     flag = new_flag(q2.device)
     na = row_norms(q2, "queries", flag, 2)
-    nb = row_norms(d2, "database", flag, 1) if how != "scan" else None
+    if nb is None and how != "scan":
+        nb = row_norms(d2, "database", flag, 1)
     if chunk is None:
         chunk = max(k, min(N, (1 << 25) // max(M, 1)))
     chunk = max(int(chunk), k)
@@ -712,12 +734,9 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
             keys.copy_((4294967295 - idx).expand(M, -1))
         else:
             _scores(q2, part, metric, True, n0, keys, na, None if nb is None else nb[n0:n0 + chunk], how, hw,
-                    flag, config=config)
+                    flag, config=config, ub=None if ub is None else ub[n0:n0 + chunk])
         if best is not None:
             keys = torch.cat([best, keys], dim=1)
         best = torch.topk(keys, min(k, keys.shape[1]), dim=1, largest=True, sorted=True).values
     _check_flag(flag, ("queries", "database"))
-    scores, idx = _decode_keys(best, metric)
-    if queries.dim() == 1:
-        return scores[0], idx[0]
-    return scores, idx
+    return _decode_keys(best, metric)

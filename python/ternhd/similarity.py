@@ -104,27 +104,43 @@ def topk(queries: Any, database: Any, k: int, metric: str = "cosine") -> Tuple[A
 
 
 class Index:
-    """A packed database kept in the native bit-plane layout for repeated searches.
+    """A packed database kept ready for repeated searches: in the native bit-plane layout, or for a
+    CUDA tensor on its GPU (``ternhd.kernels.Index``: validated once, row norms cached).
 
     >>> index = Index(database_packed)           # uint8 (N, B)
     >>> scores, ids = index.topk(queries, k=10)  # cosine by default
+
+    ``keep_unpacked=True`` (CUDA only) also keeps the unpacked database that large query batches
+    multiply against (four times the packed size) instead of unpacking it in every call.
     """
 
-    def __init__(self, database: Any):
+    def __init__(self, database: Any, *, keep_unpacked: bool = False):
+        self._gpu = None
+        if is_cuda(database):
+            from .kernels import dispatch as _gpu
+
+            self._gpu = _gpu.Index(database, keep_unpacked=keep_unpacked)
+            self.nbytes = self._gpu.nbytes
+            return
+        if keep_unpacked:
+            raise ValueError("keep_unpacked: only for a CUDA database (the CPU index keeps bit planes)")
         arr, _ = to_numpy(database, "database")
         d2 = check_packed(arr, "database", allow_1d=False)
         self._planes = _core.PlanesIndex(d2)
         self.nbytes = d2.shape[1]
 
     def __len__(self) -> int:
-        return int(self._planes.rows)
+        return len(self._gpu) if self._gpu is not None else int(self._planes.rows)
 
     @property
-    def norms(self) -> np.ndarray:
-        """Non-zeros per database row (int32)."""
-        return self._planes.norms
+    def norms(self) -> Any:
+        """Non-zeros per database row (int32; a CUDA tensor for a CUDA database)."""
+        return self._gpu.norms if self._gpu is not None else self._planes.norms
 
     def _queries(self, queries: Any):
+        if is_cuda(queries):
+            raise ValueError("queries: a CUDA tensor, but the index is on the CPU (build the Index from a CUDA "
+                             "tensor to search on the GPU)")
         nq, wrap = to_numpy(queries, "queries")
         q2 = check_packed(nq, "queries")
         if q2.shape[1] != self.nbytes:
@@ -133,6 +149,8 @@ class Index:
 
     def topk(self, queries: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
         """As :func:`topk` against this database."""
+        if self._gpu is not None:
+            return self._gpu.topk(queries, k, metric)
         _check_metric(metric)
         k = check_int(k, "k", 1)
         if k > len(self):
@@ -145,6 +163,8 @@ class Index:
 
     def pairwise(self, queries: Any, metric: str = "cosine") -> Any:
         """As :func:`pairwise` (queries x database)."""
+        if self._gpu is not None:
+            return self._gpu.pairwise(queries, metric)
         _check_metric(metric)
         nq, q2, wrap = self._queries(queries)
         out = self._planes.pairwise(q2, metric)
