@@ -148,6 +148,8 @@ def entries() -> List[Entry]:
         E("Index", "huge sizes", lambda: ternhd.Index(HUGE), ValueError, "database:"),
         E("Index.topk", "mismatched widths", lambda: ternhd.Index(P).topk(P[:, :4], 1), ValueError, "queries:"),
         E("Index.topk", "out-of-range values", lambda: ternhd.Index(P).topk(P, 99), ValueError, "k:"),
+        E("Index", "option for a CUDA database only", lambda: ternhd.Index(P, keep_unpacked=True), ValueError,
+          "keep_unpacked:"),
         # HDCEncoder
         E("HDCEncoder", "wrong dtype", lambda: ternhd.HDCEncoder(37.5), TypeError, "in_dim:"),
         E("HDCEncoder", "out-of-range values", lambda: ternhd.HDCEncoder(37, dim=0), ValueError, "dim:"),
