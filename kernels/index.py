@@ -36,8 +36,6 @@ class Index:
 
     def __init__(self, database: torch.Tensor, *, keep_unpacked: bool = False, copy: bool = True):
         d2 = _as_packed(database, "database", allow_1d=False)
-        if d2.shape[0] >= 2 ** 32 - 1:
-            raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {d2.shape[0]}")
         if copy and d2.data_ptr() == database.data_ptr():
             d2 = d2.clone()
         self.database = d2
@@ -95,8 +93,6 @@ class Index:
         :func:`ternhd.kernels.topk`."""
         _check_metric(metric)
         k = check_int(k, "k", 1)
-        if k > len(self):
-            raise ValueError(f"k: {k} exceeds the database size {len(self)}")
         q2 = self._queries(queries)
         how = _method(q2.shape[0], method, self.device)
         scores, idx = _topk_rows(q2, self.database, k, metric, how, hw, chunk, config, self.norms,

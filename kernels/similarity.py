@@ -702,10 +702,6 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
         raise ValueError(f"database: on {d2.device} but queries are on {q2.device}")
     if q2.shape[1] != d2.shape[1]:
         raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the database's {d2.shape[1]}")
-    if k > d2.shape[0]:
-        raise ValueError(f"k: {k} exceeds the database size {d2.shape[0]}")
-    if d2.shape[0] >= 2 ** 32 - 1:
-        raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {d2.shape[0]}")
     scores, idx = _topk_rows(q2, d2, k, metric, _method(q2.shape[0], method, q2.device), hw, chunk, config)
     if queries.dim() == 1:
         return scores[0], idx[0]
@@ -715,9 +711,13 @@ def topk(queries: torch.Tensor, database: torch.Tensor, k: int, metric: str = "c
 def _topk_rows(q2: torch.Tensor, d2: torch.Tensor, k: int, metric: str, how: str, hw: Optional[bool],
                chunk: Optional[int], config: Optional[dict], nb: Optional[torch.Tensor] = None,
                ub: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(M, k) top-k of 2-D packed queries against a database of at least k rows by method ``how``;
+    """(M, k) top-k of 2-D packed queries against a database of the same width by method ``how``;
     ``nb`` / ``ub`` as in :func:`_pairwise_rows`."""
     M, N = q2.shape[0], d2.shape[0]
+    if k > N:
+        raise ValueError(f"k: {k} exceeds the database size {N}")
+    if N >= 2 ** 32 - 1:
+        raise ValueError(f"database: at most 2**32 - 2 rows are supported, got {N}")
     flag = new_flag(q2.device)
     na = row_norms(q2, "queries", flag, 2)
     if nb is None and how != "scan":
