@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 import ternhd
+from ternhd import knowledge as K
 from ternhd import packet as P
 
 try:
@@ -144,7 +145,7 @@ def main() -> int:
                 assert p.vectors.shape == (p.count, (p.dim + 3) // 4)
                 try:  # the consumers of the payload validate their metadata too
                     if p.kind == "knowledge":
-                        P.KnowledgeClassifier.from_packet(p)
+                        K.KnowledgeClassifier.from_packet(p)
                     elif p.kind == "delta" and td is not None:
                         td.delta_loads(p)
                 except ternhd.PacketError:

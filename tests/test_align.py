@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ternhd.align import (CCAAligner, ContrastiveAligner, NoAlignment, ProcrustesAligner, Vec2VecAligner,
+from ternhd.pipeline.align import (CCAAligner, ContrastiveAligner, NoAlignment, ProcrustesAligner, Vec2VecAligner,
                           make_aligner, mean_pair_cosine, top1_matching)
 
 

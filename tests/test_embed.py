@@ -8,7 +8,7 @@ import pytest
 
 import torch
 
-from ternhd.embed import (EmbeddingCache, HFEmbedder, LSAEmbedder, StaticEmbedder, embed_cached, make_embedder,
+from ternhd.pipeline.embed import (EmbeddingCache, HFEmbedder, LSAEmbedder, StaticEmbedder, embed_cached, make_embedder,
                           masked_mean, texts_hash)
 
 WORDS = "the a good bad movie film great awful plot acting was is not very fun dull".split()

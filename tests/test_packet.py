@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ternhd
+from ternhd import knowledge as K
 from ternhd import packet as P
 from ternhd import reference
 
@@ -437,14 +438,14 @@ def test_knowledge_prototypes_teacher_to_student(encoding):
     xtr, ytr, xte, yte = x[:500], y[:500], x[500:], y[500:]
     names = ["ant", "bee", "cat", "dog", "eel"]
     teacher = ternhd.HDCEncoder(48, dim=2048, tau=0.3, seed=42)
-    blob = P.teach(teacher, xtr, ytr, classes=names, encoding=encoding, model_id="teacher-v1")
+    blob = K.teach(teacher, xtr, ytr, classes=names, encoding=encoding, model_id="teacher-v1")
     assert len(blob) < 5 * 512 + 400  # 5 prototypes of 2048 trits plus header and metadata
     # the teacher's own nearest-prototype accuracy
-    protos = P.class_prototypes(teacher.encode(xtr), ytr, 2048, 5)
+    protos = K.class_prototypes(teacher.encode(xtr), ytr, 2048, 5)
     _, idx = ternhd.topk(teacher.encode(xte), protos, 1)
     teacher_acc = float(np.mean(np.asarray(idx)[:, 0] == yte))
     # the student knows nothing but the packet
-    student = P.KnowledgeClassifier.from_packet(blob)
+    student = K.KnowledgeClassifier.from_packet(blob)
     assert student.classes == names and student.mode == "prototypes"
     enc = student.encoder
     assert (enc.in_dim, enc.dim, enc.seed, enc.tau, enc.threshold, enc.projection) == \
@@ -459,10 +460,10 @@ def test_knowledge_prototypes_teacher_to_student(encoding):
 def test_knowledge_examples_knn():
     x, y = _clusters(seed=1)
     enc = ternhd.HDCEncoder(48, dim=1024, sparsity=0.7, seed=7)
-    blob = P.teach(enc, x[:400], y[:400], mode="examples", k=5, encoding="base3")
+    blob = K.teach(enc, x[:400], y[:400], mode="examples", k=5, encoding="base3")
     pkt = P.loads(blob)
     assert pkt.count == 400 and pkt.kind == "knowledge" and pkt.meta["sparsity"] == 0.7
-    student = P.KnowledgeClassifier.from_packet(pkt)
+    student = K.KnowledgeClassifier.from_packet(pkt)
     assert student.encoder.sparsity == 0.7 and student.k == 5
     # k-NN by hand with the reference similarity
     q = enc.encode(x[400:])
@@ -480,7 +481,7 @@ def test_knowledge_packet_validation():
     enc = ternhd.HDCEncoder(8, dim=16, seed=1)
     v = np.zeros((2, 4), np.uint8)
     good = dict(kind="knowledge", labels=[0, 1], projection="gaussian", in_dim=8, threshold="std", seed=1)
-    assert P.KnowledgeClassifier.from_packet(
+    assert K.KnowledgeClassifier.from_packet(
         P.dumps(v, 16, knowledge=dict(mode="prototypes", k=1, classes=["a", "b"]), **good)).classes == ["a", "b"]
     bad = [
         (P.dumps(v, 16, **dict(good, kind="vectors"), knowledge=dict(mode="prototypes", classes=[0, 1])), "kind"),
@@ -495,23 +496,23 @@ def test_knowledge_packet_validation():
     ]
     for blob, prefix in bad:
         with pytest.raises(ternhd.PacketError, match=f"^{prefix}"):
-            P.KnowledgeClassifier.from_packet(blob)
+            K.KnowledgeClassifier.from_packet(blob)
     huge = P.dumps(v, 16, **dict(good, in_dim=2**32 - 1), knowledge=dict(mode="prototypes", classes=[0, 1]))
     with pytest.raises(ternhd.PacketError, match="^in_dim"):
-        P.KnowledgeClassifier.from_packet(huge)  # would be a 256 GiB projection matrix
+        K.KnowledgeClassifier.from_packet(huge)  # would be a 256 GiB projection matrix
     with pytest.raises(ValueError, match="^mode"):
-        P.knowledge_dumps(enc, v, [0, 1], mode="svm")
+        K.knowledge_dumps(enc, v, [0, 1], mode="svm")
     with pytest.raises(ValueError, match="^labels"):
-        P.knowledge_dumps(enc, v, [0, 5], classes=["a", "b"])
+        K.knowledge_dumps(enc, v, [0, 5], classes=["a", "b"])
     with pytest.raises(ValueError, match="^labels"):
-        P.class_prototypes(v, np.array([0, 3]), 16, 2)
+        K.class_prototypes(v, np.array([0, 3]), 16, 2)
 
 
 def test_class_prototypes_match_bundling_reference():
     rng = np.random.default_rng(9)
     t = rng.integers(-1, 2, (40, 37)).astype(np.int8)
     lab = rng.integers(0, 4, 40)
-    protos = P.class_prototypes(ternhd.pack_ternary(t), lab, 37, 5)
+    protos = K.class_prototypes(ternhd.pack_ternary(t), lab, 37, 5)
     sums = np.stack([t[lab == c].sum(0) for c in range(5)])
     assert np.array_equal(ternhd.unpack_ternary(protos, 37), np.sign(sums).astype(np.int8))
     assert not ternhd.unpack_ternary(protos, 37)[4].any()  # empty class -> zero vector

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import ternhd
-from ternhd.classify import CentroidClassifier, LogRegClassifier, accuracy
-from ternhd.datasets import TextDataset, data_dir, load_dataset, load_file, make_splits
-from ternhd.transfer import SeedData, efficiency, efficiency_above_chance, mean_std, summarize, transfer_metrics
+from ternhd.pipeline.classify import CentroidClassifier, LogRegClassifier, accuracy
+from ternhd.pipeline.datasets import TextDataset, data_dir, load_dataset, load_file, make_splits
+from ternhd.pipeline.transfer import SeedData, efficiency, efficiency_above_chance, mean_std, summarize, transfer_metrics
 
 
 def test_efficiency_arithmetic():
@@ -104,7 +104,7 @@ def test_classifiers_on_packed_vectors():
 
 def test_transfer_metrics_rotated_student():
     """Student = a rotated, noisier view of the teacher: Procrustes transfer reaches the ceiling, none does not."""
-    from ternhd.datasets import Split
+    from ternhd.pipeline.datasets import Split
 
     x, y = _blobs(900, 24, 2, 3, shift=1.0)
     q, _ = np.linalg.qr(np.random.default_rng(4).standard_normal((24, 24)))
@@ -127,7 +127,7 @@ def test_transfer_metrics_rotated_student():
 
 
 def test_pair_encode_modes():
-    from ternhd.sentpairs import pair_encode
+    from ternhd.pipeline.sentpairs import pair_encode
 
     rng = np.random.default_rng(0)
     a, b = rng.integers(-1, 2, (5, 10)).astype(np.int8), rng.integers(-1, 2, (5, 10)).astype(np.int8)
@@ -141,8 +141,8 @@ def test_pair_encode_modes():
 
 
 def test_same_label_pairs_and_pair_transfer(tmp_path):
-    from ternhd.sentpairs import run_pair_transfer, same_label_pairs
-    from ternhd.transfer import TransferConfig
+    from ternhd.pipeline.sentpairs import run_pair_transfer, same_label_pairs
+    from ternhd.pipeline.transfer import TransferConfig
 
     ds = _toy(n=300, k=3)
     pd, used = same_label_pairs(ds, 100, seed=1)

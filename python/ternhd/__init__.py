@@ -14,7 +14,7 @@ from .encoder import HDCEncoder
 from .packing import pack_ternary, packed_width, unpack_ternary
 from .quantize import quantize
 from .similarity import Index, cosine, dot, hamming, pairwise, topk
-from . import packet, distributed  # noqa: E402  (distributed imports torch lazily)
+from . import distributed, knowledge, packet  # noqa: E402  (distributed imports torch lazily)
 from .packet import PacketError
 
 __version__ = _core.__version__
@@ -23,7 +23,7 @@ __all__ = [
     "__version__", "backend_info", "simd_paths", "get_simd", "set_simd", "use_simd", "get_num_threads",
     "set_num_threads", "pack_ternary", "unpack_ternary", "packed_width", "quantize", "dot", "cosine",
     "hamming", "pairwise", "topk", "Index", "HDCEncoder", "bind", "bundle", "permute",
-    "packet", "distributed", "PacketError",
+    "packet", "knowledge", "distributed", "PacketError",
 ]
 
 from .backend import _apply_env as _apply_env

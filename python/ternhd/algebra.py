@@ -70,7 +70,7 @@ def bind(a: Any, b: Any) -> Any:
     return wrap(_core.bind_rows(rows(pa), rows(pb)).reshape(shape))
 
 
-def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
+def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0, packed: bool = True) -> Any:
     """Element-wise sum of packed ternary vectors, re-quantized to ternary.
 
     Args:
@@ -78,9 +78,11 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
             axis is bundled separately), or a sequence of ``n`` packed rows ``(B,)``.
         threshold: non-negative count: ``+1 if sum > threshold``, ``-1 if sum < -threshold``, else
             ``0``. ``0`` (default) is the majority vote with ties to ``0``.
+        packed: ``False`` returns the int32 sums ``(..., 4 * B)`` instead (padding trits sum to 0),
+            for a caller that re-quantizes them another way.
 
     Returns:
-        packed uint8 ``(B,)`` (or ``(..., B)``).
+        packed uint8 ``(B,)`` (or ``(..., B)``); int32 ``(..., 4 * B)`` with ``packed=False``.
 
     Raises:
         TypeError: not uint8 / bad threshold type. ValueError: no vectors, negative threshold,
@@ -94,7 +96,7 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
         from .kernels import dispatch as _gpu
 
         # Sums are integers, so "> threshold" is "> floor(threshold)"; padding trits bundle to 0.
-        return _gpu.bundle(vectors, vectors.shape[-1] * 4, threshold=int(np.floor(threshold)))
+        return _gpu.bundle(vectors, vectors.shape[-1] * 4, threshold=int(np.floor(threshold)), packed=packed)
     if isinstance(vectors, (list, tuple)):
         if not vectors:
             raise ValueError("vectors: need at least one vector to bundle")
@@ -104,7 +106,7 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
         if all(is_torch(v) for v in vectors):
             import torch
 
-            return bundle(torch.stack(list(vectors)), threshold)
+            return bundle(torch.stack(list(vectors)), threshold, packed)
         vectors = np.stack([np.asarray(v) for v in vectors])
     arr, wrap = _packed(vectors, "vectors")
     if arr.ndim < 2:
@@ -113,8 +115,23 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0) -> Any:
         raise ValueError("vectors: need at least one vector to bundle")
     lead = arr.shape[:-2]
     groups = int(np.prod(lead, dtype=np.int64))
-    out = _core.bundle_rows(np.ascontiguousarray(arr).reshape(groups, arr.shape[-2], arr.shape[-1]), float(threshold))
+    rows = np.ascontiguousarray(arr).reshape(groups, arr.shape[-2], arr.shape[-1])
+    if not packed:
+        return wrap(_bundle_sums(rows).reshape(lead + (4 * arr.shape[-1],)))
+    out = _core.bundle_rows(rows, float(threshold))
     return wrap(out.reshape(lead + (arr.shape[-1],)))
+
+
+def _bundle_sums(rows: np.ndarray) -> np.ndarray:
+    """int32 sums (groups, 4 * B) of packed rows (groups, n, B), unpacked a block of rows at a time."""
+    from .packing import unpack_ternary
+
+    groups, n, width = rows.shape
+    sums = np.zeros((groups, 4 * width), np.int32)
+    step = max(1, (1 << 22) // max(4 * width, 1))
+    for r0 in range(0, n, step):
+        sums += unpack_ternary(rows[:, r0:r0 + step], 4 * width).sum(axis=1, dtype=np.int32)
+    return sums
 
 
 def permute(a: Any, k: int, dim: int) -> Any:

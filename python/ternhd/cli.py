@@ -84,7 +84,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from .transfer import CLASSIFIERS, TransferConfig
+    from .pipeline.transfer import CLASSIFIERS, TransferConfig
 
     for c in args.classifiers:
         if c not in CLASSIFIERS:
@@ -105,7 +105,7 @@ def _config(args: argparse.Namespace):
 
 def transfer_table(res: dict) -> str:
     """The terminal table of one ``run_transfer`` result."""
-    from .experiments import fmt, format_table
+    from .pipeline.experiments import fmt, format_table
 
     s, cfg = res["summary"], res["config"]
     cl = cfg["classifiers"]
@@ -130,7 +130,7 @@ def transfer_table(res: dict) -> str:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from .transfer import run_transfer
+    from .pipeline.transfer import run_transfer
 
     cfg = _config(args)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -154,7 +154,7 @@ def register_transfer(sub) -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from .experiments import run_experiment
+    from .pipeline.experiments import run_experiment
 
     cfg = _config(args)
     kw = {}
@@ -175,7 +175,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     res = run_experiment(args.name, cfg, Path(args.out), log=log, **kw)
     if args.quiet:
-        from .experiments import format_table
+        from .pipeline.experiments import format_table
 
         print(format_table(res["header"], res["rows"]))
     print(f"results: {res['json']}; plots: {', '.join(res['plots'])}")
@@ -183,7 +183,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def register_experiment(sub) -> None:
-    from .experiments import EXPERIMENTS
+    from .pipeline.experiments import EXPERIMENTS
 
     p = sub.add_parser("experiment", help="reproduce one of the paper's experiments with the models at hand",
                        description="quantization (Table 2 + D sweep), alignment (Fig. 1), pairs (Table 3), "

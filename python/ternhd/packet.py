@@ -35,9 +35,8 @@ and is decoded by the native kernels of ``csrc/base3.cpp``.
 
 A stream is packets written back to back (:class:`StreamWriter`, :func:`iter_stream`).
 
-Knowledge packets (kind 1) carry what a teacher sends a student: class prototypes (bundled packed
-vectors) or labelled packed examples, plus the encoder's parameters, so the student rebuilds the
-encoder and a nearest-prototype / k-NN classifier (:func:`teach`, :class:`KnowledgeClassifier`).
+Knowledge packets (kind 1) carry what a teacher sends a student; :mod:`ternhd.knowledge` writes
+and reads them. This module is the format only.
 """
 from __future__ import annotations
 
@@ -58,8 +57,7 @@ from ._arrays import check_int, to_numpy
 
 __all__ = [
     "PacketError", "Packet", "dumps", "loads", "save", "load", "StreamWriter", "iter_stream", "load_stream",
-    "base3_encode", "base3_decode", "payload_size", "teach", "knowledge_dumps", "class_prototypes",
-    "KnowledgeClassifier", "MAGIC", "VERSION", "HEADER_SIZE", "MAX_DIM", "MAX_COUNT", "MAX_MODEL_ID",
+    "base3_encode", "base3_decode", "payload_size", "MAGIC", "VERSION", "HEADER_SIZE", "MAX_DIM", "MAX_COUNT", "MAX_MODEL_ID",
     "MAX_META", "ENCODINGS", "KINDS", "PROJECTIONS", "THRESHOLD_MODES",
 ]
 
@@ -720,7 +718,7 @@ def load_stream(source: Union[Buffer, PathLike, BinaryIO], **kw: Any) -> List[Pa
     return list(iter_stream(source, **kw))
 
 
-# ----------------------------------------------------------------------------- knowledge packets
+# ----------------------------------------------------------------------------- encoder metadata
 def _encoder_from_meta(meta: Dict[str, Any], dim: int):
     from .encoder import HDCEncoder
 
@@ -739,7 +737,7 @@ def _encoder_from_meta(meta: Dict[str, Any], dim: int):
         raise PacketError(f"meta: this ternhd cannot rebuild the encoder ({exc})") from None
 
 
-def _encoder_meta(encoder: Any) -> Dict[str, Any]:
+def encoder_meta(encoder: Any) -> Dict[str, Any]:
     for a in ("in_dim", "dim", "seed", "projection", "tau", "threshold"):
         if not hasattr(encoder, a):
             raise TypeError(f"encoder: expected a ternhd.HDCEncoder, missing attribute {a!r}")
@@ -747,164 +745,3 @@ def _encoder_meta(encoder: Any) -> Dict[str, Any]:
     return dict(in_dim=int(encoder.in_dim), projection=encoder.projection, seed=int(encoder.seed),
                 threshold=encoder.threshold if sparsity is None else None, tau=float(encoder.tau),
                 sparsity=sparsity)
-
-
-def class_prototypes(packed: Any, labels: Any, dim: int, n_classes: Optional[int] = None,
-                     tau: float = 0.0) -> np.ndarray:
-    """Bundles the packed rows of each class into one packed prototype.
-
-    Args:
-        packed: uint8 ``(N, ceil(dim/4))``. labels: int ``(N,)`` in ``[0, n_classes)``.
-        tau: the prototype is ``quantize(sum of the class's trits, tau)`` per row (``tau = 0``:
-            the sign of the sum, 0 where the votes tie).
-
-    Returns:
-        packed uint8 ``(n_classes, ceil(dim/4))`` (an empty class gives the zero vector).
-    """
-    from .packing import unpack_ternary
-    from .quantize import quantize
-
-    arr, _ = to_numpy(packed, "packed")
-    lab, _ = to_numpy(labels, "labels")
-    if lab.ndim != 1 or lab.dtype.kind not in "iu":
-        raise TypeError(f"labels: expected a 1-D integer array, got {lab.dtype} {lab.shape}")
-    if arr.ndim != 2 or arr.shape[0] != lab.shape[0]:
-        raise ValueError(f"packed: expected ({lab.shape[0]}, ceil(dim/4)) rows to match labels, got {arr.shape}")
-    if n_classes is None:
-        n_classes = int(lab.max()) + 1 if lab.size else 0
-    n_classes = check_int(n_classes, "n_classes", 1)
-    if lab.size and (lab.min() < 0 or lab.max() >= n_classes):
-        raise ValueError(f"labels: values must be in [0, {n_classes})")
-    sums = np.zeros((n_classes, dim), np.int32)
-    step = max(1, (1 << 22) // max(dim, 1))
-    for r0 in range(0, arr.shape[0], step):
-        t = unpack_ternary(np.ascontiguousarray(arr[r0:r0 + step]), dim)
-        np.add.at(sums, lab[r0:r0 + step].astype(np.int64), t)
-    return quantize(sums.astype(np.float32), tau=tau, packed=True)
-
-
-def knowledge_dumps(encoder: Any, vectors: Any, labels: Any, *, classes: Optional[Sequence[Any]] = None,
-                    mode: str = "prototypes", k: int = 1, **kw: Any) -> bytes:
-    """A knowledge packet: packed ``vectors`` (class prototypes or labelled examples) with integer
-    ``labels`` indexing ``classes``, and the parameters of ``encoder`` (a ``ternhd.HDCEncoder``).
-
-    Args:
-        mode: ``"prototypes"`` (nearest prototype) or ``"examples"`` (k-NN with ``k``).
-        classes: JSON-serializable class names (default ``0 .. max(labels)``).
-        **kw: passed to :func:`dumps` (``encoding``, ``checksum``, ``model_id``, extra metadata).
-    """
-    if mode not in ("prototypes", "examples"):
-        raise ValueError(f"mode: expected 'prototypes' or 'examples', got {mode!r}")
-    k = check_int(k, "k", 1)
-    lab, _ = to_numpy(labels, "labels")
-    if lab.ndim != 1 or lab.dtype.kind not in "iu":
-        raise TypeError(f"labels: expected a 1-D integer array, got {lab.dtype} {lab.shape}")
-    n = int(lab.max()) + 1 if lab.size else 0
-    classes = list(range(n)) if classes is None else list(classes)
-    if lab.size and (lab.min() < 0 or lab.max() >= len(classes)):
-        raise ValueError(f"labels: values must index classes (0 .. {len(classes) - 1})")
-    knowledge = dict(mode=mode, k=k, classes=classes)
-    return dumps(vectors, int(encoder.dim), kind="knowledge", labels=lab, knowledge=knowledge,
-                 **_encoder_meta(encoder), **kw)
-
-
-def teach(encoder: Any, x: Any, y: Any, *, classes: Optional[Sequence[Any]] = None, mode: str = "prototypes",
-          k: int = 1, prototype_tau: float = 0.0, **kw: Any) -> bytes:
-    """The teacher's side: encodes embeddings ``x`` (float ``(N, in_dim)``) with ``encoder``, builds
-    one prototype per class of ``y`` (int ``(N,)`` in ``[0, n_classes)``) — or keeps every labelled
-    example with ``mode="examples"`` — and returns the knowledge packet."""
-    yl, _ = to_numpy(y, "y")
-    if yl.ndim != 1 or yl.dtype.kind not in "iu":
-        raise TypeError(f"y: expected a 1-D integer array, got {yl.dtype} {yl.shape}")
-    packed, _ = to_numpy(encoder.encode(x, packed=True), "x")
-    if packed.shape[0] != yl.shape[0]:
-        raise ValueError(f"y: {yl.shape[0]} labels for {packed.shape[0]} rows of x")
-    n = len(classes) if classes is not None else (int(yl.max()) + 1 if yl.size else 1)
-    if mode == "prototypes":
-        vecs = class_prototypes(packed, yl, encoder.dim, n, tau=prototype_tau)
-        labs = np.arange(n, dtype=np.int64)
-    else:
-        vecs, labs = packed, yl.astype(np.int64)
-    return knowledge_dumps(encoder, vecs, labs, classes=classes, mode=mode, k=k, **kw)
-
-
-class KnowledgeClassifier:
-    """The student's side: rebuilds the teacher's encoder and a nearest-prototype (or k-NN)
-    classifier from a knowledge packet.
-
-    >>> clf = KnowledgeClassifier.from_packet(blob)   # bytes or a Packet
-    >>> clf.predict(embeddings)                        # float (N, in_dim) -> class names / ids
-    """
-
-    def __init__(self, encoder: Any, vectors: np.ndarray, labels: np.ndarray, classes: List[Any],
-                 mode: str = "prototypes", k: int = 1):
-        from .similarity import Index
-
-        self.encoder = encoder
-        self.vectors = vectors
-        self.labels = labels
-        self.classes = classes
-        self.mode = mode
-        self.k = k
-        self._index = Index(np.ascontiguousarray(vectors))
-
-    @classmethod
-    def from_packet(cls, packet: Union[Packet, Buffer], max_encoder_bytes: int = 1 << 32) -> "KnowledgeClassifier":
-        """Builds the classifier; raises PacketError unless ``packet`` is a sound knowledge packet.
-
-        ``max_encoder_bytes`` bounds the float32 ``in_dim x dim`` projection matrix the packet may
-        ask the student to build (4 GiB by default), so a hostile packet cannot exhaust memory."""
-        pkt = packet if isinstance(packet, Packet) else loads(packet)
-        max_encoder_bytes = check_int(max_encoder_bytes, "max_encoder_bytes", 0)
-        if 4 * int(pkt.meta.get("in_dim") or 0) * pkt.dim > max_encoder_bytes:
-            raise PacketError(f"in_dim: a {pkt.meta.get('in_dim')} x {pkt.dim} projection exceeds "
-                              f"max_encoder_bytes={max_encoder_bytes}")
-        if pkt.kind != "knowledge":
-            raise PacketError(f"kind: expected a knowledge packet, got {pkt.kind!r}")
-        info = pkt.meta.get("knowledge")
-        if not isinstance(info, dict):
-            raise PacketError("meta: knowledge packet without its 'knowledge' entry")
-        mode, k, classes = info.get("mode"), info.get("k", 1), info.get("classes")
-        if mode not in ("prototypes", "examples"):
-            raise PacketError(f"knowledge.mode: expected 'prototypes' or 'examples', got {mode!r}")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max(1, pkt.count):
-            raise PacketError(f"knowledge.k: expected an integer in [1, {max(1, pkt.count)}], got {k!r}")
-        if not isinstance(classes, list) or not classes:
-            raise PacketError("knowledge.classes: expected a non-empty list")
-        if pkt.labels is None or pkt.count == 0:
-            raise PacketError("labels: a knowledge packet needs labelled rows")
-        if pkt.labels.min() < 0 or pkt.labels.max() >= len(classes):
-            raise PacketError(f"labels: values must index the {len(classes)} classes")
-        return cls(pkt.encoder(), np.ascontiguousarray(pkt.vectors), np.asarray(pkt.labels, dtype=np.int64),
-                   classes, mode, k)
-
-    def predict_packed(self, packed: Any) -> np.ndarray:
-        """Packed queries uint8 ``(N, ceil(dim/4))`` -> int64 class indices ``(N,)``."""
-        arr, _ = to_numpy(packed, "packed")
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        k = 1 if self.mode == "prototypes" else self.k
-        _, idx = self._index.topk(np.ascontiguousarray(arr), k)
-        votes = self.labels[np.asarray(idx).reshape(arr.shape[0], k)]
-        if k == 1:
-            return votes[:, 0]
-        counts = np.zeros((arr.shape[0], len(self.classes)), np.int64)
-        np.add.at(counts, (np.repeat(np.arange(arr.shape[0]), k), votes.reshape(-1)), 1)
-        # Ties go to the class of the nearest neighbour among the tied ones.
-        best = counts.max(axis=1, keepdims=True)
-        tied = counts[np.arange(arr.shape[0])[:, None], votes] == best
-        return votes[np.arange(arr.shape[0]), np.argmax(tied, axis=1)]
-
-    def predict_ids(self, x: Any) -> np.ndarray:
-        """float embeddings ``(N, in_dim)`` -> int64 class indices ``(N,)``."""
-        packed, _ = to_numpy(self.encoder.encode(x, packed=True), "x")
-        return self.predict_packed(packed)
-
-    def predict(self, x: Any) -> List[Any]:
-        """float embeddings ``(N, in_dim)`` -> class names (the packet's ``classes``)."""
-        return [self.classes[i] for i in self.predict_ids(x)]
-
-    def score(self, x: Any, y: Any) -> float:
-        """Accuracy against integer class indices ``y``."""
-        yl, _ = to_numpy(y, "y")
-        return float(np.mean(self.predict_ids(x) == yl))

@@ -30,7 +30,7 @@ from .align import make_aligner, mean_pair_cosine, top1_matching
 from .classify import CentroidClassifier, LogRegClassifier
 from .datasets import Split, TextDataset, load_dataset, make_splits
 from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
-from .encoder import HDCEncoder
+from ..encoder import HDCEncoder
 
 __all__ = ["TransferConfig", "SeedData", "prepare", "quantization_metrics", "transfer_metrics", "run_transfer",
            "summarize", "efficiency", "efficiency_above_chance", "mean_std", "CLASSIFIERS"]

@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .packing import unpack_ternary
-from .quantize import quantize
-from .similarity import topk
+from ..packing import unpack_ternary
+from ..knowledge import class_prototypes
+from ..similarity import topk
 
 __all__ = ["LogRegClassifier", "CentroidClassifier", "accuracy", "C_GRID"]
 
@@ -133,9 +133,8 @@ class CentroidClassifier:
             raise TypeError(f"x: expected packed uint8 rows (N, B), got {x.dtype} {x.shape}")
         y = _labels(y, len(x))
         self.classes_ = np.unique(y)
-        trits = unpack_ternary(x, self.dim).astype(np.int32)
-        sums = np.stack([trits[y == c].sum(0) for c in self.classes_]).astype(np.float32)
-        self.prototypes_ = quantize(sums, tau=self.tau, packed=True)
+        ids = np.searchsorted(self.classes_, y)
+        self.prototypes_ = class_prototypes(x, ids, self.dim, len(self.classes_), tau=self.tau)
         return self
 
     def fit_select(self, x: Any, y: Any, x_val: Any, y_val: Any, grid: Sequence[float] = (0.0, 0.3, 0.6)):

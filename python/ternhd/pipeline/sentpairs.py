@@ -27,8 +27,8 @@ from .align import make_aligner
 from .classify import LogRegClassifier
 from .datasets import TextDataset, load_dataset
 from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
-from .encoder import HDCEncoder
-from .packing import pack_ternary, unpack_ternary
+from ..encoder import HDCEncoder
+from ..packing import pack_ternary, unpack_ternary
 from .transfer import TransferConfig, efficiency, efficiency_above_chance, summarize
 
 __all__ = ["PairData", "pair_encode", "load_pairs", "same_label_pairs", "run_pair_transfer", "PAIR_MODES"]
