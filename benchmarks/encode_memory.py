@@ -49,14 +49,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import ternhd
-    from ternhd.encoder import HDCEncoder, _gemm_backend
+    from ternhd.encoder import HDCEncoder
+    from ternhd.gemm import gemm_backend
 
     enc = HDCEncoder(args.in_dim, args.dim, projection=args.projection)
     x = np.empty((args.rows, args.in_dim), np.float32)
     rng = np.random.default_rng(0)
     for r in range(0, args.rows, 65536):
         x[r:r + 65536] = rng.standard_normal((min(65536, args.rows - r), args.in_dim), dtype=np.float32)
-    backend = _gemm_backend() if args.projection == "gaussian" else "native"  # loads torch when it is used
+    backend = gemm_backend() if args.projection == "gaussian" else "native"  # loads torch when it is used
     if not _reset_peak():
         print("cannot reset the peak RSS counter (/proc/self/clear_refs); numbers would include setup")
         return 2

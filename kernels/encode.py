@@ -294,12 +294,12 @@ def encode(x: Any, projection: Union[Projection, Any], tau: float = 0.3, thresho
 
     Raises:
         ValueError: NaN or Inf in ``x`` (seen in the row statistics, so ``x`` is not read an extra
-        time; with a fixed threshold, by ``torch.isfinite``), bad mode arguments or shapes.
-        TypeError: non-float ``x``.
+        time; with a fixed threshold, by ``torch.isfinite``), bad shapes.
+        TypeError: non-float ``x``. The mode arguments are trusted: ``ternhd.HDCEncoder`` and
+        ``ternhd.quantize`` validate them before they call here.
     """
-    from .quantize import _check_mode, quantize
+    from .quantize import quantize
 
-    _check_mode(tau, threshold, sparsity)
     proj = projection if isinstance(projection, Projection) else prepare_projection(
         projection, dtype=dtype, device=x.device if isinstance(x, torch.Tensor) else None)
     x = _as_input(x, proj)

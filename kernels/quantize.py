@@ -164,13 +164,6 @@ def _kth_abs(x2: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def _check_mode(tau, threshold, sparsity) -> None:
-    # Same validation (and messages) as the CPU path.
-    from ternhd.quantize import _check_mode as check
-
-    check(tau, threshold, sparsity)
-
-
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     if x.dtype in (torch.float32, torch.float64):
         return x.contiguous()
@@ -207,13 +200,13 @@ def quantize(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "
 
     Args:
         x: float tensor ``(..., D)`` (integers are read as float64, float16/bfloat16 as float32).
-        tau, threshold, sparsity: the threshold mode.
+        tau, threshold, sparsity: the threshold mode, trusted (``ternhd.quantize`` validates it
+            before it calls here).
         packed: return packed uint8 ``(..., ceil(D/4))`` instead of int8 ``(..., D)``.
 
     Raises:
-        ValueError: NaN/Inf in ``x``, bad mode arguments, 0-d input. TypeError: non-real dtype.
+        ValueError: NaN/Inf in ``x``, 0-d input. TypeError: non-real dtype.
     """
-    _check_mode(tau, threshold, sparsity)
     x = check_tensor(x, "x")
     if x.dim() == 0:
         raise ValueError("x: expected at least 1 dimension (..., D), got a scalar")

@@ -262,10 +262,10 @@ def test_gemm_backends(monkeypatch, backend):
 
 def test_onednn_fallback_without_prepacked_ops(monkeypatch):
     pytest.importorskip("torch")
-    import ternhd.encoder as encmod
+    import ternhd.gemm as gemm
 
     monkeypatch.setenv("TERNHD_GEMM", "onednn")
-    monkeypatch.setattr(encmod, "_ONEDNN_PREPACK", False)
+    monkeypatch.setattr(gemm, "ONEDNN_PREPACK", False)
     enc = HDCEncoder(64, 1000)
     x = np.random.default_rng(9).standard_normal((300, 64)).astype(np.float32)
     assert_matches_reference(enc, x, enc.encode(x, packed=False, batch_size=128), {})
@@ -469,22 +469,25 @@ def test_cuda_inputs_route_to_the_gpu_dispatch(monkeypatch):
     fake = types.ModuleType("ternhd.kernels.dispatch")
     fake.prepare_projection = lambda p, dtype=None, device=None: ("prepared", p.shape, str(dtype), device)
     fake.encode = lambda x, proj, **kw: calls.append(("encode", proj, kw)) or "gpu-out"
-    fake.bundle = lambda v, dim, threshold=0: calls.append(("bundle", dim, threshold)) or "gpu-bundle"
+    fake.bundle = lambda v, dim, threshold=0, packed=True: calls.append(("bundle", dim, threshold)) or "gpu-bundle"
     pkg = types.ModuleType("ternhd.kernels")
     pkg.dispatch = fake
     monkeypatch.setitem(sys.modules, "ternhd.kernels", pkg)
     monkeypatch.setitem(sys.modules, "ternhd.kernels.dispatch", fake)
 
     class FakeCuda:
+        __module__ = "torch"
         device = "cuda:0"
+        dtype = "torch.uint8"
         shape = (3, 10)
+        ndim = 2
+        is_cuda = True
+        numpy = None
 
     pytest.importorskip("torch")
-    import ternhd.algebra as alg
-    import ternhd.encoder as encmod
+    import ternhd._device as dev
 
-    monkeypatch.setattr(encmod, "is_cuda", lambda x: isinstance(x, FakeCuda))
-    monkeypatch.setattr(alg, "is_cuda", lambda x: isinstance(x, FakeCuda))
+    monkeypatch.setattr(dev, "is_cuda", lambda x: isinstance(x, FakeCuda))
     enc = HDCEncoder(10, 64, sparsity=0.5, seed=2)
     assert enc.encode(FakeCuda(), packed=False) == "gpu-out"
     assert enc.encode(FakeCuda()) == "gpu-out"

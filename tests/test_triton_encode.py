@@ -92,8 +92,6 @@ def test_encode_errors():
         for mode in (dict(), dict(threshold="batch"), dict(threshold=0.5), dict(sparsity=0.5)):
             with pytest.raises(ValueError, match="^x: contains NaN"):
                 K.encode(x, proj, **mode)
-    with pytest.raises(ValueError, match="^threshold:"):
-        K.encode(torch.zeros((3, 8), device=DEVICE), proj, threshold="max")
     with pytest.raises(TypeError, match="^dtype:"):
         K.prepare_projection(gaussian_projection(8, 12), dtype=torch.int8)
     assert K.encode(torch.zeros((0, 8), device=DEVICE), proj).shape == (0, 3)

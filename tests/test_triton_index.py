@@ -144,8 +144,7 @@ def test_empty_and_zero_width():
 def cuda_branch(monkeypatch):
     """Without a GPU, ternhd.Index treats every torch tensor as a device tensor."""
     if DEVICE == "cpu":
-        monkeypatch.setattr(importlib.import_module("ternhd.similarity"), "is_cuda",
-                            lambda x: isinstance(x, torch.Tensor))
+        monkeypatch.setattr(importlib.import_module("ternhd._device"), "is_cuda", lambda x: isinstance(x, torch.Tensor))
 
 
 def test_public_index_dispatches(cuda_branch):
@@ -153,7 +152,7 @@ def test_public_index_dispatches(cuda_branch):
     db, q = packed(rng, 30, 77), packed(rng, 4, 77)
     ref = ternhd.Index(db)
     index = ternhd.Index(dev(db), keep_unpacked=True)
-    assert isinstance(index._gpu, K.Index) and len(index) == 30 and index.nbytes == db.shape[1]
+    assert isinstance(index.impl, K.Index) and len(index) == 30 and index.nbytes == db.shape[1]
     assert isinstance(index.norms, torch.Tensor)
     np.testing.assert_array_equal(index.norms.cpu().numpy(), ref.norms)
     for metric in METRICS:

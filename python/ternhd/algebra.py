@@ -1,4 +1,4 @@
-"""HDC algebra on 2-bit packed rows (DESIGN.md, "HDC algebra"), computed without unpacking.
+"""HDC algebra on 2-bit packed rows (docs/FORMAT.md, "HDC algebra"), computed without unpacking.
 
 * :func:`bind`: element-wise product (binding): non-zero where both are, negative where the signs
   differ. Self-inverse on the non-zeros of the key: ``bind(bind(a, k), k) == a`` where ``k != 0``.
@@ -9,8 +9,8 @@
   unpacked ``dim`` trits (``k`` may be negative or larger than ``dim``; padding trits stay 0).
 
 All three take uint8 packed rows (numpy arrays or torch tensors; the result has the input's type)
-and raise ``ValueError`` on the invalid 2-bit code ``0b11``. CUDA tensors go to the GPU kernels
-(``ternhd.kernels``).
+and raise ``ValueError`` on the invalid 2-bit code ``0b11``; :mod:`ternhd._device` picks the C++ or
+the Triton implementation.
 """
 from __future__ import annotations
 
@@ -18,19 +18,19 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from . import _core
-from ._arrays import check_int, is_cuda, is_torch, to_numpy
+from ._arrays import as_array, check_int, dtype_name, is_torch
+from ._device import backend
 
 __all__ = ["bind", "bundle", "permute"]
 
 
-def _packed(x: Any, name: str):
-    arr, wrap = to_numpy(x, name)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"{name}: packed vectors must be uint8, got dtype {arr.dtype}")
-    if arr.ndim == 0:
+def _packed(x: Any, name: str) -> Any:
+    x = as_array(x, name)
+    if dtype_name(x) != "uint8":
+        raise TypeError(f"{name}: packed vectors must be uint8, got dtype {dtype_name(x)}")
+    if x.ndim == 0:
         raise ValueError(f"{name}: expected packed rows (..., bytes), got a scalar")
-    return arr, wrap
+    return x
 
 
 def bind(a: Any, b: Any) -> Any:
@@ -46,28 +46,14 @@ def bind(a: Any, b: Any) -> Any:
     Raises:
         TypeError: not uint8. ValueError: widths differ, shapes do not broadcast, code ``0b11``.
     """
-    if is_cuda(a) or is_cuda(b):
-        from .kernels import dispatch as _gpu
-
-        return _gpu.bind(a, b)
-    pa, wrap = _packed(a, "a")
-    pb, wrap_b = _packed(b, "b")
-    if not is_torch(a):
-        wrap = wrap_b
-    if pa.shape[-1] != pb.shape[-1]:
-        raise ValueError(f"b: rows have {pb.shape[-1]} bytes but a's have {pa.shape[-1]}")
+    a, b = _packed(a, "a"), _packed(b, "b")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"b: rows have {b.shape[-1]} bytes but a's have {a.shape[-1]}")
     try:
-        shape = np.broadcast_shapes(pa.shape, pb.shape)
+        np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
     except ValueError:
-        raise ValueError(f"b: shape {pb.shape} does not broadcast with a's {pa.shape}") from None
-    width = shape[-1]
-
-    def rows(p: np.ndarray) -> np.ndarray:
-        if p.shape == shape or p.size == width:
-            return np.ascontiguousarray(p).reshape(-1, width)
-        return np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1, width)
-
-    return wrap(_core.bind_rows(rows(pa), rows(pb)).reshape(shape))
+        raise ValueError(f"b: shape {tuple(b.shape)} does not broadcast with a's {tuple(a.shape)}") from None
+    return backend(a=a, b=b).bind(a, b)
 
 
 def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0, packed: bool = True) -> Any:
@@ -92,11 +78,6 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0, packed: b
         raise TypeError(f"threshold: expected a number, got {type(threshold).__name__}")
     if not (np.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold: must be finite and non-negative, got {threshold}")
-    if is_cuda(vectors):
-        from .kernels import dispatch as _gpu
-
-        # Sums are integers, so "> threshold" is "> floor(threshold)"; padding trits bundle to 0.
-        return _gpu.bundle(vectors, vectors.shape[-1] * 4, threshold=int(np.floor(threshold)), packed=packed)
     if isinstance(vectors, (list, tuple)):
         if not vectors:
             raise ValueError("vectors: need at least one vector to bundle")
@@ -106,32 +87,16 @@ def bundle(vectors: Union[Any, Sequence[Any]], threshold: float = 0.0, packed: b
         if all(is_torch(v) for v in vectors):
             import torch
 
-            return bundle(torch.stack(list(vectors)), threshold, packed)
-        vectors = np.stack([np.asarray(v) for v in vectors])
-    arr, wrap = _packed(vectors, "vectors")
-    if arr.ndim < 2:
-        raise ValueError(f"vectors: expected packed rows (n, bytes), got shape {arr.shape}")
-    if arr.shape[-2] == 0:
+            vectors = torch.stack(list(vectors))
+        else:
+            vectors = np.stack([np.asarray(v) for v in vectors])
+    vectors = _packed(vectors, "vectors")
+    if vectors.ndim < 2:
+        raise ValueError(f"vectors: expected packed rows (n, bytes), got shape {tuple(vectors.shape)}")
+    if vectors.shape[-2] == 0:
         raise ValueError("vectors: need at least one vector to bundle")
-    lead = arr.shape[:-2]
-    groups = int(np.prod(lead, dtype=np.int64))
-    rows = np.ascontiguousarray(arr).reshape(groups, arr.shape[-2], arr.shape[-1])
-    if not packed:
-        return wrap(_bundle_sums(rows).reshape(lead + (4 * arr.shape[-1],)))
-    out = _core.bundle_rows(rows, float(threshold))
-    return wrap(out.reshape(lead + (arr.shape[-1],)))
-
-
-def _bundle_sums(rows: np.ndarray) -> np.ndarray:
-    """int32 sums (groups, 4 * B) of packed rows (groups, n, B), unpacked a block of rows at a time."""
-    from .packing import unpack_ternary
-
-    groups, n, width = rows.shape
-    sums = np.zeros((groups, 4 * width), np.int32)
-    step = max(1, (1 << 22) // max(4 * width, 1))
-    for r0 in range(0, n, step):
-        sums += unpack_ternary(rows[:, r0:r0 + step], 4 * width).sum(axis=1, dtype=np.int32)
-    return sums
+    # Sums are integers, so "> threshold" is "> floor(threshold)"; padding trits bundle to 0.
+    return backend(vectors=vectors).bundle(vectors, 4 * vectors.shape[-1], int(np.floor(threshold)), bool(packed))
 
 
 def permute(a: Any, k: int, dim: int) -> Any:
@@ -151,12 +116,7 @@ def permute(a: Any, k: int, dim: int) -> Any:
     """
     k = check_int(k, "k")
     dim = check_int(dim, "dim", 1)
-    if is_cuda(a):
-        from .kernels import dispatch as _gpu
-
-        return _gpu.permute(a, k, dim)
-    arr, wrap = _packed(a, "a")
-    if arr.shape[-1] != (dim + 3) // 4:
-        raise ValueError(f"a: rows have {arr.shape[-1]} bytes but dim={dim} needs {(dim + 3) // 4}")
-    rows = np.ascontiguousarray(arr).reshape(-1, arr.shape[-1])
-    return wrap(_core.permute_rows(rows, k % dim, dim).reshape(arr.shape))
+    a = _packed(a, "a")
+    if a.shape[-1] != (dim + 3) // 4:
+        raise ValueError(f"a: rows have {a.shape[-1]} bytes but dim={dim} needs {(dim + 3) // 4}")
+    return backend(a=a).permute(a, k, dim)

@@ -5,28 +5,11 @@
 ``+1 if h > thr, -1 if h < -thr, else 0`` (the modes of :func:`ternhd.quantize`), packed 4 trits per
 byte.
 
-How the CPU path runs (so the ``N x dim`` float matrix never exists):
-
-* ``"gaussian"``: rows are encoded in blocks of ``batch_size`` rows. Each block's product comes
-  from a well-kept GEMM library (``TERNHD_GEMM``): by default oneDNN through torch when torch is
-  installed (``P`` pre-packed once in oneDNN's weight layout, ``mkldnn::_linear_pointwise`` per
-  block, the path torch's compiler uses for CPU linear layers; falls back to the public
-  ``aten::mkldnn_linear``), else ``numpy.matmul`` (OpenBLAS); ``torch.matmul`` (MKL) on request.
-  Blocks hold 16 MiB of float output (1024 rows at ``dim=4096``; 32 MiB for numpy/torch). The
-  native epilogue (``_core.encode_epilogue``) then computes each row's threshold, quantizes and
-  packs the block (AVX-512: about 1 us per row of 4096, a few percent of the product). Why: a
-  home-made GEMM would not beat these libraries, so the product stays in one; and on the 2-core
-  development machine (AMD EPYC, AVX-512) oneDNN runs its AVX-512 kernel (``brg_matmul:avx512_core``)
-  while numpy's OpenBLAS selects its Haswell (AVX2) kernels there and torch's MKL ran no faster.
-  Pre-packing matters: a block product that re-packs ``P`` on every call (numpy, torch.matmul,
-  ``aten::mkldnn_linear``) loses 25-40% at 256-row blocks and needs 1024-2048-row blocks to match
-  one big product; the pre-packed oneDNN product ran about 2x ``torch.matmul(x, P)`` (medians).
-  The per-row std is computed from the block itself (exact float64 sums over the float32 row);
-  the Gram identity ``var(h) = x G x^T / D - (x . m)^2`` (:meth:`HDCEncoder.gram_row_std`) would cost
-  ``in_dim^2`` extra multiply-adds per row (19% of the product at 768 -> 4096), so it is only used
-  where a statistic is needed before any block exists: ``threshold="batch"``.
-* ``"srht"`` and ``"sparse"``: the projection itself runs natively (fast Walsh-Hadamard transform,
-  or 16-row blocks of sparse column sums) and feeds the same epilogue.
+The CPU path never holds the ``N x dim`` float matrix: ``"gaussian"`` rows are projected in blocks
+by a BLAS (:mod:`ternhd.gemm`), and the native epilogue (``_core.encode_epilogue``) thresholds,
+quantizes and packs each block. ``"srht"`` (fast Walsh-Hadamard transforms) and ``"sparse"``
+(sparse column sums) run their projection natively and feed the same epilogue. CUDA tensors go to
+the fused Triton encoder (``ternhd.kernels.encode``) through the device seam.
 
 Threshold modes and passes: ``"std"``, a fixed threshold and ``sparsity=s`` are per row and need one
 pass (the exact per-row ``round(s * dim)``-th smallest ``|h|`` is selected inside the block).
@@ -45,55 +28,17 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _core
-from ._arrays import check_int, is_cuda, is_torch, to_numpy
+from . import _core, _cpu, gemm
+from ._arrays import as_array, check_int, is_torch, to_numpy
+from ._device import backend
 from .projections import (PROJECTIONS, check_density, gaussian_projection, sparse_projection, sparse_spec,
                           srht_projection, srht_spec)
-from .quantize import _check_mode
+from .quantize import check_mode
 
 __all__ = ["HDCEncoder", "gaussian_projection"]
 
 _FORMAT = "ternhd.HDCEncoder"
 _FORMAT_VERSION = 1
-# Default float output per dense block, by GEMM backend (see the module docstring).
-_BLOCK_BYTES = {"onednn": 16 << 20, "torch": 32 << 20, "numpy": 32 << 20}
-_GEMMS = ("auto", "onednn", "torch", "numpy")
-_ONEDNN_PREPACK = True  # try the pre-packed oneDNN weight first (see HDCEncoder._onednn_linear)
-
-
-def _gemm_backend() -> str:
-    """BLAS for the dense block products, from ``TERNHD_GEMM`` (default ``auto``): ``onednn``
-    (torch's oneDNN inner product, ``aten::mkldnn_linear``), ``torch`` (``torch.matmul``: MKL in the
-    x86 wheels) or ``numpy`` (``numpy.matmul``: OpenBLAS in the wheels). ``auto`` is ``onednn`` when torch with oneDNN
-    imports, else ``numpy``."""
-    name = os.environ.get("TERNHD_GEMM", "auto").strip().lower()
-    if name not in _GEMMS:
-        raise ValueError(f"TERNHD_GEMM: expected one of {_GEMMS}, got {name!r}")
-    if name in ("auto", "onednn"):
-        torch = _torch()
-        ok = torch is not None and bool(torch.backends.mkldnn.is_available()) and _has_op(torch, "mkldnn_linear")
-        if not ok and name == "onednn":
-            raise ValueError("TERNHD_GEMM: 'onednn' needs torch built with oneDNN (mkldnn)")
-        return "onednn" if ok else "numpy"
-    if name == "torch" and _torch() is None:
-        raise ValueError("TERNHD_GEMM: 'torch' needs torch installed")
-    return name
-
-
-def _has_op(torch, name: str) -> bool:
-    try:
-        getattr(torch.ops.aten, name)
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without the op
-        return False
-    return True
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is optional
-        return None
-    return torch
 
 
 class HDCEncoder:
@@ -125,7 +70,7 @@ class HDCEncoder:
         self.in_dim = check_int(in_dim, "in_dim", 1)
         self.dim = check_int(dim, "dim", 1)
         self.seed = check_int(seed, "seed", 0)
-        _check_mode(tau, threshold, sparsity)
+        check_mode(tau, threshold, sparsity)
         if not isinstance(projection, str) or projection not in PROJECTIONS:
             raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
         if density is not None and projection != "sparse":
@@ -224,8 +169,10 @@ class HDCEncoder:
             width = (self.dim + 3) // 4 if packed else self.dim
             res = np.concatenate(parts) if parts else np.zeros((0, width), np.uint8 if packed else np.int8)
             return (wrap or _identity)(res)
-        if is_cuda(x):
-            return self._encode_gpu(x, packed)
+        x = as_array(x, "x")
+        impl = backend(x=x)
+        if impl is not _cpu:
+            return self._encode_device(impl, x, packed)
         arr, wrap = self._input(x)
         return wrap(self._encode_array(arr, packed, batch_size, _bar(progress, len(arr))))
 
@@ -255,22 +202,22 @@ class HDCEncoder:
             if bar is not None:
                 bar.close()
 
-    def _encode_gpu(self, x: Any, packed: bool) -> Any:
-        """CUDA tensors: the Triton encoder of ``ternhd.kernels`` with this encoder's matrix (prepared
-        once per device and cached)."""
-        from .kernels import dispatch as _gpu
-
+    def _encode_device(self, impl: Any, x: Any, packed: bool) -> Any:
+        """A device tensor: the fused encoder of the device's implementation with this encoder's
+        matrix (prepared once per device and cached)."""
+        if x.ndim != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"x: expected a 2-D array of shape (N, {self.in_dim}), got shape {tuple(x.shape)}")
         key = str(x.device)
         if key not in self._gpu_proj:
             import torch
 
             # float32 operands, so GPU codes match the CPU encoder's up to rounding near the threshold
-            self._gpu_proj[key] = _gpu.prepare_projection(self._matrix(), dtype=torch.float32, device=x.device)
-        return _gpu.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
+            self._gpu_proj[key] = impl.prepare_projection(self._matrix(), dtype=torch.float32, device=x.device)
+        return impl.encode(x, self._gpu_proj[key], tau=self.tau, threshold=self.threshold, sparsity=self.sparsity,
                            packed=packed)
 
     def _input(self, x: Any, name: str = "x") -> Tuple[np.ndarray, Any]:
-        if is_cuda(x):
+        if backend(**{name: x}) is not _cpu:
             raise TypeError(f"{name}: CUDA batches inside an iterable are not supported; pass CUDA tensors directly")
         arr, wrap = to_numpy(x, name)
         return self._check_x(arr, name), wrap
@@ -314,8 +261,7 @@ class HDCEncoder:
     def _encode_array(self, arr: np.ndarray, packed: bool, batch_size: Optional[int], bar) -> np.ndarray:
         n = arr.shape[0]
         if batch_size is None:
-            batch_size = max(16, _BLOCK_BYTES[_gemm_backend()] // (4 * self.dim)) \
-                if self.projection == "gaussian" else 1024
+            batch_size = gemm.block_rows(gemm.gemm_backend(), self.dim) if self.projection == "gaussian" else 1024
         out = np.empty((n, (self.dim + 3) // 4) if packed else (n, self.dim), np.uint8 if packed else np.int8)
         if n == 0:
             return out
@@ -338,72 +284,15 @@ class HDCEncoder:
         return out
 
     def _dense_runner(self, rows: int, mode: int, thr: float, kz: int):
-        p = self._matrix()
         dim, tau = self.dim, self.tau
-        backend = _gemm_backend()
-        if backend == "onednn":
-            torch = _torch()
-            linear = self._onednn_linear(max(16, _BLOCK_BYTES["onednn"] // (4 * dim)))
+        name = gemm.gemm_backend()
+        if name == "onednn" and self._onednn is None:
+            self._onednn = gemm.onednn_linear(self._matrix())  # built once per encoder
+        product = gemm.block_product(self._matrix(), rows, name, self._onednn)
 
-            def run(xb: np.ndarray, ob: np.ndarray) -> None:
-                with torch.no_grad():
-                    hb = linear(torch.from_numpy(xb)).contiguous()
-                _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
-        elif backend == "torch":
-            torch = _torch()
-            pt = torch.from_numpy(p)
-            buf = torch.empty((rows, dim), dtype=torch.float32)
-
-            def run(xb: np.ndarray, ob: np.ndarray) -> None:
-                hb = buf[:len(xb)]
-                torch.matmul(torch.from_numpy(xb), pt, out=hb)
-                _core.encode_epilogue(hb.numpy(), dim, ob, mode, tau, thr, kz)
-        else:
-            nbuf = np.empty((rows, dim), dtype=np.float32)
-
-            def run(xb: np.ndarray, ob: np.ndarray) -> None:
-                hb = nbuf[:len(xb)]
-                np.matmul(xb, p, out=hb)
-                _core.encode_epilogue(hb, dim, ob, mode, tau, thr, kz)
+        def run(xb: np.ndarray, ob: np.ndarray) -> None:
+            _core.encode_epilogue(product(xb), dim, ob, mode, tau, thr, kz)
         return run
-
-    def _onednn_linear(self, rows_hint: int):
-        """``x -> x @ P`` (dense float32 in and out) through oneDNN, built once and cached.
-
-        Preferred: ``P`` pre-packed once into oneDNN's blocked weight layout
-        (``mkldnn::_reorder_linear_weight``) and ``mkldnn::_linear_pointwise`` on dense blocks, the
-        path torch's own compiler uses for CPU linear layers: no per-call weight re-packing, no
-        input/output layout copies. These ops are internal to torch, so they are probed once and,
-        if missing or failing on this build, the public ``aten::mkldnn_linear`` (re-packs per call,
-        converts layouts) is used instead."""
-        if self._onednn is None:
-            torch = _torch()
-            w = torch.from_numpy(np.ascontiguousarray(self._p.T))
-            linear = None
-            if _ONEDNN_PREPACK:
-                try:
-                    packed = torch.ops.mkldnn._reorder_linear_weight(w, max(1, rows_hint))
-                    op = torch.ops.mkldnn._linear_pointwise
-
-                    def prepacked(xt):
-                        return op(xt, packed, None, "none", [], "")
-
-                    probe = torch.ones((3, self.in_dim), dtype=torch.float32)
-                    got = prepacked(probe)
-                    want = probe @ torch.from_numpy(self._p)
-                    if tuple(got.shape) == (3, self.dim) and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5)):
-                        linear = prepacked
-                except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - other torch builds
-                    linear = None
-            if linear is None:
-                weight = w.to_mkldnn()
-                plain_op = torch.ops.aten.mkldnn_linear
-
-                def linear(xt):
-                    return plain_op(xt.to_mkldnn(), weight, None).to_dense()
-
-            self._onednn = linear
-        return self._onednn
 
     def _structured_runner(self, mode: int, thr: float, kz: int):
         spec = self._structured()

@@ -1,6 +1,6 @@
 """Ternary quantization of real-valued vectors: ``+1 if x > thr, -1 if x < -thr, else 0``.
 
-Threshold modes (DESIGN.md, "Quantization"):
+Threshold modes (docs/FORMAT.md, "Quantization"):
 
 * ``threshold="std"`` (default): ``thr = tau * std(row)`` per row (population std, ddof=0), so a
   vector's code never depends on the rest of the batch;
@@ -15,24 +15,13 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _core
-from ._arrays import is_cuda, to_numpy
+from ._arrays import as_array, dtype_kind, dtype_name
+from ._device import backend
 
-__all__ = ["quantize", "row_thresholds"]
-
-
-def _as_float(arr: np.ndarray, name: str = "x") -> np.ndarray:
-    if arr.dtype in (np.float32, np.float64):
-        return np.ascontiguousarray(arr)
-    kind = arr.dtype.kind
-    if kind == "f":  # float16 and friends
-        return np.ascontiguousarray(arr, dtype=np.float32)
-    if kind in "iub":
-        return np.ascontiguousarray(arr, dtype=np.float64)
-    raise TypeError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
+__all__ = ["quantize", "check_mode"]
 
 
-def _check_mode(tau: float, threshold: Union[str, float], sparsity: Optional[float]) -> None:
+def check_mode(tau: float, threshold: Union[str, float], sparsity: Optional[float]) -> None:
     if sparsity is not None:
         if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.floating, np.integer)):
             raise TypeError(f"sparsity: expected a float in [0, 1], got {type(sparsity).__name__}")
@@ -54,28 +43,6 @@ def _check_mode(tau: float, threshold: Union[str, float], sparsity: Optional[flo
         raise ValueError(f"threshold: must be finite and non-negative, got {threshold}")
 
 
-def row_thresholds(x2: np.ndarray, tau: float = 0.3, threshold: Union[str, float] = "std",
-                   sparsity: Optional[float] = None) -> np.ndarray:
-    """Per-row thresholds (float64, shape (rows,)) for a C-contiguous float32/float64 (rows, D)."""
-    rows, dim = x2.shape
-    if sparsity is not None:
-        k = int(round(float(sparsity) * dim))
-        if not np.isfinite(x2).all():
-            raise ValueError("x: contains NaN or Inf")
-        if k == 0 or rows == 0:
-            return np.zeros(rows)
-        return np.partition(np.abs(x2), k - 1, axis=1)[:, k - 1].astype(np.float64)
-    if threshold == "std":
-        return float(tau) * _core.row_std(x2.reshape(-1), rows, dim)
-    if threshold == "batch":
-        if x2.size == 0:
-            return np.zeros(rows)
-        if not np.isfinite(x2).all():
-            raise ValueError("x: contains NaN or Inf")
-        return np.full(rows, float(tau) * float(x2.astype(np.float64, copy=False).std()))
-    return np.full(rows, float(threshold))
-
-
 def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std",
              sparsity: Optional[float] = None, packed: bool = False) -> Any:
     """Quantize real values to ternary.
@@ -95,18 +62,10 @@ def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std",
     Raises:
         ValueError: NaN/Inf in ``x``, bad mode arguments, 0-d input. TypeError: non-real dtype.
     """
-    _check_mode(tau, threshold, sparsity)
-    if is_cuda(x):
-        from .kernels import dispatch as _gpu
-
-        return _gpu.quantize(x, tau=tau, threshold=threshold, sparsity=sparsity, packed=packed)
-    arr, wrap = to_numpy(x, "x")
-    if arr.ndim == 0:
+    check_mode(tau, threshold, sparsity)
+    x = as_array(x, "x")
+    if dtype_kind(x) not in "biuf":
+        raise TypeError(f"x: expected a real-valued array, got dtype {dtype_name(x)}")
+    if x.ndim == 0:
         raise ValueError("x: expected at least 1 dimension (..., D), got a scalar")
-    arr = _as_float(arr)
-    dim = arr.shape[-1]
-    x2 = arr.reshape(-1, dim)
-    thr = np.ascontiguousarray(row_thresholds(x2, tau, threshold, sparsity), dtype=np.float64)
-    out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
-    width = (dim + 3) // 4 if packed else dim
-    return wrap(out.reshape(arr.shape[:-1] + (width,)))
+    return backend(x=x).quantize(x, tau, threshold, sparsity, bool(packed))

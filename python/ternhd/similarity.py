@@ -17,8 +17,8 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from . import _core
-from ._arrays import check_int, check_packed, is_cuda, to_numpy
+from ._arrays import as_array, check_int, check_packed_rows
+from ._device import backend
 
 __all__ = ["dot", "cosine", "hamming", "pairwise", "topk", "Index", "METRICS"]
 
@@ -30,29 +30,27 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
 
 
+def _rows(x: Any) -> Any:
+    return x.reshape(1, -1) if x.ndim == 1 else x
+
+
 def pairwise(a: Any, b: Any, metric: str = "cosine") -> Any:
     """All-pairs similarity of packed rows ``a`` (M, B) and ``b`` (N, B) -> (M, N).
 
     int32 for ``"dot"`` and ``"hamming"``, float32 for ``"cosine"``; the input's array type.
     """
     _check_metric(metric)
-    if is_cuda(a) or is_cuda(b):
-        from .kernels import dispatch as _gpu
-
-        return _gpu.pairwise(a, b, metric)
-    na, wrap = to_numpy(a, "a")
-    nb, _ = to_numpy(b, "b")
-    a2, b2 = check_packed(na, "a"), check_packed(nb, "b")
-    if a2.shape[1] != b2.shape[1]:
-        raise ValueError(f"b: packed row width {b2.shape[1]} does not match a's {a2.shape[1]}")
-    out = _core.pairwise(a2, b2, metric)
-    if na.ndim == 1 and nb.ndim == 1:
-        return wrap(out.reshape(()))  # 0-d result for two single rows
-    if na.ndim == 1:
-        out = out[0]
-    elif nb.ndim == 1:
-        out = out[:, 0]
-    return wrap(np.ascontiguousarray(out))
+    a, b = as_array(a, "a"), as_array(b, "b")
+    check_packed_rows(a, "a")
+    check_packed_rows(b, "b")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"b: packed row width {b.shape[-1]} does not match a's {a.shape[-1]}")
+    out = backend(a=a, b=b).pairwise(_rows(a), _rows(b), metric)
+    if a.ndim == 1 and b.ndim == 1:
+        return out.reshape(())  # 0-d result for two single rows
+    if a.ndim == 1:
+        return out[0]
+    return out[:, 0] if b.ndim == 1 else out
 
 
 def dot(a: Any, b: Any) -> Any:
@@ -85,87 +83,79 @@ def topk(queries: Any, database: Any, k: int, metric: str = "cosine") -> Tuple[A
     """
     _check_metric(metric)
     k = check_int(k, "k", 1)
-    if is_cuda(queries) or is_cuda(database):
-        from .kernels import dispatch as _gpu
-
-        return _gpu.topk(queries, database, k, metric)
-    nq, wrap = to_numpy(queries, "queries")
-    nd, _ = to_numpy(database, "database")
-    q2 = check_packed(nq, "queries")
-    d2 = check_packed(nd, "database", allow_1d=False)
-    if q2.shape[1] != d2.shape[1]:
-        raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the database's {d2.shape[1]}")
-    if k > d2.shape[0]:
-        raise ValueError(f"k: {k} exceeds the database size {d2.shape[0]}")
-    scores, idx = _core.topk(q2, d2, k, metric)
-    if nq.ndim == 1:
-        scores, idx = scores[0], idx[0]
-    return wrap(scores), wrap(idx)
+    queries, database = as_array(queries, "queries"), as_array(database, "database")
+    check_packed_rows(queries, "queries")
+    check_packed_rows(database, "database", allow_1d=False)
+    if queries.shape[-1] != database.shape[-1]:
+        raise ValueError(f"queries: packed row width {queries.shape[-1]} does not match the database's "
+                         f"{database.shape[-1]}")
+    if k > database.shape[0]:
+        raise ValueError(f"k: {k} exceeds the database size {database.shape[0]}")
+    scores, idx = backend(queries=queries, database=database).topk(_rows(queries), database, k, metric)
+    return (scores[0], idx[0]) if queries.ndim == 1 else (scores, idx)
 
 
 class Index:
-    """A packed database kept ready for repeated searches: in the native bit-plane layout, or for a
-    CUDA tensor on its GPU (``ternhd.kernels.Index``: validated once, row norms cached).
+    """A packed database kept ready for repeated searches, on the device it was given.
+
+    ``Index(database)`` builds the implementation for the database's device: the CPU index keeps
+    it in the native bit-plane layout (:class:`ternhd._cpu.Index`); a CUDA tensor stays on its GPU,
+    validated once with its row norms cached (:class:`ternhd.kernels.Index`).
 
     >>> index = Index(database_packed)           # uint8 (N, B)
     >>> scores, ids = index.topk(queries, k=10)  # cosine by default
 
     ``keep_unpacked=True`` (CUDA only) also keeps the unpacked database that large query batches
     multiply against (four times the packed size) instead of unpacking it in every call.
+
+    Both implementations offer ``topk(queries, k, metric)``, ``pairwise(queries, metric)``,
+    ``norms`` (int32 non-zeros per row), ``nbytes`` (bytes per row) and ``len``; 1-D queries give
+    1-D results, as with :func:`topk` and :func:`pairwise`.
     """
 
     def __init__(self, database: Any, *, keep_unpacked: bool = False):
-        self._gpu = None
-        if is_cuda(database):
-            from .kernels import dispatch as _gpu
-
-            self._gpu = _gpu.Index(database, keep_unpacked=keep_unpacked)
-            self.nbytes = self._gpu.nbytes
-            return
-        if keep_unpacked:
-            raise ValueError("keep_unpacked: only for a CUDA database (the CPU index keeps bit planes)")
-        arr, _ = to_numpy(database, "database")
-        d2 = check_packed(arr, "database", allow_1d=False)
-        self._planes = _core.PlanesIndex(d2)
-        self.nbytes = d2.shape[1]
+        database = as_array(database, "database")
+        check_packed_rows(database, "database", allow_1d=False)
+        self._backend = backend(database=database)
+        #: the device's index (``ternhd._cpu.Index`` or ``ternhd.kernels.Index``)
+        self.impl = self._backend.Index(database, keep_unpacked=keep_unpacked)
 
     def __len__(self) -> int:
-        return len(self._gpu) if self._gpu is not None else int(self._planes.rows)
+        return len(self.impl)
+
+    def __repr__(self) -> str:
+        return repr(self.impl)
 
     @property
     def norms(self) -> Any:
         """Non-zeros per database row (int32; a CUDA tensor for a CUDA database)."""
-        return self._gpu.norms if self._gpu is not None else self._planes.norms
+        return self.impl.norms
 
-    def _queries(self, queries: Any):
-        if is_cuda(queries):
-            raise ValueError("queries: a CUDA tensor, but the index is on the CPU (build the Index from a CUDA "
-                             "tensor to search on the GPU)")
-        nq, wrap = to_numpy(queries, "queries")
-        q2 = check_packed(nq, "queries")
-        if q2.shape[1] != self.nbytes:
-            raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the index's {self.nbytes}")
-        return nq, q2, wrap
+    @property
+    def nbytes(self) -> int:
+        """Packed bytes per row."""
+        return int(self.impl.nbytes)
+
+    def _queries(self, queries: Any) -> Any:
+        queries = as_array(queries, "queries")
+        check_packed_rows(queries, "queries")
+        if backend(queries=queries) is not self._backend:
+            where = "a CUDA tensor, but the index is on the CPU" if self._backend.__name__ == "ternhd._cpu" \
+                else "not a CUDA tensor, but the index is on a GPU"
+            raise ValueError(f"queries: {where} (build the Index on the device you search on)")
+        return queries
 
     def topk(self, queries: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
         """As :func:`topk` against this database."""
-        if self._gpu is not None:
-            return self._gpu.topk(queries, k, metric)
         _check_metric(metric)
         k = check_int(k, "k", 1)
-        if k > len(self):
-            raise ValueError(f"k: {k} exceeds the database size {len(self)}")
-        nq, q2, wrap = self._queries(queries)
-        scores, idx = self._planes.topk(q2, k, metric)
-        if nq.ndim == 1:
-            scores, idx = scores[0], idx[0]
-        return wrap(scores), wrap(idx)
+        queries = self._queries(queries)
+        scores, idx = self.impl.topk(_rows(queries), k, metric)
+        return (scores[0], idx[0]) if queries.ndim == 1 else (scores, idx)
 
     def pairwise(self, queries: Any, metric: str = "cosine") -> Any:
         """As :func:`pairwise` (queries x database)."""
-        if self._gpu is not None:
-            return self._gpu.pairwise(queries, metric)
         _check_metric(metric)
-        nq, q2, wrap = self._queries(queries)
-        out = self._planes.pairwise(q2, metric)
-        return wrap(out[0] if nq.ndim == 1 else out)
+        queries = self._queries(queries)
+        out = self.impl.pairwise(_rows(queries), metric)
+        return out[0] if queries.ndim == 1 else out

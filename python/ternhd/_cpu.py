@@ -1,0 +1,212 @@
+"""The CPU implementation of every op: numpy glue around the C++ core (``ternhd._core``).
+
+The same ops, with the same signatures, as :mod:`ternhd.kernels.dispatch` (the GPU side of the
+seam in :mod:`ternhd._device`). Arguments arrive validated by the front (shapes, dtypes, scalar
+arguments); numpy arrays come back as numpy arrays and CPU torch tensors as CPU torch tensors.
+The C++ core checks the data itself (invalid codes, trit values, NaN/Inf) as it reads it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import check_packed, is_torch, to_numpy
+
+__all__ = ["pack_ternary", "unpack_ternary", "quantize", "pairwise", "topk", "Index", "bind", "bundle", "permute"]
+
+
+# ----------------------------------------------------------------------------- packing
+def _offset_tables() -> Tuple[np.ndarray, np.ndarray]:
+    # Byte-wise conversion between the sign layout (0 -> 00, +1 -> 01, -1 -> 10) and the offset
+    # layout (stored value t + 1: -1 -> 00, 0 -> 01, +1 -> 10). Code 11 maps to 11 both ways.
+    to_off = {0: 1, 1: 2, 2: 0, 3: 3}
+    to_sign = {v: k for k, v in to_off.items()}
+    b = np.arange(256)
+    s2o = np.zeros(256, np.uint8)
+    o2s = np.zeros(256, np.uint8)
+    for shift in (6, 4, 2, 0):
+        c = (b >> shift) & 3
+        s2o |= (np.vectorize(to_off.get)(c) << shift).astype(np.uint8)
+        o2s |= (np.vectorize(to_sign.get)(c) << shift).astype(np.uint8)
+    return s2o, o2s
+
+
+_SIGN_TO_OFFSET, _OFFSET_TO_SIGN = _offset_tables()
+
+
+def _as_trits(arr: np.ndarray) -> np.ndarray:
+    """int8 trits; other dtypes are accepted when every value is exactly -1, 0 or 1."""
+    if arr.dtype == np.int8:
+        return arr
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int8)
+    if arr.size and not np.isin(arr, (-1, 0, 1)).all():
+        raise ValueError("t: values must be -1, 0 or 1 (use ternhd.quantize for real-valued input)")
+    return arr.astype(np.int8)
+
+
+def pack_ternary(t: Any, layout: str = "sign") -> Any:
+    """int8 (or exact-trit) ``(..., D)`` -> packed uint8 ``(..., ceil(D / 4))``."""
+    arr, wrap = to_numpy(t, "t")
+    trits = np.ascontiguousarray(_as_trits(arr))
+    dim = trits.shape[-1]
+    rows = int(np.prod(trits.shape[:-1], dtype=np.int64))
+    out = _core.pack_rows(trits.reshape(-1), rows, dim).reshape(trits.shape[:-1] + ((dim + 3) // 4,))
+    return wrap(_SIGN_TO_OFFSET[out] if layout == "offset" else out)
+
+
+def unpack_ternary(packed: Any, dim: int, layout: str = "sign") -> Any:
+    """packed uint8 ``(..., ceil(dim / 4))`` -> int8 ``(..., dim)``."""
+    arr, wrap = to_numpy(packed, "packed")
+    arr = np.ascontiguousarray(arr)
+    if layout == "offset":
+        arr = _OFFSET_TO_SIGN[arr]
+    rows = int(np.prod(arr.shape[:-1], dtype=np.int64))
+    out = _core.unpack_rows(arr.reshape(-1), rows, dim)
+    return wrap(out.reshape(arr.shape[:-1] + (dim,)))
+
+
+# ----------------------------------------------------------------------------- quantization
+def _as_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(arr)
+    if arr.dtype.kind == "f":  # float16 and friends
+        return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.ascontiguousarray(arr, dtype=np.float64)  # integers and bool
+
+
+def row_thresholds(x2: np.ndarray, tau: float = 0.3, threshold: Union[str, float] = "std",
+                   sparsity: Optional[float] = None) -> np.ndarray:
+    """Per-row thresholds (float64, shape (rows,)) for a C-contiguous float32/float64 (rows, D)."""
+    rows, dim = x2.shape
+    if sparsity is not None:
+        k = int(round(float(sparsity) * dim))
+        if not np.isfinite(x2).all():
+            raise ValueError("x: contains NaN or Inf")
+        if k == 0 or rows == 0:
+            return np.zeros(rows)
+        return np.partition(np.abs(x2), k - 1, axis=1)[:, k - 1].astype(np.float64)
+    if threshold == "std":
+        return float(tau) * _core.row_std(x2.reshape(-1), rows, dim)
+    if threshold == "batch":
+        if x2.size == 0:
+            return np.zeros(rows)
+        if not np.isfinite(x2).all():
+            raise ValueError("x: contains NaN or Inf")
+        return np.full(rows, float(tau) * float(x2.astype(np.float64, copy=False).std()))
+    return np.full(rows, float(threshold))
+
+
+def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std", sparsity: Optional[float] = None,
+             packed: bool = False) -> Any:
+    """float ``(..., D)`` -> int8 ``(..., D)`` (or packed uint8 ``(..., ceil(D / 4))``)."""
+    arr, wrap = to_numpy(x, "x")
+    arr = _as_float(arr)
+    dim = arr.shape[-1]
+    x2 = arr.reshape(-1, dim)
+    thr = np.ascontiguousarray(row_thresholds(x2, tau, threshold, sparsity), dtype=np.float64)
+    out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
+    width = (dim + 3) // 4 if packed else dim
+    return wrap(out.reshape(arr.shape[:-1] + (width,)))
+
+
+# ----------------------------------------------------------------------------- similarity
+def pairwise(a: Any, b: Any, metric: str = "cosine") -> Any:
+    """packed ``(M, B)`` x ``(N, B)`` -> ``(M, N)`` int32 (dot, hamming) or float32 (cosine)."""
+    na, wrap = to_numpy(a, "a")
+    nb, _ = to_numpy(b, "b")
+    return wrap(_core.pairwise(np.ascontiguousarray(na), np.ascontiguousarray(nb), metric))
+
+
+def topk(queries: Any, database: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
+    """packed ``(M, B)`` against ``(N, B)`` -> scores and int64 indices ``(M, k)``, best first."""
+    nq, wrap = to_numpy(queries, "queries")
+    nd, _ = to_numpy(database, "database")
+    scores, idx = _core.topk(np.ascontiguousarray(nq), np.ascontiguousarray(nd), k, metric)
+    return wrap(scores), wrap(idx)
+
+
+class Index:
+    """A packed database ``(N, B)`` kept in the native bit-plane layout for repeated searches."""
+
+    def __init__(self, database: Any, *, keep_unpacked: bool = False):
+        if keep_unpacked:
+            raise ValueError("keep_unpacked: only for a CUDA database (the CPU index keeps bit planes)")
+        arr, _ = to_numpy(database, "database")
+        d2 = check_packed(arr, "database", allow_1d=False)
+        self._planes = _core.PlanesIndex(d2)
+        self.nbytes = d2.shape[1]
+
+    def __len__(self) -> int:
+        return int(self._planes.rows)
+
+    def __repr__(self) -> str:
+        return f"ternhd.Index({len(self)} rows x {self.nbytes} bytes, CPU bit planes)"
+
+    @property
+    def norms(self) -> np.ndarray:
+        """Non-zeros per database row, int32 ``(N,)``."""
+        return self._planes.norms
+
+    def _queries(self, queries: Any) -> Tuple[np.ndarray, Any]:
+        nq, wrap = to_numpy(queries, "queries")
+        q2 = check_packed(nq, "queries")
+        if q2.shape[1] != self.nbytes:
+            raise ValueError(f"queries: packed row width {q2.shape[1]} does not match the index's {self.nbytes}")
+        return q2, wrap
+
+    def topk(self, queries: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
+        """Packed queries ``(M, B)`` -> scores and int64 indices ``(M, k)``, best first."""
+        if k > len(self):
+            raise ValueError(f"k: {k} exceeds the database size {len(self)}")
+        q2, wrap = self._queries(queries)
+        scores, idx = self._planes.topk(q2, k, metric)
+        return wrap(scores), wrap(idx)
+
+    def pairwise(self, queries: Any, metric: str = "cosine") -> Any:
+        """Packed queries ``(M, B)`` -> scores ``(M, N)``."""
+        q2, wrap = self._queries(queries)
+        return wrap(self._planes.pairwise(q2, metric))
+
+
+# ----------------------------------------------------------------------------- HDC algebra
+def bind(a: Any, b: Any) -> Any:
+    """Element-wise product of packed rows; leading shapes broadcast, the result has their shape."""
+    pa, wrap = to_numpy(a, "a")
+    pb, wrap_b = to_numpy(b, "b")
+    if not is_torch(a):
+        wrap = wrap_b  # a torch tensor on either side makes the result a tensor
+    shape = np.broadcast_shapes(pa.shape, pb.shape)
+    width = shape[-1]
+
+    def rows(p: np.ndarray) -> np.ndarray:
+        if p.shape == shape or p.size == width:
+            return np.ascontiguousarray(p).reshape(-1, width)
+        return np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1, width)
+
+    return wrap(_core.bind_rows(rows(pa), rows(pb)).reshape(shape))
+
+
+def bundle(vectors: Any, dim: int, threshold: int = 0, packed: bool = True) -> Any:
+    """Packed ``(..., n, ceil(dim / 4))`` -> packed ``(..., ceil(dim / 4))`` (or int32 sums
+    ``(..., dim)`` with ``packed=False``)."""
+    arr, wrap = to_numpy(vectors, "vectors")
+    lead, (n, width) = arr.shape[:-2], arr.shape[-2:]
+    groups = int(np.prod(lead, dtype=np.int64))
+    rows = np.ascontiguousarray(arr).reshape(groups, n, width)
+    if not packed:
+        sums = np.zeros((groups, dim), np.int32)
+        step = max(1, (1 << 22) // max(dim, 1))  # unpack a block of rows at a time
+        for r0 in range(0, n, step):
+            sums += unpack_ternary(rows[:, r0:r0 + step], dim).sum(axis=1, dtype=np.int32)
+        return wrap(sums.reshape(lead + (dim,)))
+    return wrap(_core.bundle_rows(rows, float(threshold)).reshape(lead + (width,)))
+
+
+def permute(a: Any, k: int, dim: int) -> Any:
+    """Packed ``(..., ceil(dim / 4))`` rows shifted cyclically by ``k`` trits (same shape)."""
+    arr, wrap = to_numpy(a, "a")
+    rows = np.ascontiguousarray(arr).reshape(-1, arr.shape[-1])
+    return wrap(_core.permute_rows(rows, k % dim, dim).reshape(arr.shape))
