@@ -1,6 +1,6 @@
 """Peak memory of encoding N = 1,000,000 rows (in_dim 384, dim 4096, float32) with HDCEncoder.
 
-Target (ISSUE #3): peak memory <= inputs + packed output + 128 MiB. The script allocates and fills
+Target: peak memory <= inputs + packed output + 128 MiB. The script allocates and fills
 the inputs first (in chunks, so no float64 temporary) and loads the libraries (torch when the GEMM
 backend is oneDNN or torch), then resets the kernel's peak-RSS counter (``/proc/self/clear_refs``,
 Linux) and encodes with a fresh encoder (no warm-up: generating the projection matrix, the GEMM

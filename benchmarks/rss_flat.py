@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ternhd.set_num_threads(1)
     worst = 0.0
-    print(f"| kernel | calls | RSS after warm-up (MiB) | RSS after (MiB) | growth (MiB) | time (s) |")
+    print("| kernel | calls | RSS after warm-up (MiB) | RSS after (MiB) | growth (MiB) | time (s) |")
     print("|---|---|---|---|---|---|")
     for name, fn in kernels().items():
         for _ in range(1000):

@@ -133,8 +133,10 @@ def main(argv=None) -> int:
     for metric, name in ((1, "cosine"), (0, "dot")):
         out = "*fp32" if metric == 1 else "*i32"
         for cfg in [S.INT8_CONFIG] if args.quick else S.GEMM_CANDIDATES:
-            add("gemm int8", name, cfg, S._gemm_kernel, {**gemm, "out_ptr": out}, dict(METRIC=metric, KEY=False, FP8=False))
-            add("gemm fp8", name, cfg, S._gemm_kernel, {**gemm, "out_ptr": out, "a_ptr": "*fp8e4nv", "b_ptr": "*fp8e4nv"},
+            add("gemm int8", name, cfg, S._gemm_kernel, {**gemm, "out_ptr": out},
+                dict(METRIC=metric, KEY=False, FP8=False))
+            add("gemm fp8", name, cfg, S._gemm_kernel,
+                {**gemm, "out_ptr": out, "a_ptr": "*fp8e4nv", "b_ptr": "*fp8e4nv"},
                 dict(METRIC=metric, KEY=False, FP8=True))
     for cfg in [] if args.quick else S.GEMM_TMA_CANDIDATES:
         c = {k: v for k, v in cfg.items() if k != "TMA"}

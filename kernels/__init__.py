@@ -23,8 +23,25 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import dispatch
 from ._util import interpreting
-from .dispatch import (Index, Projection, bind, bundle, cosine, dot, encode, encode_stats, hamming, pack_ternary,
-                       pairwise, permute, prepare_projection, quantize, row_norms, topk, unpack_ternary)
+from .dispatch import (
+    Index,
+    Projection,
+    bind,
+    bundle,
+    cosine,
+    dot,
+    encode,
+    encode_stats,
+    hamming,
+    pack_ternary,
+    pairwise,
+    permute,
+    prepare_projection,
+    quantize,
+    row_norms,
+    topk,
+    unpack_ternary,
+)
 
 __all__ = ["dispatch", "interpreting", "pack_ternary", "unpack_ternary", "quantize", "pairwise", "dot", "cosine",
            "hamming", "topk", "Index", "row_norms", "encode", "encode_stats", "prepare_projection", "Projection",

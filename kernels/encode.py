@@ -3,7 +3,7 @@ the epilogue. The ``N x D`` float projection never reaches global memory; only t
 ``N x ceil(D/4)`` bytes are written.
 
 ``h = x @ P`` with ``P`` ``(d, D)``. The per-row threshold ``tau * std(h_row)`` is known before ``h``
-is formed (DESIGN.md, the Gram trick): with ``G = P Pᵀ`` and ``m = P 1 / D``,
+is formed (docs/FORMAT.md, the Gram identity): with ``G = P Pᵀ`` and ``m = P 1 / D``,
 ``mean(h) = x·m`` and ``var(h) = xᵀ G x / D - (x·m)²``. A small stats kernel computes them
 (``O(N d²)``, ``d / D`` of the projection's work; it also writes the thresholds and flags NaN /
 Inf), then the encode kernel forms each tile of ``h`` as one wide product whose four column blocks
@@ -26,8 +26,18 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import (autotune_enabled, check_tensor, grouped_tile, interpreting, launch, new_flag, raise_flag,
-                    raise_if, size_class, tune)
+from ._util import (
+    autotune_enabled,
+    check_tensor,
+    grouped_tile,
+    interpreting,
+    launch,
+    new_flag,
+    raise_flag,
+    raise_if,
+    size_class,
+    tune,
+)
 
 __all__ = ["Projection", "prepare_projection", "encode", "encode_stats"]
 

@@ -13,8 +13,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .similarity import _as_packed, _check_metric, _method, _pairwise_rows, _topk_rows, _unpacked, row_norms
 from ._util import check_int
+from .similarity import _as_packed, _check_metric, _method, _pairwise_rows, _topk_rows, _unpacked, row_norms
 
 __all__ = ["Index"]
 

@@ -1,4 +1,4 @@
-"""2-bit packing and unpacking of ternary rows (the normative layout of DESIGN.md) in Triton.
+"""2-bit packing and unpacking of ternary rows (the normative layout of docs/FORMAT.md) in Triton.
 
 Trit ``i`` of a row lives in byte ``i // 4`` at bit offset ``6 - 2 * (i % 4)``. ``layout="sign"``:
 codes 0 -> ``00``, +1 -> ``01``, -1 -> ``10``; ``layout="offset"``: the stored code is ``t + 1``.

@@ -10,7 +10,6 @@ one pass per bit over the row, which stays in L1, instead of a sort).
 from __future__ import annotations
 
 import math
-
 from typing import Optional, Union
 
 import torch

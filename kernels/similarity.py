@@ -38,8 +38,21 @@ import torch
 import triton
 import triton.language as tl
 
-from ._util import (autotune_enabled, check_int, check_tensor, grouped_tile, hw_popcount, interpreting, launch,
-                    new_flag, popcount32, raise_flag, raise_if, size_class, tune)
+from ._util import (
+    autotune_enabled,
+    check_int,
+    check_tensor,
+    grouped_tile,
+    hw_popcount,
+    interpreting,
+    launch,
+    new_flag,
+    popcount32,
+    raise_flag,
+    raise_if,
+    size_class,
+    tune,
+)
 
 __all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "tma_supported", "METRICS",
            "METHODS", "SCAN_MAX_QUERIES"]

@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from bad_input_matrix import entries, markdown
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"

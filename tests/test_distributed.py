@@ -208,7 +208,7 @@ def train_one(mode: str, rank: int, world: int, cfg: dict) -> dict:
     bs = cfg["batch"]
     steps = cfg["epochs"] * (xs.shape[0] // bs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    for epoch in range(cfg["epochs"]):
+    for _epoch in range(cfg["epochs"]):
         perm = torch.randperm(xs.shape[0], generator=g)
         for i in range(0, xs.shape[0] - bs + 1, bs):
             idx = perm[i:i + bs]

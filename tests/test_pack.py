@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import random_trits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -9,13 +10,11 @@ from hypothesis.extra import numpy as hnp
 import ternhd
 from ternhd import reference as ref
 
-from conftest import random_trits
-
 DIMS = [1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 127, 129, 255, 257, 511, 513, 1000, 4096, 4099]
 
 
 def test_layout_is_the_design_example():
-    # DESIGN.md: pack_ternary([1, 0, -1, 1]) is the byte 0b01001001 (73).
+    # docs/FORMAT.md: pack_ternary([1, 0, -1, 1]) is the byte 0b01001001 (73).
     out = ternhd.pack_ternary(np.array([1, 0, -1, 1], dtype=np.int8))
     assert out.dtype == np.uint8 and out.tolist() == [73]
 
@@ -61,7 +60,8 @@ def test_large_aligned_and_unaligned_matrices(simd, rng):
 
 
 @settings(max_examples=60, deadline=None)
-@given(t=hnp.arrays(np.int8, hnp.array_shapes(min_dims=1, max_dims=3, max_side=70), elements=st.sampled_from([-1, 0, 1])))
+@given(t=hnp.arrays(np.int8, hnp.array_shapes(min_dims=1, max_dims=3, max_side=70),
+                   elements=st.sampled_from([-1, 0, 1])))
 def test_roundtrip_property(t):
     for path in ternhd.simd_paths():
         with ternhd.use_simd(path):

@@ -1,6 +1,5 @@
 """Reliability of the native core: concurrent callers, GIL release, determinism across SIMD paths,
 thread counts and processes, and the sanitizer log scanner used by CI."""
-import hashlib
 import subprocess
 import sys
 import threading

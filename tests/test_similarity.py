@@ -2,13 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import random_trits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ternhd
 from ternhd import reference as ref
-
-from conftest import random_trits
 
 DIMS = [1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513, 1000, 2051]
 METRICS = ["dot", "cosine", "hamming"]
@@ -64,7 +63,8 @@ def test_self_similarity_and_extremes(simd, rng):
 
 
 @settings(max_examples=40, deadline=None)
-@given(dim=st.integers(1, 700), m=st.integers(0, 6), n=st.integers(0, 6), pz=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))
+@given(dim=st.integers(1, 700), m=st.integers(0, 6), n=st.integers(0, 6), pz=st.floats(0, 1),
+       seed=st.integers(0, 2**32 - 1))
 def test_pairwise_property(dim, m, n, pz, seed):
     rng = np.random.default_rng(seed)
     a, b = packed(rng, m, dim, pz), packed(rng, n, dim, pz)

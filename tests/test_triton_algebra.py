@@ -60,7 +60,8 @@ def test_bundle(dim, n):
     for thr in (0, 1, 3):
         want = ((sums > thr).astype(np.int8) - (sums < -thr).astype(np.int8)).astype(np.int8)
         np.testing.assert_array_equal(K.bundle(dev(v), dim, threshold=thr).cpu().numpy(), R.pack_ternary(want))
-    np.testing.assert_array_equal(K.bundle(dev(v[0]), dim).cpu().numpy(), R.pack_ternary(np.sign(sums[0]).astype(np.int8)))
+    np.testing.assert_array_equal(K.bundle(dev(v[0]), dim).cpu().numpy(),
+                                  R.pack_ternary(np.sign(sums[0]).astype(np.int8)))
 
 
 @pytest.mark.parametrize("dim", [6, 64, 1029])

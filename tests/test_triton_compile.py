@@ -100,7 +100,8 @@ SCRIPT = textwrap.dedent('''
                                  threshold="i32"), dict(PACKED=True, BLOCK=256))
     for cfg in E.ENCODE_CANDIDATES:
         build(E._encode_kernel, dict(x_ptr="*bf16", w_ptr="*bf16", thr_ptr="*fp32", out_ptr="*u8", N="i32", d="i32",
-                                     B="i32", Bp="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False, GROUP=64), cfg)
+                                     B="i32", Bp="i32", stride_x="i32"),
+              dict(DT=tl.bfloat16, UPCAST=False, GROUP=64), cfg)
     build(E._encode_kernel, dict(x_ptr="*fp32", w_ptr="*bf16", thr_ptr="*fp32", out_ptr="*u8", N="i32", d="i32",
                                  B="i32", Bp="i32", stride_x="i32"), dict(DT=tl.bfloat16, UPCAST=False, GROUP=64),
           {**E.ENCODE_CONFIG, "num_stages": 2})

@@ -13,9 +13,10 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("no CUDA device and TRITON_INTERPRET is not set", allow_module_level=True)
 
+from test_triton_similarity import dev, need, packed  # noqa: E402
+
 import ternhd  # noqa: E402
 from ternhd import kernels as K  # noqa: E402
-from test_triton_similarity import dev, need, packed  # noqa: E402
 
 COMPILED = DEVICE == "cuda" and not K.interpreting()
 METRICS = ["dot", "cosine", "hamming"]

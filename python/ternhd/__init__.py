@@ -6,16 +6,14 @@ array([73], dtype=uint8)
 """
 from __future__ import annotations
 
-from . import _core
+from . import _core, distributed, knowledge, packet  # distributed imports torch lazily
 from .algebra import bind, bundle, permute
-from .backend import (backend_info, get_num_threads, get_simd, set_num_threads, set_simd, simd_paths,
-                      use_simd)
+from .backend import backend_info, get_num_threads, get_simd, set_num_threads, set_simd, simd_paths, use_simd
 from .encoder import HDCEncoder
+from .packet import PacketError
 from .packing import pack_ternary, packed_width, unpack_ternary
 from .quantize import quantize
 from .similarity import Index, cosine, dot, hamming, pairwise, topk
-from . import distributed, knowledge, packet  # noqa: E402  (distributed imports torch lazily)
-from .packet import PacketError
 
 __version__ = _core.__version__
 

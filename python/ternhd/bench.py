@@ -16,12 +16,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 import ternhd
+
 from . import reference
 
 __all__ = ["Case", "similarity_cases", "topk_cases", "pack_cases", "quantize_cases", "all_cases", "TARGETS",
-           "ABSOLUTE_TARGETS", "encode_cases", "algebra_cases", "naive_numpy_encode", "time_case", "run", "format_table", "machine"]
+           "ABSOLUTE_TARGETS", "encode_cases", "algebra_cases", "naive_numpy_encode", "time_case", "run",
+           "format_table", "machine"]
 
-# (group, ternhd case, baseline case) -> minimum throughput ratio (ISSUE #2, DESIGN.md)
+# (group, ternhd case, baseline case) -> the minimum throughput ratio of the ternhd case over the
+# baseline on the same work in the same run: similarity and search beat float GEMM and faiss binary
 TARGETS: Dict[Tuple[str, str, str], float] = {
     ("cosine", "ternhd.cosine", "torch-f32-matmul"): 2.5,
     ("cosine", "ternhd.cosine", "faiss-binary-top10"): 1.8,
@@ -90,7 +93,7 @@ def similarity_cases(m: int = 256, n: int = 20000, dim: int = 4096, seed: int = 
 
 
 def _numpy_popcount_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The 2-bit formula of DESIGN.md with numpy: dot = pc(A & B) - pc(A & swap(B))."""
+    """The 2-bit formula of docs/FORMAT.md with numpy: dot = pc(A & B) - pc(A & swap(B))."""
     b64 = b.view(np.uint64)
     a64 = a.view(np.uint64)
     ev = np.uint64(0x5555555555555555)
@@ -162,7 +165,7 @@ def quantize_cases(rows: int = 8192, dim: int = 4096, seed: int = 3) -> List[Cas
     ]
 
 
-# ----------------------------------------------------------------------------- encoder (issue #3)
+# ----------------------------------------------------------------------------- fused encoder
 # Fused encode at the paper's shape: in_dim = 768, dim = 4096, float32, N = 8192. Throughput is in
 # output trits per second. The gaussian encode runs its block products on torch's oneDNN by
 # default (ternhd.encoder); the numpy-GEMM case shows the same encode on numpy's BLAS.
@@ -229,7 +232,7 @@ def encode_cases(n: int = 8192, in_dim: int = 768, dim: int = 4096, seed: int = 
 
 
 
-# ----------------------------------------------------------------------------- HDC algebra (issue #3)
+# ----------------------------------------------------------------------------- HDC algebra
 ALGEBRA_DIM = 4096
 
 
@@ -373,7 +376,8 @@ def add_arguments(parser) -> None:
     """Arguments of ``ternhd bench``."""
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds instead of a minute)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
-    parser.add_argument("--group", action="append", choices=["cosine", "top10", "pack", "unpack", "quantize", "encode", "bind", "bundle", "permute"],
+    groups = ["cosine", "top10", "pack", "unpack", "quantize", "encode", "bind", "bundle", "permute"]
+    parser.add_argument("--group", action="append", choices=groups,
                         help="only these groups (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and target checks as JSON")
 

@@ -1,7 +1,7 @@
 """Ternary compression of training-sync payloads on ``torch.distributed``.
 
 A float tensor is flattened and cut into chunks of ``chunk`` values (default 256). Each chunk is
-sent as ``chunk`` trits in the 2-bit layout of DESIGN.md plus one float32 scale:
+sent as ``chunk`` trits in the 2-bit layout of docs/FORMAT.md plus one float32 scale:
 
 * threshold ``thr = 0.7 * mean(|x|)`` over the chunk (the ternary-weight-network rule);
 * trit ``t = sign(x)`` where ``|x| > thr``, else 0;

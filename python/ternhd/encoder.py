@@ -31,8 +31,15 @@ import numpy as np
 from . import _core, _cpu, gemm
 from ._arrays import as_array, check_int, is_torch, to_numpy
 from ._device import backend
-from .projections import (PROJECTIONS, check_density, gaussian_projection, sparse_projection, sparse_spec,
-                          srht_projection, srht_spec)
+from .projections import (
+    PROJECTIONS,
+    check_density,
+    gaussian_projection,
+    sparse_projection,
+    sparse_spec,
+    srht_projection,
+    srht_spec,
+)
 from .quantize import check_mode
 
 __all__ = ["HDCEncoder", "gaussian_projection"]

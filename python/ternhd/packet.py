@@ -10,7 +10,7 @@ metadata, the payload (the vectors) and two optional per-row sections::
     8      4    header size = 72 + model id length + meta length (offset of the payload)
     12     4    dim: trits per row, 1 .. 2**31 - 1
     16     8    count: rows, 0 .. 2**40
-    24     1    encoding: 0 = 2-bit layout (DESIGN.md), 1 = base-3 (5 trits per byte)
+    24     1    encoding: 0 = 2-bit layout (docs/FORMAT.md), 1 = base-3 (5 trits per byte)
     25     1    kind: 0 = vectors, 1 = knowledge (teacher -> student), 2 = delta (ternhd.distributed)
     26     1    projection: 0 = unspecified, 1 = gaussian, 2 = sparse, 3 = srht
     27     1    threshold mode: 0 = unspecified, 1 = std, 2 = batch, 3 = fixed, 4 = sparsity
@@ -57,7 +57,8 @@ from ._arrays import check_int, to_numpy
 
 __all__ = [
     "PacketError", "Packet", "dumps", "loads", "save", "load", "StreamWriter", "iter_stream", "load_stream",
-    "base3_encode", "base3_decode", "payload_size", "MAGIC", "VERSION", "HEADER_SIZE", "MAX_DIM", "MAX_COUNT", "MAX_MODEL_ID",
+    "base3_encode", "base3_decode", "payload_size", "MAGIC", "VERSION", "HEADER_SIZE", "MAX_DIM", "MAX_COUNT",
+    "MAX_MODEL_ID",
     "MAX_META", "ENCODINGS", "KINDS", "PROJECTIONS", "THRESHOLD_MODES",
 ]
 

@@ -36,7 +36,7 @@ def unpack_ternary(p: np.ndarray, dim: int) -> np.ndarray:
 
 
 def thresholds(x: np.ndarray, tau: float = 0.3, threshold="std", sparsity=None) -> np.ndarray:
-    """Per-row thresholds (float64, shape x.shape[:-1]) of the quantization modes of DESIGN.md."""
+    """Per-row thresholds (float64, shape x.shape[:-1]) of the quantization modes of docs/FORMAT.md."""
     x = np.asarray(x, dtype=np.float64)
     rows = x.shape[:-1]
     if x.size == 0:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
-import numpy as np
-
 from ._arrays import as_array, check_int, check_packed_rows
 from ._device import backend
 

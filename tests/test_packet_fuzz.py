@@ -1,7 +1,7 @@
 """Fuzzes the packet parser with mutations and truncations of valid packets and reports the counts.
 
-    python benchmarks/fuzz_packets.py                 # 200,000 cases (at least 100,000 is the bar)
-    python benchmarks/fuzz_packets.py -n 1000000 --seed 3
+    python tests/test_packet_fuzz.py                 # 200,000 cases (at least 100,000 is the bar)
+    python tests/test_packet_fuzz.py -n 1000000 --seed 3
 
 Every case must either parse into a consistent packet or raise ``ternhd.PacketError``; anything
 else (another exception, a crash of the process) is a failure and the script exits with status 1.
@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
     xxhash = None
 try:
     import torch  # noqa: F401
+
     from ternhd import distributed as td
 except ImportError:  # pragma: no cover
     td = None
@@ -117,11 +118,16 @@ def mutate(rnd: random.Random, blob: bytes) -> tuple:
     return kind, signed, bytes(buf)
 
 
-def main() -> int:
+def test_fuzzed_packets_parse_or_raise_packet_error():
+    """Under pytest: 20,000 cases (the script's default is 200,000)."""
+    assert main(["-n", "20000", "--seed", "1"]) == 0
+
+
+def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=200_000, help="number of cases (default 200,000)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rnd = random.Random(args.seed)
     base = seeds()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
