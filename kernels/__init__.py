@@ -11,7 +11,9 @@ this package is imported (the Triton interpreter, used by the CI tests):
   ``prepare_projection(P, dtype=torch.bfloat16)`` — fused projection + threshold + packing
 * ``bind(a, b)``, ``permute(a, k, dim)``, ``bundle(vectors, dim, threshold=0, packed=True)``
 
-The public ``ternhd`` functions dispatch CUDA tensors here through :mod:`ternhd.kernels.dispatch`.
+These functions validate their arguments (they are public). The public ``ternhd`` functions
+validate once themselves and call :mod:`ternhd.kernels.dispatch`, the trusted GPU side of the
+device seam.
 """
 from __future__ import annotations
 
@@ -23,25 +25,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import dispatch
 from ._util import interpreting
-from .dispatch import (
-    Index,
-    Projection,
-    bind,
-    bundle,
-    cosine,
-    dot,
-    encode,
-    encode_stats,
-    hamming,
-    pack_ternary,
-    pairwise,
-    permute,
-    prepare_projection,
-    quantize,
-    row_norms,
-    topk,
-    unpack_ternary,
-)
+from .algebra import bind, bundle, permute
+from .encode import Projection, encode, encode_stats, prepare_projection
+from .index import Index
+from .pack import pack_ternary, unpack_ternary
+from .quantize import quantize
+from .similarity import cosine, dot, hamming, pairwise, row_norms, topk
 
 __all__ = ["dispatch", "interpreting", "pack_ternary", "unpack_ternary", "quantize", "pairwise", "dot", "cosine",
            "hamming", "topk", "Index", "row_norms", "encode", "encode_stats", "prepare_projection", "Projection",

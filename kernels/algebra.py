@@ -152,6 +152,19 @@ def bind(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     row = b.dim() == 1 and a.dim() > 1
     if (b.shape[-1] != a.shape[-1]) or (not row and b.shape != a.shape):
         raise ValueError(f"b: shape {tuple(b.shape)} does not match a's {tuple(a.shape)} (or one row of it)")
+    return _bind(a, b, row)
+
+
+def bind_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """:func:`bind` on validated packed tensors whose shapes broadcast (numpy rules): the entry of
+    the device seam. One row ``b`` is bound to every row of ``a`` without being copied."""
+    row = b.dim() == 1 and a.dim() > 1
+    if not row and a.shape != b.shape:
+        a, b = torch.broadcast_tensors(a, b)
+    return _bind(a.contiguous(), b.contiguous(), row)
+
+
+def _bind(a: torch.Tensor, b: torch.Tensor, row: bool) -> torch.Tensor:
     out = torch.empty_like(a)
     n = a.numel()
     if n:
@@ -178,6 +191,14 @@ def permute(a: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     B = (dim + 3) // 4
     if a.shape[-1] != B:
         raise ValueError(f"a: last axis has {a.shape[-1]} bytes but dim={dim} needs {B}")
+    return permute_rows(a, k, dim)
+
+
+def permute_rows(a: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """:func:`permute` on validated arguments (packed rows of ``ceil(dim / 4)`` bytes, integers
+    ``k`` and ``dim >= 1``): the entry of the device seam."""
+    a = a.contiguous()
+    B = a.shape[-1]
     out = torch.empty_like(a)
     n = a.numel()
     if n:
@@ -216,6 +237,14 @@ def bundle(vectors: torch.Tensor, dim: int, threshold: int = 0, packed: bool = T
     B = (dim + 3) // 4
     if v.shape[-1] != B:
         raise ValueError(f"vectors: last axis has {v.shape[-1]} bytes but dim={dim} needs {B}")
+    return bundle_rows(v, dim, threshold, packed)
+
+
+def bundle_rows(v: torch.Tensor, dim: int, threshold: int = 0, packed: bool = True) -> torch.Tensor:
+    """:func:`bundle` on validated arguments (packed ``(..., n >= 1, ceil(dim / 4))``, integers
+    ``dim >= 1`` and ``threshold >= 0``): the entry of the device seam."""
+    v = v.contiguous()
+    B = (dim + 3) // 4
     n = v.shape[-2]
     lead = v.shape[:-2]
     groups = math.prod(lead)
@@ -239,8 +268,8 @@ def bundle(vectors: torch.Tensor, dim: int, threshold: int = 0, packed: bool = T
             _bundle_partial_kernel[(groups, triton.cdiv(B, block), triton.cdiv(n, rows_per))](
                 v, sums, flag, n, B, dim, rows_per, BLOCK=block)
             if packed:
-                from .pack import pack_ternary
+                from .pack import pack_rows
 
-                out = pack_ternary((sums > thr).to(torch.int8) - (sums < -thr).to(torch.int8))
+                out = pack_rows((sums > thr).to(torch.int8) - (sums < -thr).to(torch.int8))
         raise_if(flag, _BAD.format("vectors"))
     return out

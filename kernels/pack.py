@@ -150,6 +150,12 @@ def pack_ternary(t: torch.Tensor, layout: str = "sign") -> torch.Tensor:
         raise ValueError("t: expected at least 1 dimension (..., D), got a scalar")
     if t.is_complex():
         raise TypeError(f"t: expected an integer, bool or float tensor of trits, got dtype {t.dtype}")
+    return pack_rows(t, layout)
+
+
+def pack_rows(t: torch.Tensor, layout: str = "sign") -> torch.Tensor:
+    """:func:`pack_ternary` on validated arguments (a tensor of trits of any real or bool dtype, at
+    least 1-D; a known layout): the entry of the device seam."""
     if t.dtype == torch.bool:
         t = t.view(torch.int8) if t.is_contiguous() else t.to(torch.int8)
     t = t.contiguous()

@@ -209,6 +209,15 @@ def quantize(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "
     x = check_tensor(x, "x")
     if x.dim() == 0:
         raise ValueError("x: expected at least 1 dimension (..., D), got a scalar")
+    if x.is_complex():
+        raise TypeError(f"x: expected a real-valued tensor, got dtype {x.dtype}")
+    return quantize_rows(x, tau, threshold, sparsity, packed)
+
+
+def quantize_rows(x: torch.Tensor, tau: float = 0.3, threshold: Union[str, float] = "std",
+                  sparsity: Optional[float] = None, packed: bool = False) -> torch.Tensor:
+    """:func:`quantize` on validated arguments (a real tensor of at least 1 dimension, a valid
+    mode): the entry of the device seam."""
     x = _as_float(x)
     D = x.shape[-1]
     B = (D + 3) // 4

@@ -29,6 +29,10 @@ on first use per shape class (``_util.tune``; ``TERNHD_AUTOTUNE=0`` keeps the de
 
 Popcount and plane decoding have two forms chosen by a ``tl.constexpr`` flag ``HW``: PTX
 instructions on a compiled GPU, portable Triton arithmetic under the interpreter.
+
+This module holds the contract, the launch configurations and the launcher; the kernels are in
+:mod:`.similarity_scan` (norms, scan) and :mod:`.similarity_gemm` (mma, GEMMs), their shared
+device functions in :mod:`.similarity_jit`.
 """
 from __future__ import annotations
 
@@ -36,23 +40,21 @@ from typing import Optional, Tuple
 
 import torch
 import triton
-import triton.language as tl
 
 from ._util import (
     autotune_enabled,
     check_int,
     check_tensor,
-    grouped_tile,
     hw_popcount,
     interpreting,
     launch,
     new_flag,
-    popcount32,
-    raise_flag,
     raise_if,
     size_class,
     tune,
 )
+from .similarity_gemm import _gemm_kernel, _gemm_tma_kernel, _mma_kernel
+from .similarity_scan import _norms_kernel, _scan_kernel
 
 __all__ = ["pairwise", "dot", "cosine", "hamming", "topk", "row_norms", "fp8_supported", "tma_supported", "METRICS",
            "METHODS", "SCAN_MAX_QUERIES"]
@@ -62,332 +64,6 @@ _METRIC_ID = {"dot": 0, "cosine": 1, "hamming": 2}
 #: Query batches up to this size use the popcount scan kernel, larger ones the int8 ``tl.dot`` kernel.
 SCAN_MAX_QUERIES = 8
 _BAD_MSG = "{}: contains the invalid 2-bit code 0b11"
-
-
-# ----------------------------------------------------------------------------- device functions
-@triton.jit
-def _decode_plane(x, S: tl.constexpr, HW: tl.constexpr):
-    """Trits of 2-bit slot ``S`` (0 = high bits) of every byte of the uint8 tile ``x`` -> int8 in
-    {-1, 0, 1}. HW: one PTX sequence per 4 bytes (pack=4), else per-element Triton arithmetic."""
-    if HW:
-        if S == 0:
-            y = tl.inline_asm_elementwise(
-                "{.reg .b32 t, n; shr.b32 t, $1, 6; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
-                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
-                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
-        elif S == 1:
-            y = tl.inline_asm_elementwise(
-                "{.reg .b32 t, n; shr.b32 t, $1, 4; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
-                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
-                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
-        elif S == 2:
-            y = tl.inline_asm_elementwise(
-                "{.reg .b32 t, n; shr.b32 t, $1, 2; and.b32 t, t, 0x03030303; shr.b32 n, t, 1; "
-                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
-                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
-        else:
-            y = tl.inline_asm_elementwise(
-                "{.reg .b32 t, n; and.b32 t, $1, 0x03030303; shr.b32 n, t, 1; "
-                "and.b32 n, n, 0x01010101; mul.lo.u32 n, n, 253; xor.b32 $0, t, n;}",
-                "=r,r", [x], dtype=tl.int8, is_pure=True, pack=4)
-    else:
-        c = (x >> (6 - 2 * S)) & 3
-        y = (c & 1).to(tl.int8) - (c >> 1).to(tl.int8)
-    return y
-
-
-@triton.jit
-def _nonzero_plane(x, S: tl.constexpr):
-    """1 where the trit in slot ``S`` of each byte is non-zero, as int8."""
-    c = (x >> (6 - 2 * S)) & 3
-    return (c != 0).to(tl.int8)
-
-
-@triton.jit
-def _cosine(dotv, na, nb):
-    """float32(dot / sqrt(na * nb)) computed in float64 (IEEE divide and square root, as the C++
-    path), 0 where either norm is 0. Used where there is one score per row (the scan)."""
-    p = (na.to(tl.int64) * nb).to(tl.float64)  # exact: na * nb < 2**53
-    ok = p > 0
-    return tl.where(ok, dotv.to(tl.float64) / tl.sqrt(tl.where(ok, p, 1.0)), 0.0).to(tl.float32)
-
-
-@triton.jit
-def _inv_sqrt(n):
-    """float64 1 / sqrt(n) of int32 row norms (0 where n == 0): the per-row cosine scale of the
-    batched kernels, computed once per tile row / column instead of once per pair."""
-    ok = n > 0
-    return tl.where(ok, 1.0 / tl.sqrt(tl.where(ok, n, 1).to(tl.float64)), 0.0)
-
-
-@triton.jit
-def _output(score, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
-    """The score itself, or with KEY its int64 top-k key: order-preserving score bits << 32 |
-    (2**32 - 1 - index), so that larger keys are better and ties go to the lower index."""
-    if KEY:
-        if METRIC == 1:
-            bits = score.to(tl.int32, bitcast=True)
-            ordered = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
-        elif METRIC == 2:
-            ordered = -score
-        else:
-            ordered = score
-        res = (ordered.to(tl.int64) << 32) + (4294967296 - 1 - idx)
-    else:
-        res = score
-    return res
-
-
-@triton.jit
-def _epilogue(dotv, both, na, nb, METRIC: tl.constexpr, KEY: tl.constexpr, idx):
-    """Scores of a (rows x cols) tile from its dot products, ``both`` (non-zero overlaps, hamming;
-    int32, or float32 holding integers) and the int32 norms ``na`` (rows) / ``nb`` (cols): int32
-    dot / hamming, float32 cosine, or with KEY the int64 top-k keys. Cosine is
-    ``float32(dot * (1/sqrt(na)) * (1/sqrt(nb)))`` in float64: two multiplies per pair (no per-pair
-    divide or square root, which spilled registers); it equals the C++ path's
-    ``float32(dot / sqrt(na * nb))`` except, rarely, in the last float32 bit."""
-    if METRIC == 0:
-        score = dotv.to(tl.int32)
-    elif METRIC == 2:
-        score = na[:, None] + nb[None, :] - (3 * both.to(tl.int32) + dotv.to(tl.int32)) // 2
-    else:
-        score = ((dotv.to(tl.float64) * _inv_sqrt(na)[:, None]) * _inv_sqrt(nb)[None, :]).to(tl.float32)
-    return _output(score, METRIC, KEY, idx)
-
-
-# ----------------------------------------------------------------------------- kernels
-@triton.jit(do_not_specialize=["R", "B"])
-def _norms_kernel(p_ptr, norms_ptr, flag_ptr, code, R, B, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Non-zeros per packed row (int32); raises the flag to ``code`` on an invalid 2-bit code."""
-    rr = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
-    acc = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
-    bad = tl.zeros([BLOCK_R, BLOCK_B], dtype=tl.int32)
-    for k0 in range(0, B, BLOCK_B):
-        rk = k0 + tl.arange(0, BLOCK_B)
-        m = (rr[:, None] < R) & (rk[None, :] < B)
-        x = tl.load(p_ptr + rr[:, None] * B + rk[None, :], mask=m, other=0).to(tl.int32)
-        lo = x & 0x55
-        hi = (x >> 1) & 0x55
-        nz = lo | hi
-        bad = bad | (lo & hi)
-        nz = (nz & 0x11) + ((nz >> 2) & 0x11)
-        acc += (nz & 0x0F) + (nz >> 4)
-    tl.store(norms_ptr + rr, tl.sum(acc, axis=1), mask=rr < R)
-    raise_flag(flag_ptr, tl.where(tl.max(tl.max(bad, axis=1), axis=0) != 0, code, 0))
-
-
-@triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _scan_kernel(a_ptr, b_ptr, out_ptr, flag_ptr, code, M, N, W, n_off, stride_om,
-                 METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
-                 BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, PREFETCH: tl.constexpr = False):
-    """Program (n-block, m), m fastest so the queries share each database tile in L2: query row m
-    against BLOCK_N database rows, as 32-bit words. PREFETCH: the next database tile is loaded
-    before the current one is counted (two tiles in flight per warp).
-
-    Per word d of the database and q of the query (``swap`` exchanges the bits of each pair):
-
-    * dot and cosine: ``popc(d & ~swap(q) | swap(d) & swap(q))`` counts 2 per position where the
-      trits are equal and non-zero, 1 where d is non-zero and q zero, 0 elsewhere, so it is
-      ``dot + |d|``; with ``|d| = popc(d)`` that is two popcounts per word for both quantities;
-    * hamming: ``x = d ^ q`` has a bit in a pair exactly where the trits differ, so it is one
-      popcount of ``(x | x >> 1) & 0x55555555``.
-    """
-    pid = tl.program_id(0).to(tl.int64)
-    m = pid % M
-    rn = (pid // M) * BLOCK_N + tl.arange(0, BLOCK_N)
-    rw0 = tl.arange(0, BLOCK_W)
-    rows = b_ptr + rn * W
-    in_n = rn < N
-    acc1 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)  # dot + |d| (dot, cosine) or hamming
-    acc2 = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.int32)  # |d| (dot, cosine)
-    acc_na = tl.zeros([BLOCK_W], dtype=tl.int32)
-    bad = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.uint32)
-    if PREFETCH:
-        d_next = tl.load(rows[:, None] + rw0[None, :], mask=in_n[:, None] & (rw0[None, :] < W), other=0)
-    for w0 in range(0, W, BLOCK_W):
-        rw = w0 + rw0
-        q = tl.load(a_ptr + m * W + rw, mask=rw < W, other=0).to(tl.uint32, bitcast=True)
-        if PREFETCH:
-            d = d_next.to(tl.uint32, bitcast=True)
-            rw2 = rw + BLOCK_W
-            d_next = tl.load(rows[:, None] + rw2[None, :], mask=in_n[:, None] & (rw2[None, :] < W), other=0)
-        else:
-            d = tl.load(rows[:, None] + rw[None, :], mask=in_n[:, None] & (rw[None, :] < W),
-                        other=0).to(tl.uint32, bitcast=True)
-        dr = d >> 1
-        bad = bad | (d & dr)
-        if METRIC == 2:
-            x = d ^ q[None, :]
-            acc1 += popcount32((x | (x >> 1)) & 0x55555555, HW)
-        else:
-            qs = ((q >> 1) & 0x55555555) | ((q & 0x55555555) << 1)
-            ds = (dr & 0x55555555) | ((d & 0x55555555) << 1)
-            acc1 += popcount32(d ^ ((d ^ ds) & qs[None, :]), HW)  # bits of ds where qs is set, else of d
-            acc2 += popcount32(d, HW)
-            if METRIC == 1:
-                acc_na += popcount32(q, HW)
-    if METRIC == 2:
-        score = tl.sum(acc1, axis=1)
-    else:
-        nd = tl.sum(acc2, axis=1)
-        dotv = tl.sum(acc1, axis=1) - nd
-        if METRIC == 0:
-            score = dotv
-        else:
-            score = _cosine(dotv, tl.sum(acc_na, axis=0), nd)
-    res = _output(score, METRIC, KEY, n_off + rn)
-    tl.store(out_ptr + m * stride_om + rn, res, mask=in_n)
-    bad = (bad & 0x55555555) != 0
-    raise_flag(flag_ptr, tl.where(tl.max(tl.max(bad.to(tl.int32), axis=1), axis=0) != 0, code, 0))
-
-
-@triton.jit
-def _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC: tl.constexpr,
-                KEY: tl.constexpr):
-    """Epilogue of a (rows rm x columns rn) accumulator tile: scores (or top-k keys) stored to out."""
-    nb = tl.load(nb_ptr + rn, mask=rn < N, other=0)
-    res = _epilogue(acc, acc2, na, nb, METRIC, KEY, n_off + rn.to(tl.int64)[None, :])
-    rows = out_ptr + rm * stride_om  # one 64-bit row address per row, 32-bit column offsets
-    tl.store(rows[:, None] + rn[None, :], res, mask=(rm[:, None] < M) & (rn[None, :] < N))
-
-
-@triton.jit
-def _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC: tl.constexpr,
-                   KEY: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr):
-    """Stores a GEMM tile's scores; SPLIT (2 or 4): on two column halves or four quarters,
-    a fraction of the live float64 registers of the cosine epilogue at a time (no spills where the
-    whole tile would spill)."""
-    na = tl.load(na_ptr + rm, mask=rm < M, other=0)
-    if SPLIT == 4:  # column c = hi * 2q + lo * q + j (q = BLOCK_N / 4) -> (m, j, hi, lo): split lo, then hi
-        a0, a1 = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, 2, BLOCK_N // 4)), (0, 3, 1, 2)))
-        b0, b1 = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, 2, BLOCK_N // 4)), (0, 3, 1, 2)))
-        a00, a10 = tl.split(a0)
-        a01, a11 = tl.split(a1)
-        b00, b10 = tl.split(b0)
-        b01, b11 = tl.split(b1)
-        rq = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 4)
-        _store_tile(a00, b00, na, nb_ptr, out_ptr, rm, rq, M, N, n_off, stride_om, METRIC, KEY)
-        _store_tile(a01, b01, na, nb_ptr, out_ptr, rm, rq + BLOCK_N // 4, M, N, n_off, stride_om, METRIC, KEY)
-        _store_tile(a10, b10, na, nb_ptr, out_ptr, rm, rq + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
-        _store_tile(a11, b11, na, nb_ptr, out_ptr, rm, rq + 3 * (BLOCK_N // 4), M, N, n_off, stride_om, METRIC, KEY)
-    elif SPLIT:
-        acc_l, acc_r = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
-        acc2_l, acc2_r = tl.split(tl.permute(tl.reshape(acc2, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1)))
-        rn_l = pid_n * BLOCK_N + tl.arange(0, BLOCK_N // 2)
-        _store_tile(acc_l, acc2_l, na, nb_ptr, out_ptr, rm, rn_l, M, N, n_off, stride_om, METRIC, KEY)
-        _store_tile(acc_r, acc2_r, na, nb_ptr, out_ptr, rm, rn_l + BLOCK_N // 2, M, N, n_off, stride_om, METRIC, KEY)
-    else:
-        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        _store_tile(acc, acc2, na, nb_ptr, out_ptr, rm, rn, M, N, n_off, stride_om, METRIC, KEY)
-
-
-@triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _mma_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, B, n_off, stride_om,
-                METRIC: tl.constexpr, KEY: tl.constexpr, HW: tl.constexpr,
-                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                SPLIT: tl.constexpr = 0):
-    """Tile (BLOCK_M queries x BLOCK_N rows): four int8 tl.dot per BLOCK_K packed bytes; SPLIT as in
-    :func:`_gemm_epilogue`."""
-    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
-    a_rows = a_ptr + rm * B
-    b_rows = b_ptr + rn.to(tl.int64) * B
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    acc2 = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    for k0 in range(0, B, BLOCK_K):
-        kk = k0 + rk
-        a = tl.load(a_rows[:, None] + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < B), other=0)
-        b = tl.load(b_rows[None, :] + kk[:, None], mask=(rn[None, :] < N) & (kk[:, None] < B), other=0)
-        for s in tl.static_range(4):
-            acc = tl.dot(_decode_plane(a, s, HW), _decode_plane(b, s, HW), acc, out_dtype=tl.int32)
-            if METRIC == 2:
-                acc2 = tl.dot(_nonzero_plane(a, s), _nonzero_plane(b, s), acc2, out_dtype=tl.int32)
-    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
-                   BLOCK_M, BLOCK_N, SPLIT)
-
-
-@triton.jit
-def _nonzero_fp8(x):
-    """|x| of float8 e4m3 trits (sign bit cleared): the non-zero plane as float8."""
-    return (x.to(tl.uint8, bitcast=True) & 0x7F).to(tl.float8e4nv, bitcast=True)
-
-
-@triton.jit
-def _gemm_zeros(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
-    """An accumulator tile: float32 for fp8 operands (exact: integers below 2**24), else int32."""
-    if FP8:
-        z = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    else:
-        z = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
-    return z
-
-
-@triton.jit
-def _gemm_step(a, b, acc, acc2, METRIC: tl.constexpr, FP8: tl.constexpr):
-    """acc += a @ b (and for hamming acc2 += |a| @ |b|) on trit tiles a (M, K), b (K, N)."""
-    if FP8:
-        acc = tl.dot(a, b, acc)
-        if METRIC == 2:
-            acc2 = tl.dot(_nonzero_fp8(a), _nonzero_fp8(b), acc2)
-    else:
-        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
-        if METRIC == 2:
-            acc2 = tl.dot(a * a, b * b, acc2, out_dtype=tl.int32)
-    return acc, acc2
-
-
-@triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _gemm_kernel(a_ptr, b_ptr, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
-                 METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                 SPLIT: tl.constexpr = 0):
-    """Tile (BLOCK_M x BLOCK_N) of a GEMM on unpacked trits a (M, K) and b (N, K), both K-major (the
-    layout tensor-core products want), with the similarity epilogue fused. Operands are int8
-    (int32 accumulation) or, with FP8, float8 e4m3 (float32 accumulation: every partial sum is an
-    integer below 2**24, so exact)."""
-    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rk = tl.arange(0, BLOCK_K)
-    a_rows = a_ptr + rm * K
-    b_rows = b_ptr + rn.to(tl.int64) * K
-    acc = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
-    acc2 = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
-    for k0 in range(0, K, BLOCK_K):
-        kk = k0 + rk
-        a_msk = (rm[:, None] < M) & (kk[None, :] < K)
-        b_msk = (rn[None, :] < N) & (kk[:, None] < K)
-        if FP8:  # the interpreter cannot cast an integer 0 to float8
-            a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0.0)
-            b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0.0)
-        else:
-            a = tl.load(a_rows[:, None] + kk[None, :], mask=a_msk, other=0)
-            b = tl.load(b_rows[None, :] + kk[:, None], mask=b_msk, other=0)
-        acc, acc2 = _gemm_step(a, b, acc, acc2, METRIC, FP8)
-    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
-                   BLOCK_M, BLOCK_N, SPLIT)
-
-
-@triton.jit(do_not_specialize=["M", "N", "n_off"])
-def _gemm_tma_kernel(a_desc, b_desc, na_ptr, nb_ptr, out_ptr, M, N, K, n_off, stride_om,
-                     METRIC: tl.constexpr, KEY: tl.constexpr, FP8: tl.constexpr,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-                     SPLIT: tl.constexpr = 0):
-    """:func:`_gemm_kernel` with the operand tiles fetched by tensor-memory-accelerator descriptors
-    (Hopper and later; rows and columns past the tensor come back as zeros), block shapes
-    (BLOCK_M, BLOCK_K) for a and (BLOCK_N, BLOCK_K) for b."""
-    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    om = pid_m * BLOCK_M
-    on = pid_n * BLOCK_N
-    acc = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
-    acc2 = _gemm_zeros(BLOCK_M, BLOCK_N, FP8)
-    for k0 in range(0, K, BLOCK_K):
-        acc, acc2 = _gemm_step(a_desc.load([om, k0]), b_desc.load([on, k0]).T, acc, acc2, METRIC, FP8)
-    rm = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    _gemm_epilogue(acc, acc2, rm, pid_n, na_ptr, nb_ptr, out_ptr, M, N, n_off, stride_om, METRIC, KEY,
-                   BLOCK_M, BLOCK_N, SPLIT)
 
 
 # ----------------------------------------------------------------------------- launch helpers

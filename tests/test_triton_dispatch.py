@@ -65,9 +65,15 @@ def test_public_api_dispatches(gpu_branch):
 
 
 def test_dispatch_contract_names():
-    for name in ("pack_ternary", "unpack_ternary", "quantize", "pairwise", "topk", "encode", "bind", "bundle",
-                 "permute"):
-        assert callable(getattr(K.dispatch, name)) and getattr(K, name) is getattr(K.dispatch, name)
+    """Both sides of the device seam offer the same ops with the same parameters."""
+    import inspect
+
+    from ternhd import _cpu
+
+    for name in ("pack_ternary", "unpack_ternary", "quantize", "pairwise", "topk", "bind", "bundle", "permute"):
+        gpu, cpu = getattr(K.dispatch, name), getattr(_cpu, name)
+        assert list(inspect.signature(gpu).parameters) == list(inspect.signature(cpu).parameters), name
+    assert callable(K.dispatch.Index) and callable(K.dispatch.encode) and callable(K.dispatch.prepare_projection)
 
 
 def test_kernels_import_in_fresh_process():

@@ -29,7 +29,8 @@ def backend(**arrays: Any) -> ModuleType:
     """The implementation module for these arrays (keyword names are the arguments' names).
 
     Raises:
-        ValueError: some arrays are CUDA tensors and others are not (the message names both).
+        ValueError: some arrays are CUDA tensors and others are not, or they are on different GPUs
+        (the message names both arguments).
     """
     cuda = [name for name, a in arrays.items() if is_cuda(a)]
     if not cuda:
@@ -39,6 +40,10 @@ def backend(**arrays: Any) -> ModuleType:
     if len(cuda) != len(arrays):
         other = next(name for name in arrays if name not in cuda)
         raise ValueError(f"{other}: on the CPU but {cuda[0]} is a CUDA tensor; move both to one device")
+    first = arrays[cuda[0]].device
+    for name in cuda[1:]:
+        if arrays[name].device != first:
+            raise ValueError(f"{name}: on {arrays[name].device} but {cuda[0]} is on {first}")
     from .kernels import dispatch
 
     return dispatch
