@@ -79,7 +79,7 @@ INT8_CONFIG = _cfg(128, 128, 128, 8, 3, SPLIT=2)
 SCAN_CONFIG = dict(BLOCK_N=32, BLOCK_W=32, num_warps=4, num_stages=1)
 #: Candidates timed on first use (per shape class, see ``_util.tune``) for problems of at least
 #: ``TUNE_MIN_WORK[kind]`` (GEMM, mma: M * N * packed bytes; scan: M * N * words). Each list holds the
-#: configurations that measured best on an H200 (benchmarks/RESULTS.md) and their neighbours;
+#: configurations that measured best on an H200 (docs/GPU.md) and their neighbours;
 #: ``SPLIT`` (epilogue on 2 column halves or 4 quarters) keeps the cosine epilogue of the fp8 GEMM
 #: free of register spills on the wide tiles in an sm_90 build; which split does depends on the
 #: triton version (2 with triton 3.9, 4 with 3.6: ``python benchmarks/sass_report.py``), so both
