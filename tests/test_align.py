@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from ternhd.pipeline.align import (CCAAligner, ContrastiveAligner, NoAlignment, ProcrustesAligner, Vec2VecAligner,
-                          make_aligner, mean_pair_cosine, top1_matching)
+                                   alignment_metrics, make_aligner, mean_pair_cosine, mean_rank, top1_matching)
 
 
 def _rotation(d, seed):
@@ -104,3 +104,33 @@ def test_interface_errors():
         NoAlignment().fit(np.full((4, 3), np.nan), np.zeros((4, 3)))
     with pytest.raises(ValueError, match="^init"):
         Vec2VecAligner(init="zeros")
+
+
+def test_mean_rank_and_alignment_metrics_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((50, 8))
+    # identical pairs: rank 1 everywhere, cosine 1
+    m = alignment_metrics(a, a.copy())
+    assert m["top1"] == 1.0 and m["mean_rank"] == 1.0 and abs(m["mean_cosine"] - 1.0) < 1e-12 and m["n"] == 50
+    # partner = row i + 1 (cyclic): the true partner is wherever a[i+1] falls; hand-computed ranks
+    b = np.roll(a, -1, axis=0)
+    sim = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    want = np.mean([1 + (sim[i] > sim[i, i]).sum() for i in range(50)])
+    assert mean_rank(a, b) == pytest.approx(want)
+    # every row identical: chance rank (N + 1) / 2, no top-1 credit for ties
+    same = np.ones((10, 4))
+    m = alignment_metrics(same, same)
+    assert m["mean_rank"] == 5.5 and m["top1"] == 0.0 and m["chance_rank"] == 5.5
+    # independent noise: about chance
+    m = alignment_metrics(rng.standard_normal((400, 16)), rng.standard_normal((400, 16)))
+    assert 170 < m["mean_rank"] < 231 and m["top1"] < 0.05 and abs(m["mean_cosine"]) < 0.05
+    # subsampling: n pairs drawn with the seed; retrieval among those n only
+    big = rng.standard_normal((900, 8))
+    m1, m2 = alignment_metrics(big, big + 0.5 * rng.standard_normal((900, 8)), n=500, seed=3), None
+    m2 = alignment_metrics(big, big + 0.5 * rng.standard_normal((900, 8)), n=500, seed=3)
+    assert m1["n"] == 500 and m1["chance_rank"] == 250.5
+    assert 1.0 <= m1["mean_rank"] < 30 and abs(m1["mean_rank"] - m2["mean_rank"]) < 10
+    with pytest.raises(ValueError, match="^b"):
+        alignment_metrics(a, a[:10])
+    with pytest.raises(ValueError, match="^n"):
+        alignment_metrics(a, a, n=1)

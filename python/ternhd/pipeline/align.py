@@ -16,12 +16,12 @@ into one common space that both sides then encode with the *same* HDC projection
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 import numpy as np
 
 __all__ = ["Aligner", "NoAlignment", "ProcrustesAligner", "CCAAligner", "ContrastiveAligner", "Vec2VecAligner",
-           "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine"]
+           "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine", "mean_rank", "alignment_metrics"]
 
 
 def _as2d(x: Any, name: str, width: Optional[int] = None) -> np.ndarray:
@@ -511,3 +511,59 @@ def top1_matching(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of rows ``i`` of ``a`` whose most cosine-similar row of ``b`` is row ``i``."""
     sim = _rownorm(np.asarray(a, np.float64)) @ _rownorm(np.asarray(b, np.float64)).T
     return float((sim.argmax(1) == np.arange(len(a))).mean())
+
+
+def _check_pairs(a: Any, b: Any) -> Tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"a: expected 2-D arrays (N, d), got shapes {a.shape} and {b.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"b: expected the shape of a {a.shape} (row i of each = the same text), got {b.shape}")
+    if len(a) < 2:
+        raise ValueError(f"a: need at least 2 pairs, got {len(a)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("a: contains NaN or Inf (or b does)")
+    return a, b
+
+
+def _ranks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float64 ``(N,)``: rank (1 = best) of ``b[i]`` among all rows of ``b`` by cosine to ``a[i]``;
+    ties with other rows count half (so identical rows everywhere give the chance rank ``(N + 1) / 2``)."""
+    sim = _rownorm(a) @ _rownorm(b).T
+    own = sim.diagonal()[:, None]
+    greater = (sim > own).sum(1)
+    ties = (sim == own).sum(1) - 1
+    return 1.0 + greater + 0.5 * ties
+
+
+def mean_rank(a: Any, b: Any) -> float:
+    """Mean rank (1 = best, chance ``(N + 1) / 2``) of the true partner ``b[i]`` among all ``N`` rows
+    of ``b``, ordered by cosine similarity to ``a[i]``. ``a``, ``b``: float ``(N, d)``, row ``i`` of
+    each = the same text."""
+    a, b = _check_pairs(a, b)
+    return float(_ranks(a, b).mean())
+
+
+def alignment_metrics(teacher_aligned: np.ndarray, student_aligned: np.ndarray, n: int = 500,
+                      seed: int = 0) -> Dict[str, float]:
+    """How well aligned pairs meet, on ``n`` pairs (all of them when ``N <= n``, else ``n`` drawn
+    without replacement with ``numpy.random.default_rng(seed)``; retrieval is among those ``n``).
+
+    Args:
+        teacher_aligned, student_aligned: float ``(N, d)`` in the common space (row ``i`` of each =
+            the same text), e.g. ``transform_teacher(test)`` and ``transform_student(test)``.
+
+    Returns:
+        ``{"mean_cosine": mean cos(t_i, s_i), "top1": fraction of i whose nearest student row (cosine)
+        is s_i and nothing ties with it, "mean_rank": mean rank of s_i (1 = best, chance (n+1)/2),
+        "n": pairs used, "chance_rank": (n + 1) / 2}``.
+    """
+    a, b = _check_pairs(teacher_aligned, student_aligned)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n: expected an int >= 2, got {n!r}")
+    if len(a) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(len(a), size=int(n), replace=False))
+        a, b = a[idx], b[idx]
+    r = _ranks(a, b)
+    return {"mean_cosine": mean_pair_cosine(a, b), "top1": float((r == 1.0).mean()), "mean_rank": float(r.mean()),
+            "n": int(len(a)), "chance_rank": (len(a) + 1) / 2.0}
