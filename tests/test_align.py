@@ -171,3 +171,61 @@ def test_mean_rank_and_alignment_metrics_known_answers():
         alignment_metrics(a, a[:10])
     with pytest.raises(ValueError, match="^n"):
         alignment_metrics(a, a, n=1)
+
+
+def test_procrustes_paper_is_raw_and_uncentered():
+    rng = np.random.default_rng(3)
+    t = rng.standard_normal((200, 16)).astype(np.float32) + 2.0  # far from centred
+    r = _rotation(16, 4).astype(np.float32)
+    al = make_aligner("procrustes-paper").fit(t, t @ r)
+    np.testing.assert_allclose(al.rotation, r, atol=1e-4)
+    x = rng.standard_normal((30, 16)).astype(np.float32) + 5.0
+    np.testing.assert_allclose(al.transform_teacher(x), x @ al.rotation, rtol=1e-5, atol=1e-5)  # no centring/scaling
+    np.testing.assert_array_equal(al.transform_student(x), x)
+    # an offset the rotation cannot explain: centred Procrustes still recovers r, the raw one does not
+    s = t @ r + 3.0
+    assert np.abs(ProcrustesAligner().fit(t, s).rotation - r).max() < 1e-3
+    assert np.abs(make_aligner("procrustes-paper").fit(t, s).rotation - r).max() > 0.05
+
+
+def test_cca_paper_components_and_matching():
+    t, s = _paired(n=400)
+    al = make_aligner("cca-paper").fit(t[:300], s[:300])
+    assert al.out_dim == min(256, 299, 24, 20) and al.cca.n_components == 20 and al.cca.scale
+    m = alignment_metrics(al.transform_teacher(t[300:]), al.transform_student(s[300:]))
+    assert m["top1"] > 0.9 and m["mean_rank"] < 1.2, m
+    assert make_aligner("cca-paper").fit(t[:12], s[:12]).out_dim == 11  # n - 1
+    # the notebook's student line, cca.transform(student) (teacher-side weights), needs equal widths
+    with pytest.raises(ValueError, match="^notebook_student_transform"):
+        make_aligner("cca-paper", notebook_student_transform=True).fit(t[:50], s[:50])
+    nb = make_aligner("cca-paper", notebook_student_transform=True).fit(t[:50, :20], s[:50])
+    np.testing.assert_allclose(nb.transform_student(s[:5]), nb.cca.transform(s[:5].astype(np.float64)), rtol=1e-5)
+
+
+def test_contrastive_paper_architecture_and_matching():
+    import torch
+
+    t, s = _paired(n=600)
+    al = make_aligner("contrastive-paper", seed=0, device="cpu").fit(t[:500], s[:500])
+    assert [type(m) for m in al.ft] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    assert al.ft[0].in_features == 24 and al.fs[0].in_features == 20 and al.ft[2].out_features == 512
+    assert len(al.history) == 20
+    a, b = al.transform_teacher(t[500:]), al.transform_student(s[500:])
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    m = alignment_metrics(a, b)
+    assert m["top1"] > 0.9 and m["mean_cosine"] > 0.9, m
+    assert al.history[-1] < al.history[0] - 0.5  # -pos + relu(neg + 0.5) went down
+    # Experiment 1's loop: 500 anchors -> one batch of 256 per epoch, 20 steps in all
+    steps = []
+    al2 = make_aligner("contrastive-paper", seed=0, device="cpu", epochs=2)
+    orig = torch.optim.Adam.step
+    try:
+        torch.optim.Adam.step = lambda self, *a, **k: (steps.append(1), orig(self, *a, **k))[1]
+        al2.fit(t[:500], s[:500])
+        assert len(steps) == 2
+        make_aligner("contrastive-paper", seed=0, device="cpu", epochs=2, drop_last=False).fit(t[:500], s[:500])
+        assert len(steps) == 2 + 4
+    finally:
+        torch.optim.Adam.step = orig
+    again = make_aligner("contrastive-paper", seed=0, device="cpu").fit(t[:500], s[:500])
+    np.testing.assert_allclose(again.transform_teacher(t[500:]), a, atol=1e-6)

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple, Type
 import numpy as np
 
 __all__ = ["Aligner", "NoAlignment", "ProcrustesAligner", "CCAAligner", "ContrastiveAligner", "Vec2VecAligner",
+           "PaperProcrustesAligner", "PaperCCAAligner", "PaperContrastiveAligner",
            "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine", "mean_rank", "alignment_metrics",
            "fit_aligner", "is_paired"]
 
@@ -221,6 +222,56 @@ class CCAAligner(Aligner):
         return (x - self.mu_s) @ self.ws
 
 
+class PaperProcrustesAligner(ProcrustesAligner):
+    """The paper's Procrustes, as its notebook runs it (``Paper1_Experiment1_Complete_Pipeline.ipynb``,
+    ``run_alignment_experiment``)::
+
+        R, _ = orthogonal_procrustes(anchor_teacher, anchor_student)
+        aligned_teacher = teacher_emb @ R
+
+    raw embeddings, neither centred nor scaled; the student is encoded as it is. The notebook's pairs
+    have equal widths (768); here the narrower side is zero-padded to the wider, as in ``procrustes``.
+    """
+
+    name = "procrustes-paper"
+
+    def __init__(self):
+        super().__init__(center=False, scale=False)
+
+
+class PaperCCAAligner(CCAAligner):
+    """The paper's CCA, as its notebook runs it::
+
+        n_components = min(256, anchor_teacher.shape[0] - 1, anchor_teacher.shape[1], anchor_student.shape[1])
+        cca = CCA(n_components=n_components)      # scikit-learn defaults: scale=True, max_iter=500
+        cca.fit(anchor_teacher, anchor_student)
+        teacher_cca = cca.transform(teacher_emb)
+        student_cca = cca.transform(student_emb)
+
+    Note the notebook's last line: ``transform`` with one argument applies the *teacher's* (X-side)
+    centring, scaling and rotations to the student's embeddings (possible there only because both
+    widths are 768). By default this class maps the student with the student's own (Y-side)
+    canonical weights, which is what CCA means; ``notebook_student_transform=True`` reproduces the
+    notebook's line (needs ``d_t == d_s``).
+    """
+
+    name = "cca-paper"
+
+    def __init__(self, max_components: int = 256, notebook_student_transform: bool = False, max_iter: int = 500):
+        super().__init__(n_components=max_components, solver="sklearn", max_iter=max_iter)
+        self.notebook_student_transform = bool(notebook_student_transform)
+
+    def _fit(self, t, s):
+        if self.notebook_student_transform and self.d_t != self.d_s:
+            raise ValueError(f"notebook_student_transform: needs equal widths, got {self.d_t} and {self.d_s}")
+        super()._fit(t, s)
+
+    def _s(self, x):
+        if self.notebook_student_transform:
+            return self.cca.transform(x.astype(np.float64))
+        return super()._s(x)
+
+
 def _torch():
     import torch
 
@@ -347,6 +398,87 @@ class ContrastiveAligner(Aligner):
 
     def _s(self, x):
         return self._apply(self.fs, x, self.mu_s, self.sd_s)
+
+
+class PaperContrastiveAligner(Aligner):
+    """The paper's contrastive aligner, as its notebook runs it (``ContrastiveAligner`` and
+    ``train_contrastive_aligner`` in ``Paper1_Experiment1_Complete_Pipeline.ipynb``)::
+
+        self.teacher_proj = nn.Sequential(nn.Linear(teacher_dim, 512), nn.ReLU(), nn.Linear(512, 512))
+        (the same for the student); outputs L2-normalized
+        optimizer = torch.optim.Adam(aligner.parameters(), lr=1e-3)
+        batch_size = min(256, len(teacher_emb)); n_batches = len(teacher_emb) // batch_size
+        for epoch in range(20): perm = torch.randperm(n); for i in range(n_batches): ...
+            pos_sim = (t_proj * s_proj).sum(dim=-1)
+            neg_idx = torch.roll(torch.arange(len(idx)), 1)
+            neg_sim = (t_proj * s_proj[neg_idx]).sum(dim=-1)
+            loss = -pos_sim.mean() + torch.clamp(neg_sim + 0.5, min=0).mean()
+
+    Raw embeddings in (no standardization), 20 fixed epochs, no held-out anchors, no early stopping.
+    One negative per row: the batch rolled by one. ``drop_last=True`` is Experiment 1's loop (only
+    ``n // 256`` batches an epoch: one batch of 256 out of 500 anchors); Experiment 2's notebook
+    (``train_aligner``) iterates over every batch (``drop_last=False``). Compare the paper's eq. (2),
+    ``(1 - sim(pos)) + max(0, sim(neg) - m)``: the notebook's loss is that with ``m = -0.5``.
+    """
+
+    name = "contrastive-paper"
+
+    def __init__(self, hidden_dim: int = 512, epochs: int = 20, lr: float = 1e-3, batch_size: int = 256,
+                 neg_offset: float = 0.5, drop_last: bool = True, seed: int = 0, device: Optional[str] = None,
+                 threads: Optional[int] = 1):
+        super().__init__()
+        self.hidden_dim, self.epochs, self.lr, self.batch_size = hidden_dim, epochs, lr, batch_size
+        self.neg_offset, self.drop_last, self.seed, self.device, self.threads = neg_offset, drop_last, seed, device, threads
+        self.history: list = []
+
+    def _fit(self, t, s):
+        with _threads(self.threads):
+            self._train(t, s)
+
+    def _train(self, t, s):
+        torch = _torch()
+        nn = torch.nn
+        self.out_dim = self.hidden_dim
+        dev = self._dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch.manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.seed)
+        h = self.hidden_dim
+        self.ft = nn.Sequential(nn.Linear(self.d_t, h), nn.ReLU(), nn.Linear(h, h)).to(dev)
+        self.fs = nn.Sequential(nn.Linear(self.d_s, h), nn.ReLU(), nn.Linear(h, h)).to(dev)
+        opt = torch.optim.Adam(list(self.ft.parameters()) + list(self.fs.parameters()), lr=self.lr)
+        tt, ss = torch.from_numpy(t).float().to(dev), torch.from_numpy(s).float().to(dev)
+        n = len(tt)
+        bs = min(self.batch_size, n)
+        starts = range(0, (n // bs) * bs, bs) if self.drop_last else range(0, n, bs)
+        norm = nn.functional.normalize
+        self.history = []
+        for _ in range(self.epochs):
+            perm = torch.randperm(n, generator=g).to(dev)
+            total = 0.0
+            for b in starts:
+                idx = perm[b:b + bs]
+                tp, sp = norm(self.ft(tt[idx]), dim=-1), norm(self.fs(ss[idx]), dim=-1)
+                pos = (tp * sp).sum(-1)
+                neg = (tp * sp[torch.roll(torch.arange(len(idx), device=dev), 1)]).sum(-1)
+                loss = -pos.mean() + torch.clamp(neg + self.neg_offset, min=0).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            self.history.append(total / max(1, len(starts)))
+        self.ft.eval(), self.fs.eval()
+
+    def _apply(self, net, x):
+        torch = _torch()
+        with torch.no_grad():
+            z = net(torch.from_numpy(x).float().to(self._dev))
+            return torch.nn.functional.normalize(z, dim=-1).cpu().numpy()
+
+    def _t(self, x):
+        return self._apply(self.ft, x)
+
+    def _s(self, x):
+        return self._apply(self.fs, x)
 
 
 class Vec2VecAligner(Aligner):
@@ -540,15 +672,20 @@ class Vec2VecAligner(Aligner):
 
 
 ALIGNERS: Dict[str, Type[Aligner]] = {"none": NoAlignment, "procrustes": ProcrustesAligner, "cca": CCAAligner,
-                                      "contrastive": ContrastiveAligner, "vec2vec": Vec2VecAligner}
+                                      "contrastive": ContrastiveAligner, "vec2vec": Vec2VecAligner,
+                                      "procrustes-paper": PaperProcrustesAligner, "cca-paper": PaperCCAAligner,
+                                      "contrastive-paper": PaperContrastiveAligner}
 
 
 def make_aligner(name: str, seed: int = 0, **kw: Any) -> Aligner:
-    """An aligner by name: none, procrustes, cca, contrastive, vec2vec."""
+    """An aligner by name (a key of :data:`ALIGNERS`): the project's ``none``, ``procrustes``, ``cca``,
+    ``contrastive``, ``vec2vec`` (unpaired: fit it with :func:`fit_aligner`), ``relative``,
+    ``relative-procrustes``, ``ridge``; the paper's notebook settings ``procrustes-paper``,
+    ``cca-paper``, ``contrastive-paper``. ``seed`` goes to the aligners that take one."""
     if name not in ALIGNERS:
         raise ValueError(f"name: unknown alignment {name!r}; choose from {sorted(ALIGNERS)}")
     cls = ALIGNERS[name]
-    if cls in (ContrastiveAligner, Vec2VecAligner):
+    if "seed" in cls.__init__.__code__.co_varnames:
         kw.setdefault("seed", seed)
     return cls(**kw)
 
