@@ -99,3 +99,36 @@ def test_bad_and_truncated_files_raise_packet_error(tmp_path):
         read_shared(str(p))
     with pytest.raises(ValueError, match="^student_anchors"):
         SharedStudent(kn, s[an][:10])
+
+
+POS = "great wonderful moving brilliant funny charming superb delightful".split()
+NEG = "awful boring dull terrible clumsy tedious bland dreadful".split()
+FILL = "the film movie plot acting story script cast was is a and really quite".split()
+
+
+def test_cli_share_teach_and_learn(tmp_path, capsys):
+    from ternhd import cli
+
+    rng = np.random.default_rng(0)
+    lines = ["label\tsentence"]
+    for i in range(500):
+        y = i % 2
+        words = list(rng.choice(FILL, 4)) + list(rng.choice(POS if y else NEG, 2)) + [f"w{i}"]
+        rng.shuffle(words)
+        lines.append(f"{y}\t{' '.join(words)}")
+    data = tmp_path / "toy.tsv"
+    data.write_text("\n".join(lines) + "\n")
+    kfile, out = tmp_path / "knowledge.tnhd", tmp_path / "learn.json"
+    common = ["--dataset", str(data), "--seed", "3", "--n-train", "200", "--n-test", "100", "--n-anchor", "150",
+              "--quiet"]
+    assert cli.main(["share", "teach", "--teacher", "lsa:32", "--out", str(kfile), "--dim", "1024"] + common) == 0
+    assert cli.main(["share", "learn", str(kfile), "--student", "lsa:24", "--json", str(out)] + common) == 0
+    import json
+
+    res = json.loads(out.read_text())
+    assert res["teacher"] == "lsa:32" and res["student"] == "lsa:24" and res["n_anchor"] == 150
+    assert res["accuracy"] > 0.75, res
+    assert "accuracy" in capsys.readouterr().out
+    kfile.write_bytes(kfile.read_bytes()[:-3])
+    with pytest.raises(PacketError):
+        cli.main(["share", "learn", str(kfile), "--student", "lsa:24"] + common)
