@@ -229,3 +229,34 @@ def test_contrastive_paper_architecture_and_matching():
         torch.optim.Adam.step = orig
     again = make_aligner("contrastive-paper", seed=0, device="cpu").fit(t[:500], s[:500])
     np.testing.assert_allclose(again.transform_teacher(t[500:]), a, atol=1e-6)
+
+
+def test_relative_representations():
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((300, 16)).astype(np.float32) + 1.5
+    r = _rotation(16, 2).astype(np.float32)
+    s = 3.0 * (t @ r) - 2.0  # rotated, scaled, shifted: relative (centred) representations are invariant
+    al = make_aligner("relative").fit(t[:100], s[:100])
+    assert al.out_dim == 100
+    np.testing.assert_allclose(al.transform_teacher(t[100:]), al.transform_student(s[100:]), atol=1e-4)
+    assert alignment_metrics(al.transform_teacher(t[100:]), al.transform_student(s[100:]))["top1"] == 1.0
+    # uncentred, the shift breaks the invariance
+    raw = make_aligner("relative", center=False).fit(t[:100], s[:100])
+    assert np.abs(raw.transform_teacher(t[100:]) - raw.transform_student(s[100:])).max() > 0.1
+    sparse = make_aligner("relative", topk=10).fit(t[:100], s[:100]).transform_teacher(t[100:])
+    assert ((sparse != 0).sum(1) == 10).all()
+    tp, sp = _paired(n=600)
+    m = alignment_metrics(*(lambda a: (a.transform_teacher(tp[500:]), a.transform_student(sp[500:])))(
+        make_aligner("relative").fit(tp[:500], sp[:500])))
+    assert m["top1"] > 0.4 and m["mean_rank"] < 3, m  # nonlinear student, no training: 0.55 and 1.87 (chance 50.5)
+
+
+def test_ridge_recovers_a_linear_map():
+    rng = np.random.default_rng(1)
+    t = rng.standard_normal((400, 12)).astype(np.float32)
+    a = rng.standard_normal((12, 9)).astype(np.float32)  # not orthogonal, different width
+    s = t @ a + 0.5 + 0.01 * rng.standard_normal((400, 9)).astype(np.float32)
+    al = make_aligner("ridge", alpha=1e-4).fit(t[:300], s[:300])
+    np.testing.assert_allclose(al.w, a, atol=0.02)
+    m = alignment_metrics(al.transform_teacher(t[300:]), al.transform_student(s[300:]))
+    assert m["mean_cosine"] > 0.999 and m["top1"] == 1.0

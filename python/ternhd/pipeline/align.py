@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Tuple, Type
 import numpy as np
 
 __all__ = ["Aligner", "NoAlignment", "ProcrustesAligner", "CCAAligner", "ContrastiveAligner", "Vec2VecAligner",
-           "PaperProcrustesAligner", "PaperCCAAligner", "PaperContrastiveAligner",
+           "PaperProcrustesAligner", "PaperCCAAligner", "PaperContrastiveAligner", "RelativeAligner", "RidgeAligner",
            "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine", "mean_rank", "alignment_metrics",
            "fit_aligner", "is_paired"]
 
@@ -671,16 +671,85 @@ class Vec2VecAligner(Aligner):
         return (x - self.mu_s) / self.sc_s
 
 
+class RelativeAligner(Aligner):
+    """Relative representations (Moschella et al., 2023; beyond the paper): each text is described
+    by its cosine similarities to the ``n`` anchors, each side in its own space, so both sides land
+    in the same ``n``-d space without any training.
+
+    Args:
+        center: subtract each side's anchor mean before the cosines (removes the common direction
+            that makes every raw cosine of a transformer's embeddings large).
+        topk: keep only each row's ``topk`` largest similarities (others 0); None keeps all.
+    """
+
+    name = "relative"
+
+    def __init__(self, center: bool = True, topk: Optional[int] = None):
+        super().__init__()
+        if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
+            raise ValueError(f"topk: expected a positive int or None, got {topk!r}")
+        self.center, self.topk = center, topk
+
+    def _fit(self, t, s):
+        self.out_dim = len(t)
+        self.mu_t = t.mean(0) if self.center else np.zeros(self.d_t, np.float32)
+        self.mu_s = s.mean(0) if self.center else np.zeros(self.d_s, np.float32)
+        self.at, self.as_ = _rownorm(t - self.mu_t), _rownorm(s - self.mu_s)
+
+    def _rel(self, x, mu, anchors):
+        r = _rownorm(x - mu) @ anchors.T
+        if self.topk is not None and self.topk < r.shape[1]:
+            cut = np.partition(r, -self.topk, axis=1)[:, -self.topk][:, None]
+            r = np.where(r >= cut, r, 0.0)
+        return r
+
+    def _t(self, x):
+        return self._rel(x, self.mu_t, self.at)
+
+    def _s(self, x):
+        return self._rel(x, self.mu_s, self.as_)
+
+
+class RidgeAligner(Aligner):
+    """Ridge regression teacher -> student (beyond the paper): ``W, b`` minimizing
+    ``||(T - mean T) W + b - S||^2 + lam ||W||^2`` on the anchors, ``lam = alpha * mean(diag(Tc^T Tc))``;
+    teacher rows map into the student space, the student stays as it is (``out_dim = d_s``). Unlike
+    Procrustes it may stretch and mix axes; unlike CCA it keeps the student's own space."""
+
+    name = "ridge"
+
+    def __init__(self, alpha: float = 0.1):
+        super().__init__()
+        if not alpha >= 0:
+            raise ValueError(f"alpha: expected >= 0, got {alpha}")
+        self.alpha = float(alpha)
+
+    def _fit(self, t, s):
+        self.out_dim = self.d_s
+        t64, s64 = t.astype(np.float64), s.astype(np.float64)
+        self.mx, self.my = t64.mean(0), s64.mean(0)
+        tc = t64 - self.mx
+        g = tc.T @ tc
+        lam = self.alpha * float(np.trace(g)) / g.shape[0]
+        self.w = np.linalg.solve(g + lam * np.eye(g.shape[0]), tc.T @ (s64 - self.my))
+
+    def _t(self, x):
+        return (x - self.mx) @ self.w + self.my
+
+    def _s(self, x):
+        return x
+
+
 ALIGNERS: Dict[str, Type[Aligner]] = {"none": NoAlignment, "procrustes": ProcrustesAligner, "cca": CCAAligner,
                                       "contrastive": ContrastiveAligner, "vec2vec": Vec2VecAligner,
                                       "procrustes-paper": PaperProcrustesAligner, "cca-paper": PaperCCAAligner,
-                                      "contrastive-paper": PaperContrastiveAligner}
+                                      "contrastive-paper": PaperContrastiveAligner, "relative": RelativeAligner,
+                                      "ridge": RidgeAligner}
 
 
 def make_aligner(name: str, seed: int = 0, **kw: Any) -> Aligner:
     """An aligner by name (a key of :data:`ALIGNERS`): the project's ``none``, ``procrustes``, ``cca``,
-    ``contrastive``, ``vec2vec`` (unpaired: fit it with :func:`fit_aligner`), ``relative``,
-    ``relative-procrustes``, ``ridge``; the paper's notebook settings ``procrustes-paper``,
+    ``contrastive``, ``vec2vec`` (unpaired: fit it with :func:`fit_aligner`), ``relative``, ``ridge``; the paper's notebook settings ``procrustes-paper``,
     ``cca-paper``, ``contrastive-paper``. ``seed`` goes to the aligners that take one."""
     if name not in ALIGNERS:
         raise ValueError(f"name: unknown alignment {name!r}; choose from {sorted(ALIGNERS)}")
