@@ -258,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return int(rc or 0)
 
 
-# ----------------------------------------------------------------------------- share (knowledge without the teacher model)
+# ----------------------------------------------------------------------------- share: knowledge without the teacher
 def _share_split(args: argparse.Namespace):
     from .pipeline.datasets import load_dataset, make_splits
 

@@ -12,7 +12,14 @@ into one common space that both sides then encode with the *same* HDC projection
 * :class:`ContrastiveAligner` — two MLPs into a shared 512-d space, positive-pair cosine loss plus a
   margin loss on in-batch negatives (the paper's eq. 2; 20 epochs), early-stopped on held-out anchors.
 * :class:`Vec2VecAligner` — unsupervised translation (no pairs): adapters + shared backbone,
-  adversarial, reconstruction, cycle-consistency and vector-space-preservation losses.
+  adversarial, reconstruction, cycle-consistency and vector-space-preservation losses, then an
+  unpaired Wasserstein-Procrustes refinement; ``paired = False``: fit with :func:`fit_aligner` /
+  :meth:`Aligner.fit_unpaired` on disjoint texts.
+* The paper's notebook settings beside the project's: :class:`PaperProcrustesAligner`
+  (``procrustes-paper``), :class:`PaperCCAAligner` (``cca-paper``), :class:`PaperContrastiveAligner`
+  (``contrastive-paper``).
+* Beyond the paper: :class:`RelativeAligner` (``relative``, training-free), :class:`RidgeAligner` (``ridge``).
+* Metrics of aligned test pairs: :func:`alignment_metrics` (mean cosine, top-1, mean rank among n).
 """
 from __future__ import annotations
 
@@ -428,7 +435,8 @@ class PaperContrastiveAligner(Aligner):
                  threads: Optional[int] = 1):
         super().__init__()
         self.hidden_dim, self.epochs, self.lr, self.batch_size = hidden_dim, epochs, lr, batch_size
-        self.neg_offset, self.drop_last, self.seed, self.device, self.threads = neg_offset, drop_last, seed, device, threads
+        self.neg_offset, self.drop_last, self.seed = neg_offset, drop_last, seed
+        self.device, self.threads = device, threads
         self.history: list = []
 
     def _fit(self, t, s):
@@ -749,7 +757,8 @@ ALIGNERS: Dict[str, Type[Aligner]] = {"none": NoAlignment, "procrustes": Procrus
 
 def make_aligner(name: str, seed: int = 0, **kw: Any) -> Aligner:
     """An aligner by name (a key of :data:`ALIGNERS`): the project's ``none``, ``procrustes``, ``cca``,
-    ``contrastive``, ``vec2vec`` (unpaired: fit it with :func:`fit_aligner`), ``relative``, ``ridge``; the paper's notebook settings ``procrustes-paper``,
+    ``contrastive``, ``vec2vec`` (unpaired: fit it with :func:`fit_aligner`), ``relative``,
+    ``ridge``; the paper's notebook settings ``procrustes-paper``,
     ``cca-paper``, ``contrastive-paper``. ``seed`` goes to the aligners that take one."""
     if name not in ALIGNERS:
         raise ValueError(f"name: unknown alignment {name!r}; choose from {sorted(ALIGNERS)}")
