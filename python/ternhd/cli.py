@@ -258,5 +258,110 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return int(rc or 0)
 
 
+# ----------------------------------------------------------------------------- share: knowledge without the teacher
+def _share_split(args: argparse.Namespace):
+    from .pipeline.datasets import load_dataset, make_splits
+
+    ds = load_dataset(args.dataset)
+    return ds, make_splits(ds, args.seed, args.n_train, args.n_test, args.n_anchor, args.val_fraction)
+
+
+def _share_embed(spec: str, fit_texts, parts, args: argparse.Namespace):
+    """Embeds each list of ``parts`` with ``spec``; an LSA embedder is first fitted on ``fit_texts``
+    (the side's own unlabelled texts)."""
+    import numpy as np
+
+    from .pipeline.embed import LSAEmbedder, make_embedder
+
+    emb = make_embedder(spec, batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                        seed=args.seed)
+    if isinstance(emb, LSAEmbedder):
+        emb.fit(list(fit_texts))
+    return [np.asarray(emb.embed(list(p)), dtype=np.float32) for p in parts]
+
+
+def _cmd_share_teach(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .encoder import HDCEncoder
+    from .knowledge import SharedKnowledge
+
+    ds, sp = _share_split(args)
+    texts = sp.train[0] + sp.val[0]
+    labels = np.concatenate([sp.train[1], sp.val[1]])
+    x, a = _share_embed(args.teacher, texts + sp.anchor, [texts, sp.anchor], args)
+    enc = HDCEncoder(x.shape[1], dim=args.dim, tau=args.tau, seed=args.seed)
+    classes = [str(c) for c in ds.label_names]
+    info = dict(teacher=args.teacher, dataset=args.dataset, seed=args.seed, n_train=len(texts),
+                n_anchor=len(sp.anchor))
+    kn = SharedKnowledge.from_teacher(enc, x, labels, a, sp.anchor, classes=classes, info=info)
+    n = kn.save(args.out, model_id=args.teacher[:256])
+    print(f"{args.out}: {n} bytes ({len(kn.classifier.classes)} prototypes, {len(sp.anchor)} anchors, D={args.dim}); "
+          f"teacher {args.teacher} on {len(texts)} {args.dataset} texts (seed {args.seed})")
+    return 0
+
+
+def _cmd_share_learn(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .knowledge import SharedStudent, read_shared
+
+    kn = read_shared(args.knowledge)
+    ds, sp = _share_split(args)
+    overlap = set(sp.test[0]) & set(kn.anchor_texts)
+    test = [(t, y) for t, y in zip(*sp.test) if t not in overlap]
+    tx, ty = [t for t, _ in test], np.asarray([y for _, y in test], dtype=np.int64)
+    a, x = _share_embed(args.student, kn.anchor_texts + sp.train[0], [kn.anchor_texts, tx], args)
+    st = SharedStudent(kn, a, alpha="auto" if args.alpha is None else args.alpha)
+    acc = st.score(x, ty)
+    res = dict(knowledge=str(args.knowledge), teacher=kn.info.get("teacher"), student=args.student,
+               dataset=args.dataset, seed=args.seed, n_test=len(tx), n_anchor=len(kn.anchor_texts),
+               alpha=st.alpha, accuracy=acc, chance=float(np.bincount(ty).max() / max(1, len(ty))))
+    if kn.info.get("seed") != args.seed or kn.info.get("dataset") != args.dataset:
+        print("warning: the student's split (dataset/seed) differs from the teacher's; its test texts may "
+              "overlap the teacher's training texts", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    print(f"{res['teacher']} -> {args.student} | {args.dataset} | {len(tx)} test texts | "
+          f"accuracy {100 * acc:.1f}% (chance {100 * res['chance']:.1f}%), ridge alpha {st.alpha:g}")
+    return 0
+
+
+def _add_share(sub) -> None:
+    """``ternhd share teach|learn``: knowledge without the teacher model, on files."""
+    p = sub.add_parser("share", help="share a teacher's knowledge as a file; a student with only its own model uses it",
+                       description="teach: class prototypes, anchor texts and the teacher's anchor HDC vectors into "
+                                   "one file. learn: the student embeds the anchor texts, fits a map into the "
+                                   "teacher's space and classifies its test texts with the prototypes.")
+    ss = p.add_subparsers(dest="share_command", metavar="ACTION")
+    ss.required = True
+    for name, fn in (("teach", _cmd_share_teach), ("learn", _cmd_share_learn)):
+        q = ss.add_parser(name)
+        if name == "teach":
+            q.add_argument("--teacher", default="minilm", help="teacher embedder spec (default minilm)")
+            q.add_argument("--out", required=True, help="knowledge file to write (.tnhd)")
+            q.add_argument("--dim", type=int, default=4096, help="HDC dimension D (4096)")
+            q.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (0.3)")
+        else:
+            q.add_argument("knowledge", help="knowledge file written by 'share teach'")
+            q.add_argument("--student", required=True, help="student embedder spec (e.g. smollm2, minilm, lsa:K)")
+            q.add_argument("--alpha", type=float, default=None,
+                           help="ridge penalty (default: cross-validated on the anchors)")
+            q.add_argument("--json", default=None, help="also write the result here")
+        q.add_argument("--dataset", default="sst2", help="sst2, agnews or a .tsv/.csv/.jsonl path (sst2)")
+        q.add_argument("--seed", type=int, default=42, help="split seed; use the same on both sides (42)")
+        q.add_argument("--n-train", type=int, default=3000, help="teacher training texts, validation included (3000)")
+        q.add_argument("--n-test", type=int, default=500, help="student test texts (500)")
+        q.add_argument("--n-anchor", type=int, default=500, help="anchor texts (500)")
+        q.add_argument("--val-fraction", type=float, default=0.1, help="validation share of the training texts")
+        q.add_argument("--device", default=None, help="torch device for the embedder")
+        q.add_argument("--batch-size", type=int, default=64, help="embedding batch size (64)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+        q.set_defaults(func=fn)
+
+
+REGISTRARS.append(_add_share)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

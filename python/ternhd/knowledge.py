@@ -5,6 +5,10 @@ encoder's parameters, sent to a student that rebuilds the encoder and classifies
 * :func:`teach` / :func:`knowledge_dumps` — the teacher's side: a ``kind="knowledge"`` packet
 * :class:`KnowledgeClassifier` — the student's side: nearest prototype or k-NN over the packet
 
+* :class:`SharedKnowledge` / :func:`read_shared` / :class:`SharedStudent` — knowledge without the
+  teacher model: prototypes, anchor texts and the teacher's anchor HDC vectors in one two-packet
+  stream; a student with only its own model fits a map on its side and classifies
+
 The packet format itself is :mod:`ternhd.packet`.
 """
 from __future__ import annotations
@@ -19,7 +23,8 @@ from .packet import Buffer, Packet, PacketError, dumps, encoder_meta, loads
 from .quantize import quantize
 from .similarity import Index
 
-__all__ = ["class_prototypes", "knowledge_dumps", "teach", "KnowledgeClassifier"]
+__all__ = ["class_prototypes", "knowledge_dumps", "teach", "KnowledgeClassifier", "SharedKnowledge", "SharedStudent",
+           "read_shared", "back_project", "choose_alpha"]
 
 
 def class_prototypes(packed: Any, labels: Any, dim: int, n_classes: Optional[int] = None,
@@ -182,5 +187,175 @@ class KnowledgeClassifier:
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy against integer class indices ``y``."""
+        yl, _ = to_numpy(y, "y")
+        return float(np.mean(self.predict_ids(x) == yl))
+
+
+# ----------------------------------------------------------------------------- sharing without the teacher model
+SHARE_VERSION = 1
+
+
+def back_project(encoder: Any, packed: Any) -> np.ndarray:
+    """Teacher HDC vectors back in the teacher's embedding space: ``unpack(packed) @ P.T``.
+
+    Args:
+        encoder: the teacher's :class:`ternhd.HDCEncoder` (``P`` = its float32 ``(in_dim, dim)`` projection).
+        packed: uint8 ``(n, ceil(dim/4))``.
+
+    Returns:
+        float64 ``(n, in_dim)``. For a Gaussian projection and the ``tau * std`` threshold this is,
+        up to a per-row scale, an estimate of each row's (normalized) embedding, sharper as ``dim``
+        grows: all a student needs to fit a map into the teacher's space without its model.
+    """
+    from .packing import unpack_ternary
+
+    arr, _ = to_numpy(packed, "packed")
+    trits = unpack_ternary(np.ascontiguousarray(arr), int(encoder.dim)).astype(np.float64)
+    return trits @ encoder.projection_matrix().astype(np.float64).T
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float):
+    """Ridge with intercept: ``y ~ (x - mx) W + my``; penalty ``alpha * mean(diag(Xc^T Xc))``."""
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    g = xc.T @ xc
+    lam = float(alpha) * float(np.trace(g)) / max(1, g.shape[0])
+    w = np.linalg.solve(g + lam * np.eye(g.shape[0]), xc.T @ (y - my))
+    return w, mx, my
+
+
+def _rowcos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return float(((a * b).sum(1) / np.maximum(na * nb, 1e-12)).mean())
+
+
+def choose_alpha(x: np.ndarray, y: np.ndarray, alphas: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+                 folds: int = 5, seed: int = 0) -> float:
+    """The ridge penalty with the best mean held-out cosine between predicted and target rows,
+    ``folds``-fold over the anchor rows (no labels involved)."""
+    n = len(x)
+    folds = max(2, min(folds, n))
+    part = np.random.default_rng(seed).permutation(n) % folds
+    best, best_a = -np.inf, float(alphas[0])
+    for a in alphas:
+        score = 0.0
+        for f in range(folds):
+            tr, te = part != f, part == f
+            w, mx, my = _ridge(x[tr], y[tr], a)
+            score += _rowcos((x[te] - mx) @ w + my, y[te])
+        if score > best:
+            best, best_a = score, float(a)
+    return best_a
+
+
+class SharedKnowledge:
+    """What a teacher shares so that a student with only its own model can use its knowledge:
+    the teacher's encoder (parameters), its class prototypes, the anchor texts and the teacher's
+    packed HDC vectors of those anchors.
+
+    Build it in memory with :meth:`from_teacher`, write it with :meth:`save` (a stream of two
+    packets: the knowledge packet of :func:`teach`, then a ``kind="vectors"`` packet of the anchor
+    vectors with ``anchor_texts`` in its meta), read it with :func:`read_shared`.
+    """
+
+    def __init__(self, classifier: "KnowledgeClassifier", anchors: np.ndarray, anchor_texts: List[str],
+                 info: Optional[dict] = None):
+        self.classifier = classifier
+        self.encoder = classifier.encoder
+        self.anchors = anchors
+        self.anchor_texts = anchor_texts
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_teacher(cls, encoder: Any, train_x: Any, train_y: Any, anchor_x: Any, anchor_texts: Sequence[str], *,
+                     classes: Optional[Sequence[Any]] = None, prototype_tau: float = 0.0,
+                     info: Optional[dict] = None) -> "SharedKnowledge":
+        """The teacher's side, in memory. ``train_x`` float ``(N, in_dim)`` with int labels ``train_y``
+        ``(N,)``; ``anchor_x`` float ``(n, in_dim)``: the teacher's embeddings of ``anchor_texts``."""
+        texts = [str(t) for t in anchor_texts]
+        anchors, _ = to_numpy(encoder.encode(anchor_x, packed=True), "anchor_x")
+        if anchors.shape[0] != len(texts):
+            raise ValueError(f"anchor_texts: {len(texts)} texts for {anchors.shape[0]} rows of anchor_x")
+        blob = teach(encoder, train_x, train_y, classes=classes, prototype_tau=prototype_tau)
+        return cls(KnowledgeClassifier.from_packet(blob), np.ascontiguousarray(anchors), texts, info)
+
+    def save(self, target: Any, model_id: str = "") -> int:
+        """Writes the two-packet stream to a path or binary file; returns the bytes written."""
+        from .packet import StreamWriter, encoder_meta
+
+        c = self.classifier
+        know = knowledge_dumps(self.encoder, c.vectors, c.labels, classes=c.classes, mode=c.mode, k=c.k,
+                               model_id=model_id, share=dict(self.info, version=SHARE_VERSION))
+        anch = dumps(self.anchors, int(self.encoder.dim), kind="vectors", model_id=model_id,
+                     anchor_texts=self.anchor_texts, **encoder_meta(self.encoder))
+        with StreamWriter(target) as w:
+            return w.write_packet(know) + w.write_packet(anch)
+
+
+def read_shared(source: Any) -> SharedKnowledge:
+    """Reads :meth:`SharedKnowledge.save`'s stream (a path, bytes or a binary file). Raises
+    :class:`ternhd.PacketError` on anything malformed, truncated or inconsistent."""
+    from .packet import iter_stream
+
+    try:
+        pkts = list(iter_stream(source))
+    except OSError as exc:
+        raise PacketError(f"source: cannot read ({exc})") from None
+    if len(pkts) != 2:
+        raise PacketError(f"stream: expected 2 packets (knowledge, anchors), got {len(pkts)}")
+    know, anch = pkts
+    share = know.meta.get("share")
+    if not isinstance(share, dict) or share.get("version") != SHARE_VERSION:
+        raise PacketError(f"meta: the knowledge packet has no 'share' entry of version {SHARE_VERSION}")
+    clf = KnowledgeClassifier.from_packet(know)
+    texts = anch.meta.get("anchor_texts")
+    if anch.kind != "vectors":
+        raise PacketError(f"kind: expected the anchors as a vectors packet, got {anch.kind!r}")
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise PacketError("anchor_texts: expected a list of strings in the anchor packet's meta")
+    if len(texts) != anch.count or anch.count < 2:
+        raise PacketError(f"anchor_texts: {len(texts)} texts for {anch.count} anchor vectors (need >= 2)")
+    keys = ("in_dim", "projection", "seed", "threshold", "tau", "sparsity")
+    if anch.dim != know.dim or any(anch.meta.get(k) != know.meta.get(k) for k in keys):
+        raise PacketError("meta: the anchor vectors were not made by the knowledge packet's encoder")
+    return SharedKnowledge(clf, np.ascontiguousarray(anch.vectors), list(texts), share)
+
+
+class SharedStudent:
+    """The student's side: a ridge map from the student's embedding space into the teacher's,
+    fitted on the anchors (student embeddings -> :func:`back_project` of the teacher's anchor
+    vectors), then the teacher's encoder and nearest prototype.
+
+    ``alpha``: ridge penalty, or ``"auto"`` (:func:`choose_alpha`, cross-validated on the anchors;
+    no labels).
+    """
+
+    def __init__(self, knowledge: SharedKnowledge, student_anchors: Any, alpha: Union[float, str] = "auto"):
+        xs, _ = to_numpy(student_anchors, "student_anchors")
+        xs = np.asarray(xs, dtype=np.float64)
+        if xs.ndim != 2 or xs.shape[0] != len(knowledge.anchor_texts):
+            raise ValueError(f"student_anchors: expected ({len(knowledge.anchor_texts)}, d) rows (one per anchor "
+                             f"text), got {xs.shape}")
+        if not np.isfinite(xs).all():
+            raise ValueError("student_anchors: contains NaN or Inf")
+        target = back_project(knowledge.encoder, knowledge.anchors)
+        self.alpha = choose_alpha(xs, target) if alpha == "auto" else float(alpha)
+        self.w, self.mx, self.my = _ridge(xs, target, self.alpha)
+        self.knowledge = knowledge
+
+    def to_teacher_space(self, x: Any) -> np.ndarray:
+        """Student embeddings float ``(N, d_s)`` -> float32 ``(N, in_dim)`` in the teacher's space."""
+        arr, _ = to_numpy(x, "x")
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.w.shape[0]:
+            raise ValueError(f"x: expected (N, {self.w.shape[0]}), got {arr.shape}")
+        return np.ascontiguousarray((arr - self.mx) @ self.w + self.my, dtype=np.float32)
+
+    def predict_ids(self, x: Any) -> np.ndarray:
+        """Student embeddings ``(N, d_s)`` -> int64 class indices ``(N,)``."""
+        return self.knowledge.classifier.predict_ids(self.to_teacher_space(x))
+
+    def score(self, x: Any, y: Any) -> float:
+        """Accuracy against integer class indices ``y`` ``(N,)``."""
         yl, _ = to_numpy(y, "y")
         return float(np.mean(self.predict_ids(x) == yl))
