@@ -6,8 +6,7 @@ array([73], dtype=uint8)
 """
 from __future__ import annotations
 
-from . import _core, distributed, knowledge, packet  # distributed imports torch lazily
-from . import vsa  # noqa: I001  (torch only where a tensor is asked for)
+from . import _core, distributed, knowledge, packet, vsa  # distributed and vsa import torch lazily
 from .algebra import bind, bundle, permute
 from .backend import backend_info, get_num_threads, get_simd, set_num_threads, set_simd, simd_paths, use_simd
 from .encoder import HDCEncoder
