@@ -446,6 +446,7 @@ class ItemMemory:
         if is_torch(self._vectors):
             import torch
 
+            vectors = vectors if is_torch(vectors) else torch.from_numpy(np.ascontiguousarray(vectors))
             self._vectors = torch.cat([self._vectors, vectors.to(self._vectors.device)])
         else:
             self._vectors = np.concatenate([self._vectors, _host(vectors)])
