@@ -421,3 +421,23 @@ def test_adapthd_argument_checks_and_torch_input():
     b = vsa.AdaptHD(epochs=3).fit(X, y)
     assert np.array_equal(a.sums_.numpy(), b.sums_)
     assert np.array_equal(a.predict(torch.from_numpy(X)), b.predict(X))
+
+
+# ----------------------------------------------------------------------------- the runnable example
+def test_example_hdc_topics_tiny(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "hdc_topics.py"
+    spec = importlib.util.spec_from_file_location("hdc_topics", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if mod.data_dir() is None:
+        pytest.skip("AG News (shared/data/agnews) not found; set TERNHD_DATA")
+    res = mod.main(["--n-train", "200", "--n-test", "100", "--dim", "2048", "--epochs", "2"])
+    out = capsys.readouterr().out
+    assert "| ternhd" in out and "| torchhd" in out
+    for side in ("ternhd", "torchhd"):
+        assert res[side]["acc_centroid"] > 0.4  # 4 topics: chance is 0.25
+    assert abs(res["ternhd"]["acc_centroid"] - res["torchhd"]["acc_centroid"]) < 0.12
+    assert res["torchhd"]["bytes_per_doc"] == 16 * res["ternhd"]["bytes_per_doc"]
