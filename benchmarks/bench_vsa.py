@@ -6,8 +6,8 @@ Groups (throughput in hypervectors, similarity pairs or queries per second):
 * ``vsa-bind``: 1,000 bindings;
 * ``vsa-bundle``: multiset bundle of 1,000 vectors into one (re-quantized: ternhd's majority vote;
   torchhd MAP multiset + hard_quantize, BSC multibundle);
-* ``vsa-sim``: 1 query x 100,000 hypervectors (ternhd Index / cosine vs torchhd cosine and dot
-  similarity, BSC hamming);
+* ``vsa-sim``: 1 query x 100,000 hypervectors (ternhd Index cosine / dot vs torchhd
+  cosine_similarity / dot_similarity, BSC hamming);
 * ``vsa-cleanup``: 100 noisy queries cleaned up against an item memory of 1,000 items
   (``ItemMemory.cleanup`` vs torchhd's ``cleanup`` per query and a batched torchhd argmax).
 
@@ -39,7 +39,8 @@ bench.TARGETS.update({
     ("vsa-random", "ternhd vsa.random", "torchhd.random MAP"): 10.0,
     ("vsa-bind", "ternhd vsa.bind", "torchhd.bind MAP"): 10.0,
     ("vsa-bundle", "ternhd vsa.multiset packed", "torchhd.multiset+normalize"): 10.0,
-    ("vsa-sim", "ternhd Index.pairwise", "torchhd.dot_similarity"): 10.0,
+    ("vsa-sim", "ternhd Index.pairwise", "torchhd.cosine_similarity"): 10.0,
+    ("vsa-sim", "ternhd Index.pairwise dot", "torchhd.dot_similarity"): 10.0,
     ("vsa-cleanup", "ternhd ItemMemory.cleanup", "torchhd cos+argmax batched"): 10.0,
 })
 
@@ -135,6 +136,8 @@ def _cases_sim(n_db):
     assert np.array_equal(ternhd.dot(q, db), torchhd.dot_similarity(Q, DB).numpy().astype(np.int32))
     return [
         bench.Case("vsa-sim", "ternhd Index.pairwise", lambda: index.pairwise(q), n_db, "pairs", "ternhd"),
+        bench.Case("vsa-sim", "ternhd Index.pairwise dot", lambda: index.pairwise(q, "dot"), n_db, "pairs",
+                   "ternhd"),
         bench.Case("vsa-sim", "ternhd Index.topk k=10", lambda: index.topk(q, 10), n_db, "pairs", "ternhd"),
         bench.Case("vsa-sim", "ternhd.cosine (no Index)", lambda: ternhd.cosine(q, db), n_db, "pairs", "ternhd"),
         bench.Case("vsa-sim", "torchhd.dot_similarity", lambda: torchhd.dot_similarity(Q, DB), n_db, "pairs"),
@@ -179,7 +182,7 @@ GROUPS = {
     "vsa-bind": ["ternhd vsa.bind", "torchhd.bind MAP", "torchhd.bind BSC"],
     "vsa-bundle": ["ternhd vsa.multiset packed", "ternhd vsa.multiset int32", "torchhd.multiset+normalize",
                    "torchhd.multiset MAP", "torchhd.multibundle BSC"],
-    "vsa-sim": ["ternhd Index.pairwise", "ternhd Index.topk k=10", "ternhd.cosine (no Index)",
+    "vsa-sim": ["ternhd Index.pairwise", "ternhd Index.pairwise dot", "ternhd Index.topk k=10", "ternhd.cosine (no Index)",
                 "torchhd.dot_similarity", "torchhd.cosine_similarity", "torchhd.hamming BSC"],
     "vsa-cleanup": ["ternhd ItemMemory.cleanup", "torchhd.cleanup per query", "torchhd cos+argmax batched"],
 }
