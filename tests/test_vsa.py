@@ -434,7 +434,7 @@ def test_example_hdc_topics_tiny(capsys):
     spec.loader.exec_module(mod)
     if mod.data_dir() is None:
         pytest.skip("AG News (shared/data/agnews) not found; set TERNHD_DATA")
-    res = mod.main(["--n-train", "200", "--n-test", "100", "--dim", "2048", "--epochs", "2"])
+    res = mod.main(["--n-train", "120", "--n-test", "80", "--dim", "2048", "--epochs", "2"])
     out = capsys.readouterr().out
     assert "| ternhd" in out and "| torchhd" in out
     for side in ("ternhd", "torchhd"):
