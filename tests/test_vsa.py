@@ -441,3 +441,26 @@ def test_example_hdc_topics_tiny(capsys):
         assert res[side]["acc_centroid"] > 0.4  # 4 topics: chance is 0.25
     assert abs(res["ternhd"]["acc_centroid"] - res["torchhd"]["acc_centroid"]) < 0.12
     assert res["torchhd"]["bytes_per_doc"] == 16 * res["ternhd"]["bytes_per_doc"]
+
+
+# ----------------------------------------------------------------------------- GPU (runs where CUDA is)
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the Triton kernels)")
+def test_cuda_tensors_give_the_cpu_results():
+    d = 2048
+    p_cpu = vsa.random(40, d, 0)
+    p = vsa.random(40, d, 0, device="cuda")
+    assert p.is_cuda and np.array_equal(p.cpu().numpy(), p_cpu)
+    assert np.array_equal(vsa.ngrams(p.reshape(4, 10, -1), 3, dim=d).cpu().numpy(),
+                          vsa.ngrams(p_cpu.reshape(4, 10, -1), 3, dim=d))
+    assert np.array_equal(vsa.level(9, d, 1, device="cuda").cpu().numpy(), vsa.level(9, d, 1))
+    X, y, _ = noisy_classes(3, 200, d, 0.4, 6)
+    for cls in (vsa.Centroid, vsa.AdaptHD):
+        a, b = cls().fit(torch.from_numpy(X).cuda(), y), cls().fit(X, y)
+        assert np.array_equal(a.sums_.cpu().numpy(), b.sums_)
+        assert np.array_equal(a.predict(torch.from_numpy(X).cuda()), b.predict(X))
+    mem = vsa.ItemMemory(d, seed=3, device="cuda")
+    mem.add_many("abcdef")
+    ref = vsa.ItemMemory(d, seed=3)
+    ref.add_many("abcdef")
+    assert np.array_equal(mem.ngrams("fadebc").cpu().numpy(), ref.ngrams("fadebc"))
+    assert mem.cleanup(mem.lookup("cab")) == ["c", "a", "b"]
