@@ -6,7 +6,7 @@ array([73], dtype=uint8)
 """
 from __future__ import annotations
 
-from . import _core, distributed, knowledge, packet  # distributed imports torch lazily
+from . import _core, distributed, interop, knowledge, packet, vsa  # torch and gguf are imported lazily
 from .algebra import bind, bundle, permute
 from .backend import backend_info, get_num_threads, get_simd, set_num_threads, set_simd, simd_paths, use_simd
 from .encoder import HDCEncoder
@@ -21,7 +21,7 @@ __all__ = [
     "__version__", "backend_info", "simd_paths", "get_simd", "set_simd", "use_simd", "get_num_threads",
     "set_num_threads", "pack_ternary", "unpack_ternary", "packed_width", "quantize", "dot", "cosine",
     "hamming", "pairwise", "topk", "Index", "HDCEncoder", "bind", "bundle", "permute",
-    "packet", "knowledge", "distributed", "PacketError",
+    "packet", "knowledge", "distributed", "PacketError", "vsa", "interop",
 ]
 
 from .backend import _apply_env as _apply_env
