@@ -12,19 +12,38 @@ That is ``2 + 32 / chunk`` bits per value instead of 32: 15.06x fewer bytes at `
 With **error feedback** each sender adds the residual of its previous compression (what was
 lost) to the next tensor before compressing it, so no gradient information is lost for good.
 
-:func:`ternary_hook` is a DDP communication hook::
+Two DDP communication hooks share :class:`TernaryState`::
 
     state = ternhd.distributed.TernaryState()
-    model.register_comm_hook(state, ternhd.distributed.ternary_hook)
+    model.register_comm_hook(state, ternhd.distributed.two_phase_hook)   # or ternary_hook
 
-Each rank compresses its gradient bucket (plus its residual), the payloads are exchanged with
-``torch.distributed.all_gather_into_tensor`` (gloo on CPU, NCCL on GPU), and every rank decodes
-and averages all of them, so all replicas apply the same update. :func:`allreduce_hook` is the
-uncompressed baseline with the same byte accounting.
+* :func:`ternary_hook` (the simple option): each rank compresses its gradient bucket (plus its
+  residual), the payloads are exchanged with one ``all_gather``, and every rank decodes and averages
+  all of them. Each rank receives ``world - 1`` payloads: bytes per rank grow linearly with the
+  world size (15x fewer than a float32 ring all-reduce at 2 ranks, 7.5x at 4, none at about 30).
+* :func:`two_phase_hook`: a compressed reduce-scatter (``all_to_all``; rank ``j`` gets block range
+  ``j`` of every rank's compressed bucket), the owner averages and compresses its range again (with
+  its own error feedback), then an ``all_gather`` of the compressed ranges. Each rank sends and
+  receives ``2 (world - 1) / world`` compressed buckets: about 15x fewer bytes than a float32 ring
+  all-reduce at every world size (the ring itself moves ``2 (world - 1) / world`` float32 buckets).
+
+Both run on gloo (CPU) and NCCL (GPU), check that all ranks sync buckets of the same size (one
+16-byte all-reduce; a mismatch raises ``ValueError`` on every rank instead of aborting gloo), turn a
+dead or hung peer into a ``RuntimeError`` naming the bucket and phase (within the process-group
+timeout), and report NaN/Inf gradients on every rank (``on_nonfinite="raise"``, or ``"skip"``: the
+bucket is zeroed everywhere) without feeding them into the residuals. The residuals are saved and
+restored per rank with ``TernaryState.state_dict()`` / ``load_state_dict()``.
+:func:`allreduce_hook` is the uncompressed baseline with the same byte accounting.
+
+Byte accounting (``TernaryState.bytes_sent`` / ``bytes_received``): what this rank sends to and
+receives from the other ranks, from the sizes of the tensors passed to each collective (see
+"wire-byte accounting" below: a ring all-reduce, ``(world - 1)`` blocks for an all-gather,
+``(world - 1) / world`` of the buffer for an all-to-all).
 
 :class:`DeltaCompressor` compresses parameter / LoRA deltas the same way into a ``ternhd.packet``
 (kind ``"delta"``: one packet row per chunk, one scale per row), :func:`delta_loads` decodes it
-and :func:`apply_delta` adds it to a model.
+and :func:`apply_delta` adds it to a model; :meth:`DeltaCompressor.allreduce` averages named deltas
+over a process group with the two-phase exchange.
 
 torch is imported lazily: ``import ternhd`` works without it.
 """
@@ -229,7 +248,12 @@ class TernaryState:
     ``bytes_dense`` (what a float32 ring all-reduce of the same buckets sends), ``nonfinite_syncs``.
 
     Error feedback lives here: save it with the checkpoint, **per rank** (residuals differ between
-    ranks), with :meth:`state_dict` and restore it with :meth:`load_state_dict`.
+    ranks), with :meth:`state_dict` and restore it with :meth:`load_state_dict`. Residuals belong
+    to a bucket layout (the parameter shapes of the bucket, in order); a sync whose bucket has
+    another layout drops that bucket's residuals (``residuals_dropped`` counts them). DDP syncs the
+    first backward of a new model in other buckets than the later ones, so for a bit-exact resume
+    run one backward on the new DDP model before loading the checkpoint (tests/test_distributed.py
+    does); otherwise the first step after the resume goes without the saved residuals.
     """
 
     def __init__(self, process_group: Any = None, chunk: int = DEFAULT_CHUNK, error_feedback: bool = True,
@@ -254,6 +278,7 @@ class TernaryState:
         self.bytes_received = 0
         self.bytes_dense = 0
         self.nonfinite_syncs = 0
+        self.residuals_dropped = 0
 
     @property
     def compression_ratio(self) -> float:
@@ -265,7 +290,8 @@ class TernaryState:
         s = max(self.steps, 1)
         return dict(sent=self.bytes_sent / s, received=self.bytes_received / s, dense=self.bytes_dense / s)
 
-    _COUNTERS = ("syncs", "steps", "bytes_sent", "bytes_received", "bytes_dense", "nonfinite_syncs")
+    _COUNTERS = ("syncs", "steps", "bytes_sent", "bytes_received", "bytes_dense", "nonfinite_syncs",
+                 "residuals_dropped")
 
     def state_dict(self) -> Dict[str, Any]:
         """The error-feedback residuals (CPU copies), this rank's place in the group and the counters.
@@ -321,8 +347,9 @@ def _bucket_layout(state: TernaryState, bucket: Any) -> None:
     sig = tuple(tuple(p.shape) for p in bucket.parameters())
     if state.layouts.get(idx) != sig:
         if idx in state.layouts:
-            state.residuals.pop(idx, None)
-            state.server_residuals.pop(idx, None)
+            dropped = state.residuals.pop(idx, None) is not None
+            dropped |= state.server_residuals.pop(idx, None) is not None
+            state.residuals_dropped += int(dropped)
         state.layouts[idx] = sig
 
 
