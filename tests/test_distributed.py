@@ -564,6 +564,7 @@ def _semantics(rank: int, world: int) -> None:
         train_step(model2, opt2, step)
     after2 = torch.cat([p.detach().reshape(-1) for p in model2.parameters()])
     torch.testing.assert_close(after2, after, rtol=0, atol=0)
+    assert state2.residuals_dropped == state.residuals_dropped == 1  # model 1's first-iteration bucket only
     with pytest.raises(ValueError, match="^state: saved with chunk"):
         td.TernaryState(chunk=32).load_state_dict(loaded["comm"])
     other = dict(loaded["comm"], rank=(rank + 1) % world)
