@@ -580,17 +580,19 @@ def _scenario_worker(rank: int, world: int, port: int, scenario: str, out_dir: s
     torch.set_num_threads(1)
     outcome = "ok"
     try:
-        timeout = 5 if scenario == "dies" else 60
+        timeout = 5 if scenario in ("dies", "hangs") else 60
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                                 timeout=datetime.timedelta(seconds=timeout))
         if scenario == "semantics":
             _semantics(rank, world)
             dist.barrier()
-        elif scenario == "dies":
+        elif scenario in ("dies", "hangs"):
             state = td.TernaryState(chunk=16)
             td.two_phase_hook(state, _Bucket(torch.randn(500))).wait()
             dist.barrier()
-            if rank == 1:  # dies mid-training, before its next sync; exit code 0 keeps the spawner waiting
+            if rank == 1:  # dies (exit code 0 keeps the spawner waiting) or hangs, before its next sync
+                if scenario == "hangs":
+                    time.sleep(9)
                 os._exit(0)
             time.sleep(0.5)
             t0 = time.monotonic()
@@ -616,10 +618,12 @@ def test_two_phase_semantics_gloo(tmp_path, world):
         assert out == "ok", f"rank {r}:\n{out}"
 
 
-def test_a_rank_dies_mid_step(tmp_path):
+@pytest.mark.parametrize("failure", ["dies", "hangs"])
+def test_a_rank_fails_mid_step(tmp_path, failure):
     """The survivor fails with a clear error within the 5 s process-group timeout instead of hanging."""
-    _run_spawned(_scenario_worker, (2, _free_port(), "dies", str(tmp_path)), 2, timeout=90)
+    _run_spawned(_scenario_worker, (2, _free_port(), failure, str(tmp_path)), 2, timeout=90)
     out = (tmp_path / "rank0.txt").read_text()
+    print(f"\nsurvivor: {out[:400]}")
     assert out.startswith("ok "), out
     took = float(out.split()[1])
     assert took < 5 + 3, out
