@@ -580,16 +580,18 @@ def _scenario_worker(rank: int, world: int, port: int, scenario: str, out_dir: s
     torch.set_num_threads(1)
     outcome = "ok"
     try:
-        timeout = 5 if scenario in ("dies", "hangs") else 60
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=timeout))
+                                timeout=datetime.timedelta(seconds=60))
         if scenario == "semantics":
             _semantics(rank, world)
             dist.barrier()
         elif scenario in ("dies", "hangs"):
-            state = td.TernaryState(chunk=16)
+            # a short timeout on the group the hook syncs over (the start-up used a long one: spawned
+            # processes on a loaded CI machine can start seconds apart)
+            group = dist.new_group(timeout=datetime.timedelta(seconds=5))
+            state = td.TernaryState(process_group=group, chunk=16, check_sizes=scenario == "dies")  # hangs: phase 1
             td.two_phase_hook(state, _Bucket(torch.randn(500))).wait()
-            dist.barrier()
+            dist.barrier(group=group)
             if rank == 1:  # dies (exit code 0 keeps the spawner waiting) or hangs, before its next sync
                 if scenario == "hangs":
                     time.sleep(9)
