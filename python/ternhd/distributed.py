@@ -487,9 +487,11 @@ def ternary_hook(state: TernaryState, bucket):  # (bucket: dist.GradBucket) -> F
             raise RuntimeError(f"ternhd.distributed: the all-gather of {what} failed on rank {rank} (a peer "
                                f"rank died, left the collective or timed out): {e}") from e
         rows = gathered.view(world, -1)
-        sc = rows[:, nb:].contiguous().view(torch.float32)  # (world, n_chunks)
-        trits = _cached("lut", buf.device)[rows[:, :nb].long()].view(world, -1, chunk)
-        total = (trits * sc[:, :, None]).sum(0).view(-1)[:n] / world
+        total = torch.zeros(n, dtype=torch.float32, device=buf.device)
+        for r in range(world):  # one payload at a time: memory stays at one bucket, not world buckets
+            sc = rows[r, nb:].contiguous().view(torch.float32)
+            total += _decompress_flat(rows[r, :nb], sc, n, chunk)
+        total /= world
         _nonfinite(state, total, local_bad, what, rank)
         buf.copy_(total.view(buf.shape))
         return buf
