@@ -106,7 +106,14 @@ def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std",
     arr = _as_float(arr)
     dim = arr.shape[-1]
     x2 = arr.reshape(-1, dim)
-    thr = np.ascontiguousarray(row_thresholds(x2, tau, threshold, sparsity), dtype=np.float64)
-    out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
+    if sparsity is None and threshold == "batch":
+        thr = np.ascontiguousarray(row_thresholds(x2, tau, threshold, sparsity), dtype=np.float64)
+        out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
+    else:  # per-row modes: thresholds computed and applied in one native pass
+        mode = _core.ThresholdMode
+        spec = ((mode.sparsity, 0.0, 0.0, int(round(float(sparsity) * dim))) if sparsity is not None else
+                (mode.std, float(tau), 0.0, 0) if isinstance(threshold, str) else
+                (mode.fixed, 0.0, float(threshold), 0))
+        out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, *spec, bool(packed))
     width = (dim + 3) // 4 if packed else dim
     return wrap(out.reshape(arr.shape[:-1] + (width,)))
