@@ -288,8 +288,8 @@ TERNHD_AVX512 void sparse_block_avx512(const float *xt, const int32_t *rows, con
 namespace {
 [[noreturn]] void nonfinite() { throw std::invalid_argument("x: contains NaN or Inf (or the projection overflowed)"); }
 
-void check_out(const EncodeOut &o, int64_t dim) {
-  if (!o.base && o.width) throw std::invalid_argument("out: no buffer");
+void check_out(const EncodeOut &o, int64_t rows, int64_t dim) {
+  if (!o.base && rows > 0 && o.width > 0) throw std::invalid_argument("out: no buffer");
   if (o.width != (o.packed ? ceil_div(dim, 4) : dim)) throw std::invalid_argument("out: width does not match dim");
 }
 }  // namespace
@@ -297,7 +297,7 @@ void check_out(const EncodeOut &o, int64_t dim) {
 void encode_epilogue(const float *src, int64_t rows, int64_t dim, const ThresholdSpec &spec, EncodeOut o, Simd simd) {
   if (rows < 0 || dim < 0) throw std::invalid_argument("h: sizes must be non-negative");
   const ThresholdSpec q = make_threshold_spec(spec.mode, spec.tau, spec.thr, spec.kz, dim);
-  check_out(o, dim);
+  check_out(o, rows, dim);
   std::atomic<bool> finite{true};
   const int64_t per = std::max<int64_t>(1, 8192 / std::max<int64_t>(dim, 1));
   parallel_for(ceil_div(rows, per), [&](int64_t c) {
@@ -319,7 +319,7 @@ void srht_encode(const float *src, int64_t rows, const SrhtSpec &s, const Thresh
     if (sel[j] < 0 || sel[j] >= total) throw std::invalid_argument("select: indices must lie in [0, blocks * size)");
   if (rows < 0) throw std::invalid_argument("x: sizes must be non-negative");
   const ThresholdSpec q = make_threshold_spec(spec.mode, spec.tau, spec.thr, spec.kz, dim);
-  check_out(o, dim);
+  check_out(o, rows, dim);
   const FwhtFn fwht = pick(kFwht, simd);
   std::atomic<bool> finite{true};
   const int64_t per = 16;
@@ -351,7 +351,7 @@ void sparse_encode(const float *src, int64_t rows, const SparseSpec &s, const Th
     if (ri[t] < 0 || ri[t] >= in_dim) throw std::invalid_argument("rows: indices must lie in [0, in_dim)");
   if (rows < 0) throw std::invalid_argument("x: sizes must be non-negative");
   const ThresholdSpec q = make_threshold_spec(spec.mode, spec.tau, spec.thr, spec.kz, dim);
-  check_out(o, dim);
+  check_out(o, rows, dim);
   const SparseBlockFn block = pick(kSparseBlock, simd);
   std::atomic<bool> finite{true};
   parallel_for(ceil_div(rows, 16), [&](int64_t c) {
