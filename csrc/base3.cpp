@@ -168,11 +168,11 @@ void base3_decode(const uint8_t *src, int64_t rows, int64_t dim, uint8_t *dst) {
           d[4] = uint8_t(v);
         }
       });
-      const int64_t tail0 = 5 * groups;  // first packed byte not written above
-      std::memset(dst + tail0, 0, static_cast<size_t>(pbytes - tail0));
+      const int64_t tail0 = 5 * groups;                  // first packed byte not written above
+      std::fill(dst + tail0, dst + pbytes, uint8_t{0});  // (no memset: dst may be null when empty)
       decode_range(src, dim, nb, 20 * groups, total, dst);
     } else {
-      std::memset(dst, 0, static_cast<size_t>(pbytes));
+      std::fill(dst, dst + pbytes, uint8_t{0});
       // Split by rows so no two threads write the same packed byte.
       const int64_t per = std::max<int64_t>(1, (4 * kTaskBytes) / std::max<int64_t>(dim, 1));
       parallel_for(ceil_div(rows, per), [&](int64_t task) {
