@@ -201,7 +201,7 @@ def test_epilogue_on_crafted_rows(simd, dim):
     ]).astype(np.float32)
     rows = len(h)
     M = _core.ThresholdMode
-    for mode, kw in [(M.fixed, dict(threshold=0.25)), (M.fixed, dict(threshold=0.0)), (M.fixed, dict(threshold=1e-300))] + \
+    for mode, kw in [(M.fixed, dict(threshold=t)) for t in (0.25, 0.0, 1e-300)] + \
             [(M.sparsity, dict(sparsity=s)) for s in (0.0, 0.3, 0.5, 0.99, 1.0)]:
         kz = int(round(kw.get("sparsity", 0) * dim))
         thr = kw.get("threshold", 0.0)
@@ -424,7 +424,8 @@ def test_native_entry_points_validate():
     with pytest.raises(TypeError, match="^out:"):
         _core.encode_epilogue(h, 10, np.zeros((2, 3), np.int32), _core.ThresholdMode.std, 0.3, 0.0, 0)
     with pytest.raises(TypeError, match="^h:"):
-        _core.encode_epilogue(h.astype(np.float64), 10, np.zeros((2, 3), np.uint8), _core.ThresholdMode.std, 0.3, 0.0, 0)
+        _core.encode_epilogue(h.astype(np.float64), 10, np.zeros((2, 3), np.uint8), _core.ThresholdMode.std, 0.3, 0.0,
+                              0)
     with pytest.raises(ValueError, match="^kz:"):
         _core.encode_epilogue(h, 10, np.zeros((2, 3), np.uint8), _core.ThresholdMode.sparsity, 0.3, 0.0, 11)
     spec = srht_spec(8, 16)
