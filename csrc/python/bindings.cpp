@@ -9,6 +9,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#if PYBIND11_VERSION_MAJOR >= 3
+#include <pybind11/native_enum.h>
+#endif
 
 #include <memory>
 #include <string>
@@ -441,10 +444,20 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels use; n <= 0 restores the default.");
 
+  // A Python enum.Enum (pybind11 >= 3): no C++-side type record that outlives the interpreter.
+#if PYBIND11_VERSION_MAJOR >= 3
+  py::native_enum<ThresholdMode>(m, "ThresholdMode", "enum.Enum",
+                                 "Per-row threshold of quantize_rows and the encoder epilogues.")
+#else
   py::enum_<ThresholdMode>(m, "ThresholdMode", "Per-row threshold of quantize_rows and the encoder epilogues.")
+#endif
       .value("std", ThresholdMode::kStd, "thr = tau * std(row) (population std)")
       .value("fixed", ThresholdMode::kFixed, "thr given (also the 'batch' mode, whose thr the caller computes)")
-      .value("sparsity", ThresholdMode::kSparsity, "thr = the kz-th smallest |x| of the row (0 when kz == 0)");
+      .value("sparsity", ThresholdMode::kSparsity, "thr = the kz-th smallest |x| of the row (0 when kz == 0)")
+#if PYBIND11_VERSION_MAJOR >= 3
+      .finalize()
+#endif
+      ;
 
   // ---- pack
   m.def("pack_rows", &pack_rows_py, py::arg("t"), py::arg("rows"), py::arg("dim"),

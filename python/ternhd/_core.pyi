@@ -5,6 +5,7 @@ allows; TypeError otherwise); bad values raise ValueError naming the argument.
 """
 from __future__ import annotations
 
+import enum
 from typing import overload
 
 import numpy as np
@@ -13,22 +14,12 @@ import numpy.typing as npt
 __version__: str
 families: list[str]
 
-class ThresholdMode:
+class ThresholdMode(enum.Enum):
     """Per-row threshold of quantize_rows and the encoder epilogues."""
 
-    std: ThresholdMode  # thr = tau * std(row) (population std)
-    fixed: ThresholdMode  # thr given (also "batch", whose thr the caller computes)
-    sparsity: ThresholdMode  # thr = the kz-th smallest |x| of the row (0 when kz == 0)
-    __members__: dict[str, ThresholdMode]
-    def __init__(self, value: int) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
-    def __index__(self) -> int: ...
-    def __int__(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> int: ...
+    std = 0  # thr = tau * std(row) (population std)
+    fixed = 1  # thr given (also "batch", whose thr the caller computes)
+    sparsity = 2  # thr = the kz-th smallest |x| of the row (0 when kz == 0)
 
 # runtime
 def simd_paths() -> list[str]: ...
