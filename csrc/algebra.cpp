@@ -1,23 +1,22 @@
-// HDC algebra on 2-bit packed rows, without unpacking to memory: bind (element-wise product),
-// bundle (element-wise sum of many rows, re-quantized) and permute (cyclic shift by k trits).
-// Each kernel has a serial reference and AVX2 / AVX-512 variants chosen by the core's dispatch.
+// HDC algebra kernels (contract in algebra.hpp): scalar reference, AVX2 and AVX-512 variants of
+// bind, bundle sums and the bit funnel under permute, and the threaded row drivers.
 //
 // In every byte the "+1" bits sit at even positions and the "-1" bits at the odd position above
-// them (DESIGN.md). With M = 0x55.. and swap(B) exchanging the bits of every pair:
+// them (docs/FORMAT.md). With M = 0x55.. and swap(B) exchanging the bits of every pair:
 //   X = A & B        (same signs)      ->  +1 where (X | X >> 1) & M
 //   Y = A & swap(B)  (opposite signs)  ->  -1 where ((Y | Y >> 1) & M) << 1
 // A code 0b11 anywhere in the input bytes is an error (A & A >> 1 & M != 0).
 #include <immintrin.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <vector>
 
-#include "common.hpp"
-
-namespace py = pybind11;
+#include "algebra.hpp"
+#include "threads.hpp"
 
 namespace ternhd {
 namespace {
@@ -30,6 +29,7 @@ inline uint64_t bind_word(uint64_t a, uint64_t b, uint64_t &bad) {
   const uint64_t x = a & b, y = a & sb;
   return ((x | (x >> 1)) & kM) | (((y | (y >> 1)) & kM) << 1);
 }
+}  // namespace
 
 // ----------------------------------------------------------------------------- bind
 // n bytes of a and b -> out; false on code 0b11.
@@ -56,8 +56,8 @@ TERNHD_AVX2 bool bind_avx2(const uint8_t *a, const uint8_t *b, int64_t n, uint8_
     __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + i));
     bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_and_si256(va, _mm256_srli_epi64(va, 1)), m));
     bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_and_si256(vb, _mm256_srli_epi64(vb, 1)), m));
-    __m256i sb = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi64(vb, 1), m),
-                                 _mm256_slli_epi64(_mm256_and_si256(vb, m), 1));
+    __m256i sb =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi64(vb, 1), m), _mm256_slli_epi64(_mm256_and_si256(vb, m), 1));
     __m256i x = _mm256_and_si256(va, vb), y = _mm256_and_si256(va, sb);
     __m256i p = _mm256_and_si256(_mm256_or_si256(x, _mm256_srli_epi64(x, 1)), m);
     __m256i q = _mm256_slli_epi64(_mm256_and_si256(_mm256_or_si256(y, _mm256_srli_epi64(y, 1)), m), 1);
@@ -77,8 +77,8 @@ TERNHD_AVX512 bool bind_avx512(const uint8_t *a, const uint8_t *b, int64_t n, ui
     // bad |= (va & va >> 1 & m) | (vb & vb >> 1 & m)
     bad = _mm512_ternarylogic_epi64(bad, va, _mm512_srli_epi64(va, 1), 0xF8);
     bad = _mm512_ternarylogic_epi64(bad, vb, _mm512_srli_epi64(vb, 1), 0xF8);
-    __m512i sb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi64(vb, 1), m),
-                                 _mm512_slli_epi64(_mm512_and_si512(vb, m), 1));
+    __m512i sb =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi64(vb, 1), m), _mm512_slli_epi64(_mm512_and_si512(vb, m), 1));
     __m512i x = _mm512_and_si512(va, vb), y = _mm512_and_si512(va, sb);
     __m512i p = _mm512_and_si512(_mm512_or_si512(x, _mm512_srli_epi64(x, 1)), m);
     __m512i q = _mm512_slli_epi64(_mm512_and_si512(_mm512_or_si512(y, _mm512_srli_epi64(y, 1)), m), 1);
@@ -87,17 +87,10 @@ TERNHD_AVX512 bool bind_avx512(const uint8_t *a, const uint8_t *b, int64_t n, ui
   return _mm512_test_epi64_mask(bad, m) == 0;
 }
 
-bool bind_span(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out, Simd simd) {
-  switch (simd) {
-    case Simd::avx512: return bind_avx512(a, b, n, out);
-    case Simd::avx2: return bind_avx2(a, b, n, out);
-    default: return bind_scalar(a, b, n, out);
-  }
-}
-
 // ----------------------------------------------------------------------------- bundle
 // Sums of n rows (stride `stride` bytes) over the byte range [0, nbytes) of each row, written to
 // sums[4 * j + q] for trit q of byte j. False on code 0b11.
+namespace {
 struct TritTable {
   int8_t v[256][4];
   bool valid[256];
@@ -113,6 +106,7 @@ struct TritTable {
   }
 };
 const TritTable kTrit;
+}  // namespace
 
 bool sums_scalar(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums) {
   bool ok = true;
@@ -134,7 +128,9 @@ bool sums_scalar(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, in
 // SIMD sums: each 2-bit code c = (byte >> 2(3-q)) & 3 maps to its value {0, 1, -1, 0} with one byte
 // shuffle; values add up in int8 lanes for up to 127 rows, then flush into the int32 sums. The
 // validity test (no code 0b11) runs once per loaded vector: v & (v >> 1) & 0x55.
+namespace {
 constexpr int64_t kChunkRows = 127;  // int8 lane accumulators never overflow
+}  // namespace
 
 TERNHD_AVX2 bool sums_avx2(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums) {
   const __m256i three = _mm256_set1_epi8(3), m55 = _mm256_set1_epi8(0x55);
@@ -145,14 +141,13 @@ TERNHD_AVX2 bool sums_avx2(const uint8_t *p, int64_t n, int64_t stride, int64_t 
   const int64_t full = nbytes / 32 * 32;
   for (int64_t j0 = 0; j0 < full; j0 += 32) {
     for (int64_t r0 = 0; r0 < n; r0 += kChunkRows) {
-      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                        _mm256_setzero_si256()};
+      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
       for (int64_t r = r0; r < std::min(n, r0 + kChunkRows); ++r) {
         __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + r * stride + j0));
         bad = _mm256_or_si256(bad, _mm256_and_si256(v, _mm256_srli_epi64(v, 1)));
         for (int q = 0; q < 4; ++q)
-          acc[q] = _mm256_add_epi8(
-              acc[q], _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 6 - 2 * q), three)));
+          acc[q] = _mm256_add_epi8(acc[q],
+                                   _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 6 - 2 * q), three)));
       }
       alignas(32) int8_t tmp[32];
       for (int q = 0; q < 4; ++q) {
@@ -180,14 +175,13 @@ TERNHD_AVX512 bool sums_avx512(const uint8_t *p, int64_t n, int64_t stride, int6
     const int64_t w = std::min<int64_t>(64, nbytes - j0);
     const __mmask64 k = w == 64 ? ~__mmask64(0) : (__mmask64(1) << w) - 1;
     for (int64_t r0 = 0; r0 < n; r0 += kChunkRows) {
-      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                        _mm512_setzero_si512()};
+      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
       for (int64_t r = r0; r < std::min(n, r0 + kChunkRows); ++r) {
         __m512i v = _mm512_maskz_loadu_epi8(k, p + r * stride + j0);
         bad = _mm512_ternarylogic_epi64(bad, v, _mm512_srli_epi64(v, 1), 0xF8);  // bad | (v & v >> 1)
         for (int q = 0; q < 4; ++q)
-          acc[q] = _mm512_add_epi8(
-              acc[q], _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 6 - 2 * q), three)));
+          acc[q] = _mm512_add_epi8(acc[q],
+                                   _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 6 - 2 * q), three)));
       }
       alignas(64) int8_t tmp[64];
       for (int q = 0; q < 4; ++q) {
@@ -199,19 +193,12 @@ TERNHD_AVX512 bool sums_avx512(const uint8_t *p, int64_t n, int64_t stride, int6
   return _mm512_test_epi64_mask(bad, m55) == 0;
 }
 
-bool sums_span(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums, Simd simd) {
-  switch (simd) {
-    case Simd::avx512: return sums_avx512(p, n, stride, nbytes, sums);
-    case Simd::avx2: return sums_avx2(p, n, stride, nbytes, sums);
-    default: return sums_scalar(p, n, stride, nbytes, sums);
-  }
-}
-
 // ----------------------------------------------------------------------------- permute
+namespace {
 inline unsigned trit_at(const uint8_t *p, int64_t t) { return (p[t >> 2] >> (6 - 2 * (t & 3))) & 3u; }
 
-// dst[j] = the 8 bits of the MSB-first bit stream of src starting at bit pos + 8 j, j < count.
-// The caller guarantees every byte it needs lies in [0, nsrc).
+}  // namespace
+
 void funnel_scalar(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count) {
   (void)nsrc;
   const int64_t b = pos >> 3;
@@ -220,8 +207,7 @@ void funnel_scalar(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, 
     std::memcpy(dst, src + b, static_cast<size_t>(count));
     return;
   }
-  for (int64_t j = 0; j < count; ++j)
-    dst[j] = static_cast<uint8_t>((src[b + j] << s) | (src[b + j + 1] >> (8 - s)));
+  for (int64_t j = 0; j < count; ++j) dst[j] = static_cast<uint8_t>((src[b + j] << s) | (src[b + j + 1] >> (8 - s)));
 }
 
 TERNHD_AVX2 void funnel_avx2(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count) {
@@ -260,13 +246,9 @@ TERNHD_AVX512 void funnel_avx512(const uint8_t *src, int64_t nsrc, int64_t pos, 
   funnel_scalar(src, nsrc, pos + 8 * j, dst + j, count - j);
 }
 
+namespace {
 void funnel(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count, Simd simd) {
-  if (count <= 0) return;
-  switch (simd) {
-    case Simd::avx512: return funnel_avx512(src, nsrc, pos, dst, count);
-    case Simd::avx2: return funnel_avx2(src, nsrc, pos, dst, count);
-    default: return funnel_scalar(src, nsrc, pos, dst, count);
-  }
+  if (count > 0) pick(kFunnel, simd)(src, nsrc, pos, dst, count);
 }
 
 // Code 0b11 among the first dim trits of a row of nb bytes?
@@ -309,114 +291,71 @@ void permute_row(const uint8_t *src, int64_t nb, int64_t dim, int64_t k, uint8_t
   if (dim % 4 && whole != straddle) slow(whole);
 }
 
-// ----------------------------------------------------------------------------- bindings
-using Packed = py::array_t<uint8_t, py::array::c_style>;
+}  // namespace
 
-py::array_t<uint8_t> bind_rows(Packed a, Packed b) {
-  if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("a, b: expected 2-D packed arrays");
-  const int64_t nb = a.shape(1);
-  if (b.shape(1) != nb) throw std::invalid_argument("b: row width differs from a's");
-  const int64_t ra = a.shape(0), rb = b.shape(0);
+// ----------------------------------------------------------------------------- row drivers
+void bind_rows(const uint8_t *pa, int64_t ra, const uint8_t *pb, int64_t rb, int64_t nb, uint8_t *po, Simd simd) {
+  if (ra < 0 || rb < 0 || nb < 0) throw std::invalid_argument("a, b: sizes must be non-negative");
   if (ra != rb && ra != 1 && rb != 1)
     throw std::invalid_argument("b: row counts differ and neither a nor b is a single row");
   const int64_t rows = std::max(ra, rb);
-  py::array_t<uint8_t> out({rows, nb});
-  const uint8_t *pa = a.data(), *pb = b.data();
-  uint8_t *po = out.mutable_data();
   const int64_t sa = ra == 1 ? 0 : nb, sb = rb == 1 ? 0 : nb;
-  const Simd simd = active_simd();
+  const BindFn bind = pick(kBind, simd);
   std::atomic<bool> ok{true};
-  {
-    py::gil_scoped_release release;
-    const int64_t per = std::max<int64_t>(1, 65536 / std::max<int64_t>(nb, 1));
-    parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
-        if (!bind_span(pa + r * sa, pb + r * sb, nb, po + r * nb, simd)) ok.store(false);
-    });
-  }
+  const int64_t per = std::max<int64_t>(1, 65536 / std::max<int64_t>(nb, 1));
+  parallel_for(ceil_div(rows, per), [&](int64_t c) {
+    for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+      if (!bind(pa + r * sa, pb + r * sb, nb, po + r * nb)) ok.store(false);
+  });
   if (!ok.load()) throw std::invalid_argument("a, b: contain the invalid 2-bit code 0b11");
-  return out;
 }
 
-// p: (groups, n, nb) -> (groups, nb); thr >= 0: +1 if sum > thr, -1 if sum < -thr, else 0.
-py::array_t<uint8_t> bundle_rows(Packed p, double thr) {
-  if (p.ndim() != 3) throw std::invalid_argument("vectors: expected a 3-D packed array (groups, n, bytes)");
+void bundle_rows(const uint8_t *src, int64_t groups, int64_t n, int64_t nb, double thr, uint8_t *dst, Simd simd) {
   if (!(thr >= 0.0) || !std::isfinite(thr)) throw std::invalid_argument("threshold: must be finite and non-negative");
-  const int64_t groups = p.shape(0), n = p.shape(1), nb = p.shape(2);
   if (n < 1) throw std::invalid_argument("vectors: need at least one vector to bundle");
-  py::array_t<uint8_t> packed_out({groups, nb});
-  const uint8_t *src = p.data();
-  uint8_t *dst = packed_out.mutable_data();
-  const Simd simd = active_simd();
+  if (groups < 0 || nb < 0) throw std::invalid_argument("vectors: sizes must be non-negative");
+  const SumsFn sums_of = pick(kSums, simd);
   // Sums are integers: sum > thr <=> sum > floor(thr), sum < -thr <=> sum < -floor(thr).
   const int32_t ti = thr >= 2147483647.0 ? INT32_MAX : static_cast<int32_t>(std::floor(thr));
   // Work unit: one group x one column block of 256 bytes (1024 trits).
   constexpr int64_t kCols = 256;
   const int64_t cblocks = std::max<int64_t>(1, ceil_div(nb, kCols));
   std::atomic<bool> ok{true};
-  {
-    py::gil_scoped_release release;
-    parallel_for(groups * cblocks, [&](int64_t task) {
-      const int64_t g = task / cblocks, j0 = (task % cblocks) * kCols, w = std::min(kCols, nb - j0);
-      if (w <= 0) return;
-      std::vector<int32_t> sums(static_cast<size_t>(4 * w));
-      if (!sums_span(src + g * n * nb + j0, n, nb, w, sums.data(), simd)) ok.store(false);
-      for (int64_t j = 0; j < w; ++j) {
-        unsigned byte = 0;
-        for (int q = 0; q < 4; ++q) {
-          const int32_t s = sums[4 * j + q];
-          byte |= (static_cast<unsigned>(s > ti) | (static_cast<unsigned>(s < -ti) << 1)) << (6 - 2 * q);
-        }
-        dst[g * nb + j0 + j] = static_cast<uint8_t>(byte);
+  parallel_for(groups * cblocks, [&](int64_t task) {
+    const int64_t g = task / cblocks, j0 = (task % cblocks) * kCols, w = std::min(kCols, nb - j0);
+    if (w <= 0) return;
+    std::vector<int32_t> sums(static_cast<size_t>(4 * w));
+    if (!sums_of(src + g * n * nb + j0, n, nb, w, sums.data())) ok.store(false);
+    for (int64_t j = 0; j < w; ++j) {
+      unsigned byte = 0;
+      for (int q = 0; q < 4; ++q) {
+        const int32_t s = sums[4 * j + q];
+        byte |= (static_cast<unsigned>(s > ti) | (static_cast<unsigned>(s < -ti) << 1)) << (6 - 2 * q);
       }
-    });
-  }
+      dst[g * nb + j0 + j] = static_cast<uint8_t>(byte);
+    }
+  });
   if (!ok.load()) throw std::invalid_argument("vectors: contain the invalid 2-bit code 0b11");
-  return packed_out;
 }
 
-py::array_t<uint8_t> permute_rows(Packed a, int64_t k, int64_t dim) {
-  if (a.ndim() != 2) throw std::invalid_argument("a: expected a 2-D packed array");
+void permute_rows(const uint8_t *src, int64_t rows, int64_t nb, int64_t k, int64_t dim, uint8_t *dst, Simd simd) {
   if (dim < 1) throw std::invalid_argument("dim: must be at least 1");
-  const int64_t rows = a.shape(0), nb = a.shape(1);
-  if (nb != ceil_div(dim, 4)) throw std::invalid_argument("a: row width does not match ceil(dim / 4)");
+  if (rows < 0 || nb != ceil_div(dim, 4)) throw std::invalid_argument("a: row width does not match ceil(dim / 4)");
   if (k < 0 || k >= dim) throw std::invalid_argument("k: must be reduced to [0, dim)");
-  py::array_t<uint8_t> out({rows, nb});
-  const uint8_t *src = a.data();
-  uint8_t *dst = out.mutable_data();
-  const Simd simd = active_simd();
   std::atomic<bool> ok{true};
-  {
-    py::gil_scoped_release release;
-    const int64_t per = std::max<int64_t>(1, 65536 / nb);
-    parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
-        if (row_has_invalid(src + r * nb, nb, dim)) ok.store(false);
-        if (k == 0) {
-          std::memcpy(dst + r * nb, src + r * nb, static_cast<size_t>(nb));
-          if (dim % 4) dst[r * nb + nb - 1] &= static_cast<uint8_t>(0xFF << (8 - 2 * (dim % 4)));
-        } else {
-          permute_row(src + r * nb, nb, dim, k, dst + r * nb, simd);
-        }
+  const int64_t per = std::max<int64_t>(1, 65536 / nb);
+  parallel_for(ceil_div(rows, per), [&](int64_t c) {
+    for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
+      if (row_has_invalid(src + r * nb, nb, dim)) ok.store(false);
+      if (k == 0) {
+        std::memcpy(dst + r * nb, src + r * nb, static_cast<size_t>(nb));
+        if (dim % 4) dst[r * nb + nb - 1] &= static_cast<uint8_t>(0xFF << (8 - 2 * (dim % 4)));
+      } else {
+        permute_row(src + r * nb, nb, dim, k, dst + r * nb, simd);
       }
-    });
-  }
+    }
+  });
   if (!ok.load()) throw std::invalid_argument("a: contains the invalid 2-bit code 0b11");
-  return out;
 }
-
-}  // namespace
-
-static void register_algebra(py::module_ &m) {
-  m.def("bind_rows", &bind_rows, py::arg("a"), py::arg("b"),
-        "Element-wise product of packed rows: (R, B) x (R, B) -> (R, B); either side may be one row (1, B).");
-  m.def("bundle_rows", &bundle_rows, py::arg("vectors"), py::arg("threshold") = 0.0,
-        "Element-wise sum over axis 1 of packed (G, n, B) re-quantized to packed (G, B): +1 if sum > threshold, "
-        "-1 if sum < -threshold, else 0.");
-  m.def("permute_rows", &permute_rows, py::arg("a"), py::arg("k"), py::arg("dim"),
-        "Cyclic shift of each packed row by k trits (0 <= k < dim), like numpy.roll on the unpacked trits.");
-}
-
-static Registration reg_algebra{"algebra", &register_algebra};
 
 }  // namespace ternhd

@@ -1,37 +1,27 @@
-// Base-3 payload encoding of packed ternary rows: 5 trits per byte (3^5 = 243 <= 256), 1.6 bits per
-// trit instead of 2, for bandwidth-bound links (ternhd.packet encoding "base3").
-//
-// Stream layout (normative, mirrored by ternhd.reference.base3_encode / base3_decode): the rows are
-// concatenated into one stream of T = rows * dim trits (padding trits of the 2-bit rows are not
-// part of it); trit t goes to byte t / 5 as base-3 digit t % 5, the first digit most significant:
-//   byte = d0*81 + d1*27 + d2*9 + d3*3 + d4,   digit d = 0 for 0, 1 for +1, 2 for -1
-// (the digit is the 2-bit code of DESIGN.md). The stream has ceil(T / 5) bytes; digits past T in the
-// last byte are 0. Decoding rejects bytes >= 243 and non-zero padding digits (one canonical stream
-// per vector set), and encoding rejects the invalid 2-bit code 0b11.
-//
-// The kernels are table driven (a 1024-entry table maps five 2-bit codes to a byte, a 243-entry
-// table the reverse), which is faster than any shuffle formulation we tried for this ratio of
-// 20 trits = 5 packed bytes = 4 base-3 bytes; the same code runs on every SIMD path.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
+// Base-3 stream encoding and decoding (contract in base3.hpp). The kernels are table driven (a
+// 1024-entry table maps five 2-bit codes to a byte, a 243-entry table the reverse), which is faster
+// than any shuffle formulation we tried for this ratio of 20 trits = 5 packed bytes = 4 base-3
+// bytes; the same code runs on every SIMD path.
+#include "base3.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 
-#include "common.hpp"
-
-namespace py = pybind11;
+#include "dispatch.hpp"
+#include "threads.hpp"
 
 namespace ternhd {
 namespace {
 
-constexpr uint8_t kBadByte = 0xFF;      // enc10 marker: one of the five codes is 0b11
-constexpr uint16_t kBadDigits = 0xFFFF; // dec marker: byte >= 243
+constexpr uint8_t kBadByte = 0xFF;       // enc10 marker: one of the five codes is 0b11
+constexpr uint16_t kBadDigits = 0xFFFF;  // dec marker: byte >= 243
 
 struct Base3Tables {
-  uint8_t enc10[1024];   // five 2-bit codes (first code in bits 9..8) -> base-3 byte
-  uint16_t dec[256];     // base-3 byte -> five 2-bit codes (first code in bits 9..8)
-  uint8_t digit[256][5]; // base-3 byte -> its five digits, most significant first
+  uint8_t enc10[1024];    // five 2-bit codes (first code in bits 9..8) -> base-3 byte
+  uint16_t dec[256];      // base-3 byte -> five 2-bit codes (first code in bits 9..8)
+  uint8_t digit[256][5];  // base-3 byte -> its five digits, most significant first
   Base3Tables() {
     for (int v = 0; v < 1024; ++v) {
       int byte = 0;
@@ -64,8 +54,7 @@ const Base3Tables kB3;
 constexpr int64_t kTaskBytes = 1 << 16;  // output bytes per thread task
 
 // Generic encoder for output bytes [j0, j1): reads trit t = 5*j + k of the row-concatenated stream.
-bool encode_range(const uint8_t *p, int64_t dim, int64_t nb, int64_t total, int64_t j0, int64_t j1,
-                  uint8_t *out) {
+bool encode_range(const uint8_t *p, int64_t dim, int64_t nb, int64_t total, int64_t j0, int64_t j1, uint8_t *out) {
   bool ok = true;
   int64_t t = 5 * j0;
   int64_t r = dim ? t / dim : 0, c = dim ? t % dim : 0;
@@ -100,21 +89,23 @@ void decode_range(const uint8_t *in, int64_t dim, int64_t nb, int64_t t0, int64_
 
 bool checked_mul(int64_t a, int64_t b, int64_t &out) { return !__builtin_mul_overflow(a, b, &out); }
 
-// packed: C-contiguous uint8 (rows, ceil(dim/4)). Returns the uint8 base-3 stream.
-py::array_t<uint8_t> base3_encode(py::array_t<uint8_t, py::array::c_style> packed, int64_t rows, int64_t dim) {
+}  // namespace
+
+Base3Sizes base3_sizes(int64_t rows, int64_t dim) {
   if (rows < 0) throw std::invalid_argument("rows: must be non-negative");
   if (dim < 0) throw std::invalid_argument("dim: must be non-negative");
-  const int64_t nb = ceil_div(dim, 4);
-  int64_t total = 0, pbytes = 0;
-  if (!checked_mul(rows, dim, total) || !checked_mul(rows, nb, pbytes) || pbytes != static_cast<int64_t>(packed.size()))
-    throw std::invalid_argument("packed: size does not match rows * ceil(dim / 4)");
-  const int64_t nout = ceil_div(total, 5);
-  py::array_t<uint8_t> out(nout);
-  const uint8_t *src = packed.data();
-  uint8_t *dst = out.mutable_data();
+  Base3Sizes s;
+  if (!checked_mul(rows, dim, s.trits) || !checked_mul(rows, ceil_div(dim, 4), s.packed_bytes))
+    throw std::invalid_argument("dim: rows * dim overflows");
+  s.stream_bytes = ceil_div(s.trits, 5);
+  return s;
+}
+
+void base3_encode(const uint8_t *src, int64_t rows, int64_t dim, uint8_t *dst) {
+  const Base3Sizes sz = base3_sizes(rows, dim);
+  const int64_t nb = ceil_div(dim, 4), total = sz.trits, nout = sz.stream_bytes;
   std::atomic<bool> ok{true};
   {
-    py::gil_scoped_release release;
     if (dim % 4 == 0) {
       // The packed matrix is one stream of codes: 5 packed bytes (20 trits) -> 4 base-3 bytes.
       const int64_t groups = total / 20;
@@ -144,25 +135,14 @@ py::array_t<uint8_t> base3_encode(py::array_t<uint8_t, py::array::c_style> packe
     }
   }
   if (!ok.load()) throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
-  return out;
 }
 
-// data: uint8 base-3 stream of exactly ceil(rows*dim/5) bytes. Returns uint8 (rows, ceil(dim/4)).
-py::array_t<uint8_t> base3_decode(py::array_t<uint8_t, py::array::c_style> data, int64_t rows, int64_t dim) {
-  if (rows < 0) throw std::invalid_argument("rows: must be non-negative");
-  if (dim < 0) throw std::invalid_argument("dim: must be non-negative");
-  const int64_t nb = ceil_div(dim, 4);
-  int64_t total = 0, pbytes = 0;
-  if (!checked_mul(rows, dim, total) || !checked_mul(rows, nb, pbytes))
-    throw std::invalid_argument("dim: rows * dim overflows");
-  const int64_t nin = ceil_div(total, 5);
-  if (nin != static_cast<int64_t>(data.size()))
-    throw std::invalid_argument("data: size does not match ceil(rows * dim / 5)");
-  const uint8_t *src = data.data();
+void base3_decode(const uint8_t *src, int64_t rows, int64_t dim, uint8_t *dst) {
+  const Base3Sizes sz = base3_sizes(rows, dim);
+  const int64_t nb = ceil_div(dim, 4), total = sz.trits, pbytes = sz.packed_bytes, nin = sz.stream_bytes;
   // Validate first (bytes < 243, zero padding digits) so the decoders below never see bad input.
   bool valid = true;
   {
-    py::gil_scoped_release release;
     uint8_t hi = 0;
     for (int64_t j = 0; j < nin; ++j) hi = std::max(hi, src[j]);
     if (nin && hi >= 243) valid = false;
@@ -173,10 +153,7 @@ py::array_t<uint8_t> base3_decode(py::array_t<uint8_t, py::array::c_style> data,
     }
   }
   if (!valid) throw std::invalid_argument("data: not a canonical base-3 stream (byte >= 243 or non-zero padding)");
-  py::array_t<uint8_t> out({rows, nb});
-  uint8_t *dst = out.mutable_data();
   {
-    py::gil_scoped_release release;
     if (dim % 4 == 0) {
       const int64_t groups = total / 20;
       const int64_t per = kTaskBytes / 4;
@@ -191,11 +168,11 @@ py::array_t<uint8_t> base3_decode(py::array_t<uint8_t, py::array::c_style> data,
           d[4] = uint8_t(v);
         }
       });
-      const int64_t tail0 = 5 * groups;  // first packed byte not written above
-      std::memset(dst + tail0, 0, static_cast<size_t>(pbytes - tail0));
+      const int64_t tail0 = 5 * groups;                  // first packed byte not written above
+      std::fill(dst + tail0, dst + pbytes, uint8_t{0});  // (no memset: dst may be null when empty)
       decode_range(src, dim, nb, 20 * groups, total, dst);
     } else {
-      std::memset(dst, 0, static_cast<size_t>(pbytes));
+      std::fill(dst, dst + pbytes, uint8_t{0});
       // Split by rows so no two threads write the same packed byte.
       const int64_t per = std::max<int64_t>(1, (4 * kTaskBytes) / std::max<int64_t>(dim, 1));
       parallel_for(ceil_div(rows, per), [&](int64_t task) {
@@ -204,19 +181,6 @@ py::array_t<uint8_t> base3_decode(py::array_t<uint8_t, py::array::c_style> data,
       });
     }
   }
-  return out;
 }
-
-}  // namespace
-
-static void register_base3(py::module_ &m) {
-  m.def("base3_encode", &base3_encode, py::arg("packed"), py::arg("rows"), py::arg("dim"),
-        "2-bit packed uint8 (rows, ceil(dim/4)) -> base-3 stream uint8 (ceil(rows*dim/5),), 5 trits per byte.");
-  m.def("base3_decode", &base3_decode, py::arg("data"), py::arg("rows"), py::arg("dim"),
-        "Base-3 stream uint8 (ceil(rows*dim/5),) -> 2-bit packed uint8 (rows, ceil(dim/4)); ValueError on "
-        "bytes >= 243 or non-zero padding digits.");
-}
-
-static Registration reg_base3{"base3", &register_base3};
 
 }  // namespace ternhd

@@ -1,13 +1,13 @@
-// 2-bit packing and unpacking: serial reference, AVX2 and AVX-512 variants, and their bindings.
+// 2-bit packing and unpacking: scalar reference, AVX2 and AVX-512 variants, threaded row drivers.
 #include "pack.hpp"
 
 #include <immintrin.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <stdexcept>
 
-namespace py = pybind11;
+#include "threads.hpp"
 
 namespace ternhd {
 
@@ -79,7 +79,7 @@ TERNHD_AVX2 static inline __m256i pack32_avx2(const int8_t *t, __m256i &bad) {
   bad = _mm256_or_si256(bad, _mm256_xor_si256(_mm256_max_epu8(y, two), two));
   __m256i c = _mm256_min_epu8(_mm256_and_si256(x, three), two);
   __m256i w = _mm256_maddubs_epi16(c, _mm256_set1_epi16(0x0104));  // bytes (4, 1)
-  return _mm256_madd_epi16(w, _mm256_set1_epi32(0x00010010));       // words (16, 1)
+  return _mm256_madd_epi16(w, _mm256_set1_epi32(0x00010010));      // words (16, 1)
 }
 
 TERNHD_AVX2 bool pack_span_avx2(const int8_t *t, int64_t n, uint8_t *out) {
@@ -154,98 +154,50 @@ TERNHD_AVX512 bool unpack_span_avx512(const uint8_t *p, int64_t n, int8_t *out) 
   return unpack_span_scalar(p + i / 4, n - i, out + i) && bad == 0;
 }
 
-// ----------------------------------------------------------------------------- dispatch
-bool pack_span(const int8_t *t, int64_t n, uint8_t *out, Simd simd) {
-  switch (simd) {
-    case Simd::avx512: return pack_span_avx512(t, n, out);
-    case Simd::avx2: return pack_span_avx2(t, n, out);
-    default: return pack_span_scalar(t, n, out);
-  }
-}
-
-bool unpack_span(const uint8_t *p, int64_t n, int8_t *out, Simd simd) {
-  switch (simd) {
-    case Simd::avx512: return unpack_span_avx512(p, n, out);
-    case Simd::avx2: return unpack_span_avx2(p, n, out);
-    default: return unpack_span_scalar(p, n, out);
-  }
-}
-
-// ----------------------------------------------------------------------------- bindings
+// ----------------------------------------------------------------------------- row drivers
 namespace {
 constexpr int64_t kChunkTrits = 1 << 18;  // work unit for threads when rows are byte aligned
-
-// t: C-contiguous int8 (rows, dim). Returns uint8 (rows, ceil(dim/4)).
-py::array_t<uint8_t> pack_rows(py::array_t<int8_t, py::array::c_style> t, int64_t rows, int64_t dim) {
-  if (rows < 0 || dim < 0 || rows * dim != static_cast<int64_t>(t.size()))
-    throw std::invalid_argument("t: size does not match rows * dim");
-  const int64_t nb = ceil_div(dim, 4);
-  py::array_t<uint8_t> out({rows, nb});
-  const int8_t *src = t.data();
-  uint8_t *dst = out.mutable_data();
-  const Simd simd = active_simd();
-  std::atomic<int64_t> first_bad{-1};
-  {
-    py::gil_scoped_release release;
-    if (dim % 4 == 0) {
-      // Rows are byte aligned: the matrix is one long row; split it in chunks of whole bytes.
-      const int64_t total = rows * dim;
-      const int64_t tasks = ceil_div(total, kChunkTrits);
-      parallel_for(tasks, [&](int64_t c) {
-        int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
-        if (!pack_span(src + lo, n, dst + lo / 4, simd)) first_bad.store(dim ? lo / dim : 0);
-      });
-    } else {
-      const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
-      parallel_for(ceil_div(rows, per), [&](int64_t c) {
-        for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
-          if (!pack_span(src + r * dim, dim, dst + r * nb, simd)) first_bad.store(r);
-      });
-    }
-  }
-  if (first_bad.load() >= 0) throw std::invalid_argument("t: values must be -1, 0 or 1");
-  return out;
-}
-
-// p: C-contiguous uint8 (rows, nbytes) with nbytes == ceil(dim/4). Returns int8 (rows, dim).
-py::array_t<int8_t> unpack_rows(py::array_t<uint8_t, py::array::c_style> p, int64_t rows, int64_t dim) {
-  if (rows < 0 || dim < 0) throw std::invalid_argument("dim: must be non-negative");
-  const int64_t nb = ceil_div(dim, 4);
-  if (rows * nb != static_cast<int64_t>(p.size()))
-    throw std::invalid_argument("packed: size does not match rows * ceil(dim / 4)");
-  py::array_t<int8_t> out({rows, dim});
-  const uint8_t *src = p.data();
-  int8_t *dst = out.mutable_data();
-  const Simd simd = active_simd();
-  std::atomic<bool> ok{true};
-  {
-    py::gil_scoped_release release;
-    if (dim % 4 == 0) {
-      const int64_t total = rows * dim;
-      parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
-        int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
-        if (!unpack_span(src + lo / 4, n, dst + lo, simd)) ok.store(false);
-      });
-    } else {
-      const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
-      parallel_for(ceil_div(rows, per), [&](int64_t c) {
-        for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
-          if (!unpack_span(src + r * nb, dim, dst + r * dim, simd)) ok.store(false);
-      });
-    }
-  }
-  if (!ok.load()) throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
-  return out;
-}
 }  // namespace
 
-static void register_pack(py::module_ &m) {
-  m.def("pack_rows", &pack_rows, py::arg("t"), py::arg("rows"), py::arg("dim"),
-        "Pack int8 trits (rows*dim, C order) into uint8 (rows, ceil(dim/4)).");
-  m.def("unpack_rows", &unpack_rows, py::arg("packed"), py::arg("rows"), py::arg("dim"),
-        "Unpack uint8 (rows, ceil(dim/4)) into int8 (rows, dim); code 0b11 raises ValueError.");
+void pack_rows(const int8_t *src, int64_t rows, int64_t dim, uint8_t *dst, Simd simd) {
+  if (rows < 0 || dim < 0) throw std::invalid_argument("t: size does not match rows * dim");
+  const int64_t nb = ceil_div(dim, 4);
+  std::atomic<bool> ok{true};
+  if (dim % 4 == 0) {
+    // Rows are byte aligned: the matrix is one long row; split it in chunks of whole bytes.
+    const int64_t total = rows * dim;
+    parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
+      int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
+      if (!pack_span(src + lo, n, dst + lo / 4, simd)) ok.store(false);
+    });
+  } else {
+    const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
+    parallel_for(ceil_div(rows, per), [&](int64_t c) {
+      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+        if (!pack_span(src + r * dim, dim, dst + r * nb, simd)) ok.store(false);
+    });
+  }
+  if (!ok.load()) throw std::invalid_argument("t: values must be -1, 0 or 1");
 }
 
-static Registration reg_pack{"pack", &register_pack};
+void unpack_rows(const uint8_t *src, int64_t rows, int64_t dim, int8_t *dst, Simd simd) {
+  if (rows < 0 || dim < 0) throw std::invalid_argument("dim: must be non-negative");
+  const int64_t nb = ceil_div(dim, 4);
+  std::atomic<bool> ok{true};
+  if (dim % 4 == 0) {
+    const int64_t total = rows * dim;
+    parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
+      int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
+      if (!unpack_span(src + lo / 4, n, dst + lo, simd)) ok.store(false);
+    });
+  } else {
+    const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
+    parallel_for(ceil_div(rows, per), [&](int64_t c) {
+      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+        if (!unpack_span(src + r * nb, dim, dst + r * dim, simd)) ok.store(false);
+    });
+  }
+  if (!ok.load()) throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
+}
 
 }  // namespace ternhd

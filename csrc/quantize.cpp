@@ -1,17 +1,16 @@
-// Ternary quantization of float rows: per-row statistics, thresholding, and the fused
-// threshold + pack epilogue (the float row never goes back to memory as int8).
-//   t = +1 if x > thr, -1 if x < -thr, else 0      (thr per row, computed by the caller's mode)
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-
-#include <cmath>
-#include <limits>
-
-#include "common.hpp"
-#include "pack.hpp"
+// Ternary quantization of float rows: per-row statistics, thresholds, thresholding, and the fused
+// threshold + pack span; scalar reference, AVX2 and AVX-512 variants, threaded row drivers.
 #include "quantize.hpp"
 
-namespace py = pybind11;
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "pack.hpp"
+#include "threads.hpp"
 
 namespace ternhd {
 
@@ -88,127 +87,207 @@ inline __attribute__((always_inline)) bool quantize_body(const T *__restrict x, 
   return zero == 0;
 }
 
-template <typename T> bool moments_scalar(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
-template <typename T> TERNHD_AVX2 bool moments_avx2(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
-template <typename T> TERNHD_AVX512 bool moments_avx512(const T *x, int64_t n, double &m, double &s) { return moments_body(x, n, m, s); }
-template <typename T> bool quantize_scalar(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
-template <typename T> TERNHD_AVX2 bool quantize_avx2(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
-template <typename T> TERNHD_AVX512 bool quantize_avx512(const T *x, int64_t n, double t, int8_t *o) { return quantize_body(x, n, t, o); }
 }  // namespace
 
+// Each variant is the same body compiled for its ISA.
 template <typename T>
-bool row_moments(const T *x, int64_t n, double &mean, double &stddev) {
-  switch (active_simd()) {
-    case Simd::avx512: return moments_avx512(x, n, mean, stddev);
-    case Simd::avx2: return moments_avx2(x, n, mean, stddev);
-    default: return moments_scalar(x, n, mean, stddev);
-  }
+bool moments_scalar(const T *x, int64_t n, double &m, double &s) {
+  return moments_body(x, n, m, s);
 }
-
 template <typename T>
-bool quantize_span(const T *x, int64_t n, double thr, int8_t *out) {
-  switch (active_simd()) {
-    case Simd::avx512: return quantize_avx512(x, n, thr, out);
-    case Simd::avx2: return quantize_avx2(x, n, thr, out);
-    default: return quantize_scalar(x, n, thr, out);
-  }
+TERNHD_AVX2 bool moments_avx2(const T *x, int64_t n, double &m, double &s) {
+  return moments_body(x, n, m, s);
 }
-
-template bool quantize_span<float>(const float *, int64_t, double, int8_t *);
-template bool quantize_span<double>(const double *, int64_t, double, int8_t *);
-template bool row_moments<float>(const float *, int64_t, double &, double &);
-template bool row_moments<double>(const double *, int64_t, double &, double &);
+template <typename T>
+TERNHD_AVX512 bool moments_avx512(const T *x, int64_t n, double &m, double &s) {
+  return moments_body(x, n, m, s);
+}
+template <typename T>
+bool quantize_scalar(const T *x, int64_t n, double t, int8_t *o) {
+  return quantize_body(x, n, t, o);
+}
+template <typename T>
+TERNHD_AVX2 bool quantize_avx2(const T *x, int64_t n, double t, int8_t *o) {
+  return quantize_body(x, n, t, o);
+}
+template <typename T>
+TERNHD_AVX512 bool quantize_avx512(const T *x, int64_t n, double t, int8_t *o) {
+  return quantize_body(x, n, t, o);
+}
 
 template <typename T>
 bool quantize_pack_span(const T *x, int64_t n, double thr, uint8_t *out, int8_t *scratch, Simd simd) {
-  bool finite = quantize_span(x, n, thr, scratch);
+  bool finite = quantize_span(x, n, thr, scratch, simd);
   pack_span(scratch, n, out, simd);
   return finite;
 }
-template bool quantize_pack_span<float>(const float *, int64_t, double, uint8_t *, int8_t *, Simd);
-template bool quantize_pack_span<double>(const double *, int64_t, double, uint8_t *, int8_t *, Simd);
 
+// ----------------------------------------------------------------------------- thresholds
+ThresholdSpec make_threshold_spec(ThresholdMode mode, double tau, double thr, int64_t kz, int64_t dim) {
+  if (mode != ThresholdMode::kStd && mode != ThresholdMode::kFixed && mode != ThresholdMode::kSparsity)
+    throw std::invalid_argument("mode: must be std, fixed or sparsity");
+  if (!(tau >= 0.0) || !std::isfinite(tau)) throw std::invalid_argument("tau: must be finite and non-negative");
+  if (!(thr >= 0.0) || !std::isfinite(thr)) throw std::invalid_argument("threshold: must be finite and non-negative");
+  if (kz < 0 || kz > dim) throw std::invalid_argument("kz: must be in [0, dim]");
+  ThresholdSpec q;
+  q.mode = mode;
+  q.tau = tau;
+  q.thr = thr;
+  q.kz = kz;
+  return q;
+}
+
+// The bits of |x| order like its values (NaN above +Inf), so the selection runs on integers.
+// float: a 2048-bin histogram of the top 11 bits finds the bin that holds the answer in one
+// pass; a selection over that bin's bit patterns finishes.
+float kth_abs(const float *h, int64_t n, int64_t kz, ThresholdScratch &s) {
+  s.u32.resize(static_cast<size_t>(n));
+  uint32_t *scratch = s.u32.data();
+  // Four interleaved histograms: consecutive increments rarely hit the same counter.
+  uint32_t hist[4][2048] = {{0}};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t u[4];
+    std::memcpy(u, h + i, 16);
+    for (int c = 0; c < 4; ++c) ++hist[c][(u[c] & 0x7fffffffu) >> 20];
+  }
+  for (; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, h + i, 4);
+    ++hist[0][(u & 0x7fffffffu) >> 20];
+  }
+  int64_t below = 0;
+  uint32_t b = 0;
+  for (; b < 2047; ++b) {
+    const int64_t cnt = int64_t(hist[0][b]) + hist[1][b] + hist[2][b] + hist[3][b];
+    if (below + cnt >= kz) break;
+    below += cnt;
+  }
+  int64_t m = 0;
+  for (i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, h + i, 4);
+    u &= 0x7fffffffu;
+    scratch[m] = u;
+    m += (u >> 20) == b;  // branch-free compaction of the bin's elements
+  }
+  std::nth_element(scratch, scratch + (kz - below - 1), scratch + m);
+  float r;
+  std::memcpy(&r, scratch + (kz - below - 1), 4);
+  return r;
+}
+
+double kth_abs(const double *x, int64_t n, int64_t kz, ThresholdScratch &s) {
+  s.u64.resize(static_cast<size_t>(n));
+  uint64_t *u = s.u64.data();
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(u + i, x + i, 8);
+    u[i] &= 0x7fffffffffffffffULL;
+  }
+  std::nth_element(u, u + (kz - 1), u + n);
+  double r;
+  std::memcpy(&r, u + (kz - 1), 8);
+  return r;
+}
+
+template <typename T>
+bool row_threshold(const T *x, int64_t n, const ThresholdSpec &q, ThresholdScratch &s, double &thr, Simd simd) {
+  thr = q.thr;
+  if (q.mode == ThresholdMode::kStd) {
+    double mean, sd;
+    if (!row_moments<T>(x, n, mean, sd, simd)) return false;
+    thr = q.tau * sd;
+  } else if (q.mode == ThresholdMode::kSparsity) {
+    thr = q.kz > 0 ? static_cast<double>(kth_abs(x, n, q.kz, s)) : 0.0;
+    if (!std::isfinite(thr)) return false;
+  }
+  return true;
+}
+
+// ----------------------------------------------------------------------------- row drivers
 namespace {
 [[noreturn]] void nonfinite() { throw std::invalid_argument("x: contains NaN or Inf"); }
 
-void check_rows(const py::array &x, int64_t rows, int64_t dim) {
-  if (rows < 0 || dim < 0 || rows * dim != static_cast<int64_t>(x.size()))
-    throw std::invalid_argument("x: size does not match rows * dim");
-  if (!(x.flags() & py::array::c_style)) throw std::invalid_argument("x: must be C-contiguous");
+void check_sizes(int64_t rows, int64_t dim) {
+  if (rows < 0 || dim < 0) throw std::invalid_argument("x: size does not match rows * dim");
 }
 
-template <typename T>
-py::array_t<double> row_std_t(const py::array &x, int64_t rows, int64_t dim) {
-  py::array_t<double> out(rows);
-  const T *src = static_cast<const T *>(x.data());
-  double *dst = out.mutable_data();
-  std::atomic<bool> finite{true};
-  {
-    py::gil_scoped_release release;
-    parallel_for(rows, [&](int64_t r) {
-      double mean, sd;
-      if (!row_moments(src + r * dim, dim, mean, sd)) finite.store(false);
-      dst[r] = sd;
-    }, std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)));
-  }
-  if (!finite.load()) nonfinite();
-  return out;
-}
+// Row blocks of about 16K values per task.
+int64_t rows_per_task(int64_t dim) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)); }
 
-template <typename T>
-py::array quantize_t(const py::array &x, int64_t rows, int64_t dim, const double *thr, bool packed) {
-  const int64_t nb = ceil_div(dim, 4);
-  py::array out = packed ? py::array(py::array_t<uint8_t>({rows, nb})) : py::array(py::array_t<int8_t>({rows, dim}));
-  const T *src = static_cast<const T *>(x.data());
-  void *dst = out.mutable_data();
-  const Simd simd = active_simd();
+// Thresholds row r with thr_of(r, row, scratch, thr) -> finite?, then writes trits or packed bytes.
+template <typename T, typename ThrOf>
+void quantize_driver(const T *src, int64_t rows, int64_t dim, bool packed, void *dst, Simd simd, ThrOf thr_of) {
+  const int64_t nb = ceil_div(dim, 4), per = rows_per_task(dim);
   std::atomic<bool> finite{true};
-  {
-    py::gil_scoped_release release;
-    const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1));
-    parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      std::vector<int8_t> scratch(packed ? static_cast<size_t>(dim) : 0);
-      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
-        bool ok = packed ? quantize_pack_span(src + r * dim, dim, thr[r], static_cast<uint8_t *>(dst) + r * nb,
-                                              scratch.data(), simd)
-                         : quantize_span(src + r * dim, dim, thr[r], static_cast<int8_t *>(dst) + r * dim);
-        if (!ok) finite.store(false);
-      }
-    });
-  }
+  parallel_for(ceil_div(rows, per), [&](int64_t c) {
+    std::vector<int8_t> trits(packed ? static_cast<size_t>(dim) : 0);
+    ThresholdScratch scratch;
+    for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r) {
+      const T *row = src + r * dim;
+      double thr;
+      bool ok = thr_of(r, row, scratch, thr);
+      if (ok)
+        ok = packed ? quantize_pack_span(row, dim, thr, static_cast<uint8_t *>(dst) + r * nb, trits.data(), simd)
+                    : quantize_span(row, dim, thr, static_cast<int8_t *>(dst) + r * dim, simd);
+      if (!ok) finite.store(false);
+    }
+  });
   if (!finite.load()) nonfinite();
-  return out;
 }
 }  // namespace
 
-static void register_quantize(py::module_ &m) {
-  m.def(
-      "row_std",
-      [](const py::array &x, int64_t rows, int64_t dim) {
-        check_rows(x, rows, dim);
-        if (x.dtype().is(py::dtype::of<float>())) return row_std_t<float>(x, rows, dim);
-        if (x.dtype().is(py::dtype::of<double>())) return row_std_t<double>(x, rows, dim);
-        throw py::type_error("x: dtype must be float32 or float64");
+template <typename T>
+void row_std(const T *src, int64_t rows, int64_t dim, double *dst, Simd simd) {
+  check_sizes(rows, dim);
+  std::atomic<bool> finite{true};
+  parallel_for(
+      rows,
+      [&](int64_t r) {
+        double mean, sd;
+        if (!row_moments(src + r * dim, dim, mean, sd, simd)) finite.store(false);
+        dst[r] = sd;
       },
-      py::arg("x"), py::arg("rows"), py::arg("dim"),
-      "Population standard deviation (ddof=0) of each row, in float64; NaN/Inf raise ValueError.");
-  m.def(
-      "quantize_rows",
-      [](const py::array &x, int64_t rows, int64_t dim, py::array_t<double, py::array::c_style> thr, bool packed) {
-        check_rows(x, rows, dim);
-        if (thr.size() != rows) throw std::invalid_argument("thr: expected one threshold per row");
-        const double *t = thr.data();
-        for (int64_t r = 0; r < rows; ++r)
-          if (!(t[r] >= 0.0) || !std::isfinite(t[r]))
-            throw std::invalid_argument("threshold: must be finite and non-negative");
-        if (x.dtype().is(py::dtype::of<float>())) return quantize_t<float>(x, rows, dim, t, packed);
-        if (x.dtype().is(py::dtype::of<double>())) return quantize_t<double>(x, rows, dim, t, packed);
-        throw py::type_error("x: dtype must be float32 or float64");
-      },
-      py::arg("x"), py::arg("rows"), py::arg("dim"), py::arg("thr"), py::arg("packed") = false,
-      "Ternary quantization with one threshold per row; packed=True fuses the 2-bit packing.");
+      rows_per_task(dim));
+  if (!finite.load()) nonfinite();
 }
 
-static Registration reg_quantize{"quantize", &register_quantize};
+template <typename T>
+void quantize_rows(const T *src, int64_t rows, int64_t dim, const double *thr, bool packed, void *dst, Simd simd) {
+  check_sizes(rows, dim);
+  for (int64_t r = 0; r < rows; ++r)
+    if (!(thr[r] >= 0.0) || !std::isfinite(thr[r]))
+      throw std::invalid_argument("threshold: must be finite and non-negative");
+  quantize_driver(src, rows, dim, packed, dst, simd, [&](int64_t r, const T *, ThresholdScratch &, double &t) {
+    t = thr[r];
+    return true;
+  });
+}
+
+template <typename T>
+void quantize_rows(const T *src, int64_t rows, int64_t dim, const ThresholdSpec &spec, bool packed, void *dst,
+                   Simd simd) {
+  check_sizes(rows, dim);
+  const ThresholdSpec q = make_threshold_spec(spec.mode, spec.tau, spec.thr, spec.kz, dim);
+  quantize_driver(src, rows, dim, packed, dst, simd, [&](int64_t, const T *row, ThresholdScratch &s, double &t) {
+    return row_threshold(row, dim, q, s, t, simd);
+  });
+}
+
+#define TERNHD_INSTANTIATE(T)                                                                                    \
+  template bool moments_scalar<T>(const T *, int64_t, double &, double &);                                       \
+  template bool moments_avx2<T>(const T *, int64_t, double &, double &);                                         \
+  template bool moments_avx512<T>(const T *, int64_t, double &, double &);                                       \
+  template bool quantize_scalar<T>(const T *, int64_t, double, int8_t *);                                        \
+  template bool quantize_avx2<T>(const T *, int64_t, double, int8_t *);                                          \
+  template bool quantize_avx512<T>(const T *, int64_t, double, int8_t *);                                        \
+  template bool quantize_pack_span<T>(const T *, int64_t, double, uint8_t *, int8_t *, Simd);                    \
+  template bool row_threshold<T>(const T *, int64_t, const ThresholdSpec &, ThresholdScratch &, double &, Simd); \
+  template void row_std<T>(const T *, int64_t, int64_t, double *, Simd);                                         \
+  template void quantize_rows<T>(const T *, int64_t, int64_t, const double *, bool, void *, Simd);               \
+  template void quantize_rows<T>(const T *, int64_t, int64_t, const ThresholdSpec &, bool, void *, Simd);
+TERNHD_INSTANTIATE(float)
+TERNHD_INSTANTIATE(double)
+#undef TERNHD_INSTANTIATE
 
 }  // namespace ternhd

@@ -1,37 +1,21 @@
-// Packed ternary similarity: dot, cosine and Hamming distance, all-pairs and streamed top-k.
-//
-// Kernels run on an internal bit-plane layout (DESIGN.md): each 16 packed bytes (64 trits) become
-// one 64-bit `mask` word (non-zero) and one `sign` word (negative). For rows a, b:
-//   both = popcount(ma & mb)                  (positions where both are non-zero)
-//   opp  = popcount(ma & mb & (sa ^ sb))      (... with opposite signs)
-//   dot = both - 2*opp,  hamming = |a| + |b| - 2*both + opp,  cosine = dot / sqrt(|a| |b|).
-// The plane words interleave the trits of two packed words (a fixed permutation of positions,
-// the same for every row), which leaves all three quantities unchanged.
+// Packed ternary similarity kernels (contract in similarity.hpp): plane conversion, the pair-count
+// kernels (scalar, AVX2, AVX-512 with a register-blocked AVX-512 tile), all pairs and top-k.
+// The plane words interleave the trits of two packed words (a fixed permutation of positions, the
+// same for every row), which leaves dot, hamming and cosine unchanged.
 #include <immintrin.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
-#include "common.hpp"
-
-namespace py = pybind11;
+#include "similarity.hpp"
+#include "threads.hpp"
 
 namespace ternhd {
 
 // ----------------------------------------------------------------------------- planes
-struct Planes {
-  int64_t rows = 0;
-  int64_t nbytes = 0;  // packed bytes per row
-  int64_t words = 0;   // 64-bit words per plane, a multiple of 8 (one zmm)
-  std::unique_ptr<uint64_t[]> data;  // per row: mask[words] then sign[words]
-  std::vector<int32_t> norms;        // non-zeros per row
-  const uint64_t *row(int64_t r) const { return data.get() + r * 2 * words; }
-};
-
 namespace {
 constexpr uint64_t kEven = 0x5555555555555555ULL;
 constexpr uint64_t kOdd = 0xAAAAAAAAAAAAAAAAULL;
@@ -72,7 +56,7 @@ uint64_t convert_rows(const uint8_t *p, int64_t rows, int64_t nbytes, int64_t wo
 }
 
 // Converts a whole packed matrix. Returns false when code 0b11 occurs.
-bool to_planes(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
+bool convert_all(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
   out.rows = rows;
   out.nbytes = nbytes;
   out.words = plane_words(nbytes);
@@ -81,8 +65,7 @@ bool to_planes(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
   std::atomic<bool> ok{true};
   parallel_for(ceil_div(rows, 256), [&](int64_t blk) {
     const int64_t r0 = blk * 256, n = std::min<int64_t>(256, rows - r0);
-    if (convert_rows(p + r0 * nbytes, n, nbytes, out.words, out.data.get() + r0 * 2 * out.words,
-                     out.norms.data() + r0))
+    if (convert_rows(p + r0 * nbytes, n, nbytes, out.words, out.data.get() + r0 * 2 * out.words, out.norms.data() + r0))
       ok.store(false);
   });
   return ok.load();
@@ -123,13 +106,9 @@ struct DbSource {
 };
 }  // namespace
 
-namespace {
 // ----------------------------------------------------------------------------- pair counts
 // counts(q, db, nd, words, both, opp): one query row against nd consecutive database rows.
-using CountsFn = void (*)(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
-
-void counts_scalar(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
-                   int32_t *opp) {
+void counts_scalar(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both, int32_t *opp) {
   const uint64_t *qm = q, *qs = q + words;
   for (int64_t j = 0; j < nd; ++j) {
     const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
@@ -145,8 +124,8 @@ void counts_scalar(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t wo
 }
 
 TERNHD_AVX2 static inline __m256i popcnt256(__m256i v) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
-                                       2, 2, 3, 2, 3, 3, 4);
+  const __m256i lut =
+      _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low = _mm256_set1_epi8(0x0f);
   __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
   __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
@@ -201,6 +180,7 @@ TERNHD_AVX512 void counts_avx512(const uint64_t *q, const uint64_t *db, int64_t 
   }
 }
 
+namespace {
 // Register-blocked tile: NQ query rows x ND database rows. Every loaded database chunk serves NQ
 // queries and every query chunk ND database rows, so loads per pair drop from 4 to 2/ND + 2/NQ.
 template <int NQ, int ND>
@@ -234,8 +214,8 @@ TERNHD_AVX512 inline void tile_avx512(const uint64_t *const *q, const uint64_t *
 }
 
 // Two query rows against nd database rows.
-TERNHD_AVX512 void counts2_avx512(const uint64_t *q0, const uint64_t *q1, const uint64_t *db, int64_t nd,
-                                  int64_t words, int32_t *both0, int32_t *opp0, int32_t *both1, int32_t *opp1) {
+TERNHD_AVX512 void counts2_avx512(const uint64_t *q0, const uint64_t *q1, const uint64_t *db, int64_t nd, int64_t words,
+                                  int32_t *both0, int32_t *opp0, int32_t *both1, int32_t *opp1) {
   constexpr int ND = 4;  // 2 x 4 tile: 24 zmm registers live (2 and 3 measured the same)
   const uint64_t *q[2] = {q0, q1};
   int64_t j = 0;
@@ -249,8 +229,8 @@ TERNHD_AVX512 void counts2_avx512(const uint64_t *q0, const uint64_t *q1, const 
   }
 }
 
-using Counts2Fn = void (*)(const uint64_t *, const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *,
-                           int32_t *, int32_t *, int32_t *);
+using Counts2Fn = void (*)(const uint64_t *, const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *,
+                           int32_t *, int32_t *);
 
 template <CountsFn F>
 void counts2_generic(const uint64_t *q0, const uint64_t *q1, const uint64_t *db, int64_t nd, int64_t words,
@@ -259,30 +239,7 @@ void counts2_generic(const uint64_t *q0, const uint64_t *q1, const uint64_t *db,
   F(q1, db, nd, words, both1, opp1);
 }
 
-Counts2Fn counts2_for(Simd s) {
-  switch (s) {
-    case Simd::avx512: return counts2_avx512;
-    case Simd::avx2: return counts2_generic<counts_avx2>;
-    default: return counts2_generic<counts_scalar>;
-  }
-}
-
-CountsFn counts_for(Simd s) {
-  switch (s) {
-    case Simd::avx512: return counts_avx512;
-    case Simd::avx2: return counts_avx2;
-    default: return counts_scalar;
-  }
-}
-
-enum Metric : int { kDot = 0, kCosine = 1, kHamming = 2 };
-
-Metric parse_metric(const std::string &m) {
-  if (m == "dot") return kDot;
-  if (m == "cosine") return kCosine;
-  if (m == "hamming") return kHamming;
-  throw std::invalid_argument("metric: expected 'dot', 'cosine' or 'hamming', got '" + m + "'");
-}
+constexpr Variants<Counts2Fn> kCounts2{counts2_generic<counts_scalar>, counts2_generic<counts_avx2>, counts2_avx512};
 
 inline float cosine_of(int32_t dot, int32_t na, int32_t nb) {
   if (na == 0 || nb == 0) return 0.0f;
@@ -295,14 +252,15 @@ constexpr int64_t kQueryBlock = 64;  // query rows per task
 // ----------------------------------------------------------------------------- all pairs
 // Tasks are (database block, query block) pairs. When the database is converted on the fly, each
 // task takes as many queries as keeps every thread busy, so a block is converted few times.
-void pairwise(const Planes &a, const DbSource &b, Metric metric, void *out) {
+void pairwise_impl(const Planes &a, const DbSource &b, Metric metric, void *out, Simd simd) {
   const int64_t M = a.rows, N = b.rows, W = a.words;
-  CountsFn counts = counts_for(active_simd());
-  Counts2Fn counts2 = counts2_for(active_simd());
+  const CountsFn counts = pick(kCounts, simd);
+  const Counts2Fn counts2 = pick(kCounts2, simd);
   const int64_t ndb = ceil_div(N, kDbBlock);
   const int64_t want = 4 * static_cast<int64_t>(num_threads());
-  const int64_t qb = b.planes ? kQueryBlock
-                              : std::max<int64_t>(2, ceil_div(M, std::max<int64_t>(1, ceil_div(want, std::max<int64_t>(ndb, 1)))));
+  const int64_t qb =
+      b.planes ? kQueryBlock
+               : std::max<int64_t>(2, ceil_div(M, std::max<int64_t>(1, ceil_div(want, std::max<int64_t>(ndb, 1)))));
   const int64_t nqb = ceil_div(M, qb);
   parallel_for(nqb * ndb, [&](int64_t task) {
     const int64_t db0 = (task / nqb) * kDbBlock, q0 = (task % nqb) * qb;
@@ -324,9 +282,9 @@ void pairwise(const Planes &a, const DbSource &b, Metric metric, void *out) {
           const int64_t o = i * N + db0 + j;
           const int32_t nb = blk.norms[j];
           switch (metric) {
-            case kDot: static_cast<int32_t *>(out)[o] = both[j] - 2 * opp[j]; break;
-            case kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
-            case kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+            case Metric::kDot: static_cast<int32_t *>(out)[o] = both[j] - 2 * opp[j]; break;
+            case Metric::kHamming: static_cast<int32_t *>(out)[o] = na + nb - 2 * both[j] + opp[j]; break;
+            case Metric::kCosine: static_cast<float *>(out)[o] = cosine_of(both[j] - 2 * opp[j], na, nb); break;
           }
         }
       }
@@ -350,11 +308,11 @@ struct WorseFirst {
 };
 
 // Top-k of query rows [qbegin, qbegin + M) (outputs indexed from qbegin).
-void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, int64_t k, Metric metric,
-                float *out_f, int32_t *out_i, int64_t *out_idx) {
+void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, int64_t k, Metric metric, float *out_f,
+                int32_t *out_i, int64_t *out_idx, Simd simd) {
   const int64_t N = db.rows, W = q.words;
-  CountsFn counts = counts_for(active_simd());
-  Counts2Fn counts2 = counts2_for(active_simd());
+  const CountsFn counts = pick(kCounts, simd);
+  const Counts2Fn counts2 = pick(kCounts2, simd);
   const int64_t nt = num_threads();
   // Split the database into R ranges and the queries into blocks; each task keeps its own heaps
   // and walks its range one cache block at a time (converted once per task when packed).
@@ -375,8 +333,7 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, 
       for (int64_t i0 = q0; i0 < q1; i0 += 2) {
         const int64_t nq = std::min<int64_t>(2, q1 - i0);
         if (nq == 2)
-          counts2(q.row(qbegin + i0), q.row(qbegin + i0 + 1), blk.rows, nd, W, both2[0], opp2[0], both2[1],
-                  opp2[1]);
+          counts2(q.row(qbegin + i0), q.row(qbegin + i0 + 1), blk.rows, nd, W, both2[0], opp2[0], both2[1], opp2[1]);
         else
           counts(q.row(qbegin + i0), blk.rows, nd, W, both2[0], opp2[0]);
         for (int64_t u = 0; u < nq; ++u) {
@@ -389,8 +346,8 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, 
             const int32_t nb = blk.norms[j];
             double s;
             switch (metric) {
-              case kDot: s = both[j] - 2 * opp[j]; break;
-              case kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
+              case Metric::kDot: s = both[j] - 2 * opp[j]; break;
+              case Metric::kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
               default: s = cosine_of(both[j] - 2 * opp[j], na, nb); break;
             }
             if (sz == k && !(s >= h[0].score)) continue;  // cheap reject before building a candidate
@@ -409,155 +366,96 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, 
     }
   });
   // Merge the R partial heaps of each query, best first.
-  parallel_for(M, [&](int64_t i) {
-    std::vector<Cand> all;
-    all.reserve(static_cast<size_t>(R * k));
-    for (int64_t r = 0; r < R; ++r) {
-      const Cand *h = heaps.data() + (r * M + i) * k;
-      all.insert(all.end(), h, h + sizes[r * M + i]);
-    }
-    std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
-    const int64_t o = (qbegin + i) * k;
-    for (int64_t j = 0; j < k; ++j) {
-      const Cand &c = all[j];
-      out_idx[o + j] = c.index;
-      if (metric == kCosine)
-        out_f[o + j] = static_cast<float>(c.score);
-      else
-        out_i[o + j] = static_cast<int32_t>(metric == kHamming ? -c.score : c.score);
-    }
-  }, 64);
+  parallel_for(
+      M,
+      [&](int64_t i) {
+        std::vector<Cand> all;
+        all.reserve(static_cast<size_t>(R * k));
+        for (int64_t r = 0; r < R; ++r) {
+          const Cand *h = heaps.data() + (r * M + i) * k;
+          all.insert(all.end(), h, h + sizes[r * M + i]);
+        }
+        std::partial_sort(all.begin(), all.begin() + k, all.end(), better);
+        const int64_t o = (qbegin + i) * k;
+        for (int64_t j = 0; j < k; ++j) {
+          const Cand &c = all[j];
+          out_idx[o + j] = c.index;
+          if (metric == Metric::kCosine)
+            out_f[o + j] = static_cast<float>(c.score);
+          else
+            out_i[o + j] = static_cast<int32_t>(metric == Metric::kHamming ? -c.score : c.score);
+        }
+      },
+      64);
 }
 
 // Queries go in chunks so that the per-task heaps stay bounded (chunk * k * threads candidates).
-void topk(const Planes &q, const DbSource &db, int64_t k, Metric metric, float *out_f, int32_t *out_i,
-          int64_t *out_idx) {
+void topk_impl(const Planes &q, const DbSource &db, int64_t k, Metric metric, void *scores, int64_t *out_idx,
+               Simd simd) {
+  check_topk(k, db.rows);
+  float *out_f = metric == Metric::kCosine ? static_cast<float *>(scores) : nullptr;
+  int32_t *out_i = metric == Metric::kCosine ? nullptr : static_cast<int32_t *>(scores);
   const int64_t chunk = std::max<int64_t>(kQueryBlock, (int64_t{1} << 22) / std::max<int64_t>(1, k * num_threads()));
   for (int64_t q0 = 0; q0 < q.rows; q0 += chunk)
-    topk_chunk(q, q0, std::min(chunk, q.rows - q0), db, k, metric, out_f, out_i, out_idx);
+    topk_chunk(q, q0, std::min(chunk, q.rows - q0), db, k, metric, out_f, out_i, out_idx, simd);
 }
 
-// ----------------------------------------------------------------------------- bindings
-using PackedArray = py::array_t<uint8_t, py::array::c_style>;
+}  // namespace
 
-void check_width(const PackedArray &p, const char *name) {
-  if (p.ndim() != 2) throw std::invalid_argument(std::string(name) + ": expected a 2-D packed array");
-  if (p.shape(1) > (int64_t{1} << 28))  // counts are int32: at most 4 trits per byte
-    throw std::invalid_argument(std::string(name) + ": packed rows of " + std::to_string(p.shape(1)) +
+// ----------------------------------------------------------------------------- public API
+Metric parse_metric(const std::string &m) {
+  if (m == "dot") return Metric::kDot;
+  if (m == "cosine") return Metric::kCosine;
+  if (m == "hamming") return Metric::kHamming;
+  throw std::invalid_argument("metric: expected 'dot', 'cosine' or 'hamming', got '" + m + "'");
+}
+
+void check_packed_width(int64_t nbytes, const char *name) {
+  if (nbytes > (int64_t{1} << 28))  // counts are int32: at most 4 trits per byte
+    throw std::invalid_argument(std::string(name) + ": packed rows of " + std::to_string(nbytes) +
                                 " bytes exceed the supported 268435456");
 }
 
+void check_topk(int64_t k, int64_t db_rows) {
+  if (k < 1) throw std::invalid_argument("k: must be at least 1");
+  if (k > db_rows)
+    throw std::invalid_argument("k: " + std::to_string(k) + " exceeds the database size " + std::to_string(db_rows));
+}
+
+namespace {
 [[noreturn]] void invalid_code(const char *name) {
   throw std::invalid_argument(std::string(name) + ": contains the invalid 2-bit code 0b11");
 }
+}  // namespace
 
-std::shared_ptr<Planes> planes_of(const PackedArray &p, const char *name) {
-  check_width(p, name);
-  auto pl = std::make_shared<Planes>();
-  const uint8_t *src = p.data();
-  const int64_t rows = p.shape(0), nbytes = p.shape(1);
-  bool ok;
-  {
-    py::gil_scoped_release release;
-    ok = to_planes(src, rows, nbytes, *pl);
-  }
-  if (!ok) invalid_code(name);
-  return pl;
-}
-
-void check_same_width(int64_t got, int64_t want, const char *name, const char *other) {
-  if (got != want)
-    throw std::invalid_argument(std::string(name) + ": packed row width " + std::to_string(got) + " does not match " +
-                                other + " " + std::to_string(want));
-}
-
-py::array pairwise_run(const Planes &a, const DbSource &b, Metric metric) {
-  py::array out = metric == kCosine ? py::array(py::array_t<float>({a.rows, b.rows}))
-                                    : py::array(py::array_t<int32_t>({a.rows, b.rows}));
-  void *dst = out.mutable_data();
-  {
-    py::gil_scoped_release release;
-    pairwise(a, b, metric, dst);
-  }
+Planes to_planes(PackedRows p, const char *name) {
+  check_packed_width(p.nbytes, name);
+  Planes out;
+  if (!convert_all(p.data, p.rows, p.nbytes, out)) invalid_code(name);
   return out;
 }
 
-py::tuple topk_run(const Planes &q, const DbSource &db, int64_t k, Metric metric) {
-  if (k < 1) throw std::invalid_argument("k: must be at least 1");
-  if (k > db.rows)
-    throw std::invalid_argument("k: " + std::to_string(k) + " exceeds the database size " + std::to_string(db.rows));
-  py::array scores = metric == kCosine ? py::array(py::array_t<float>({q.rows, k}))
-                                       : py::array(py::array_t<int32_t>({q.rows, k}));
-  py::array_t<int64_t> idx({q.rows, k});
-  float *sf = metric == kCosine ? static_cast<float *>(scores.mutable_data()) : nullptr;
-  int32_t *si = metric == kCosine ? nullptr : static_cast<int32_t *>(scores.mutable_data());
-  int64_t *ix = idx.mutable_data();
-  {
-    py::gil_scoped_release release;
-    topk(q, db, k, metric, sf, si, ix);
-  }
-  return py::make_tuple(scores, idx);
-}
-}  // namespace
-
-static void register_similarity(py::module_ &m) {
-  m.def(
-      "pairwise",
-      [](const PackedArray &a, const PackedArray &b, const std::string &metric) {
-        Metric mt = parse_metric(metric);
-        check_width(b, "b");
-        auto pa = planes_of(a, "a");
-        check_same_width(b.shape(1), pa->nbytes, "b", "a's");
-        std::atomic<bool> bad{false};
-        py::array out = pairwise_run(*pa, DbSource::of(b.data(), b.shape(0), b.shape(1), &bad), mt);
-        if (bad.load()) invalid_code("b");
-        return out;
-      },
-      py::arg("a"), py::arg("b"), py::arg("metric"),
-      "All-pairs similarity of packed rows: int32 dot/hamming or float32 cosine, shape (M, N).");
-  m.def(
-      "topk",
-      [](const PackedArray &q, const PackedArray &db, int64_t k, const std::string &metric) {
-        Metric mt = parse_metric(metric);
-        check_width(db, "database");
-        auto pq = planes_of(q, "queries");
-        check_same_width(pq->nbytes, db.shape(1), "queries", "the database's");
-        std::atomic<bool> bad{false};
-        py::tuple out = topk_run(*pq, DbSource::of(db.data(), db.shape(0), db.shape(1), &bad), k, mt);
-        if (bad.load()) invalid_code("database");
-        return out;
-      },
-      py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("metric"),
-      "Streamed top-k of packed rows: (scores (M, k), indices int64 (M, k)), best first, ties to lower index.");
-
-  py::class_<Planes, std::shared_ptr<Planes>>(m, "PlanesIndex",
-                                              "A packed database kept in the internal bit-plane layout.")
-      .def(py::init([](const PackedArray &db) { return planes_of(db, "database"); }), py::arg("database"))
-      .def_property_readonly("rows", [](const Planes &p) { return p.rows; })
-      .def_property_readonly("nbytes", [](const Planes &p) { return p.nbytes; })
-      .def_property_readonly("norms", [](const Planes &p) {
-        return py::array_t<int32_t>(static_cast<py::ssize_t>(p.norms.size()), p.norms.data());
-      })
-      .def(
-          "pairwise",
-          [](const Planes &self, const PackedArray &q, const std::string &metric) {
-            Metric mt = parse_metric(metric);
-            auto pq = planes_of(q, "queries");
-            check_same_width(pq->nbytes, self.nbytes, "queries", "the index's");
-            return pairwise_run(*pq, DbSource::of(self), mt);
-          },
-          py::arg("queries"), py::arg("metric"))
-      .def(
-          "topk",
-          [](const Planes &self, const PackedArray &q, int64_t k, const std::string &metric) {
-            Metric mt = parse_metric(metric);
-            auto pq = planes_of(q, "queries");
-            check_same_width(pq->nbytes, self.nbytes, "queries", "the index's");
-            return topk_run(*pq, DbSource::of(self), k, mt);
-          },
-          py::arg("queries"), py::arg("k"), py::arg("metric"));
+void pairwise(const Planes &a, const Planes &b, Metric metric, void *out, Simd simd) {
+  pairwise_impl(a, DbSource::of(b), metric, out, simd);
 }
 
-static Registration reg_similarity{"similarity", &register_similarity};
+void pairwise(const Planes &a, PackedRows b, Metric metric, void *out, Simd simd, const char *b_name) {
+  check_packed_width(b.nbytes, b_name);
+  std::atomic<bool> bad{false};
+  pairwise_impl(a, DbSource::of(b.data, b.rows, b.nbytes, &bad), metric, out, simd);
+  if (bad.load()) invalid_code(b_name);
+}
+
+void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd) {
+  topk_impl(q, DbSource::of(db), k, metric, scores, indices, simd);
+}
+
+void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd,
+          const char *db_name) {
+  check_packed_width(db.nbytes, db_name);
+  std::atomic<bool> bad{false};
+  topk_impl(q, DbSource::of(db.data, db.rows, db.nbytes, &bad), k, metric, scores, indices, simd);
+  if (bad.load()) invalid_code(db_name);
+}
 
 }  // namespace ternhd

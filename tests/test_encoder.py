@@ -200,8 +200,9 @@ def test_epilogue_on_crafted_rows(simd, dim):
         np.where(rng.random(dim) < 0.5, 0.0, rng.standard_normal(dim)),
     ]).astype(np.float32)
     rows = len(h)
-    for mode, kw in [(1, dict(threshold=0.25)), (1, dict(threshold=0.0)), (1, dict(threshold=1e-300))] + \
-            [(2, dict(sparsity=s)) for s in (0.0, 0.3, 0.5, 0.99, 1.0)]:
+    M = _core.ThresholdMode
+    for mode, kw in [(M.fixed, dict(threshold=t)) for t in (0.25, 0.0, 1e-300)] + \
+            [(M.sparsity, dict(sparsity=s)) for s in (0.0, 0.3, 0.5, 0.99, 1.0)]:
         kz = int(round(kw.get("sparsity", 0) * dim))
         thr = kw.get("threshold", 0.0)
         out = np.empty((rows, (dim + 3) // 4), np.uint8)
@@ -212,14 +213,14 @@ def test_epilogue_on_crafted_rows(simd, dim):
         _core.encode_epilogue(h, dim, trits, mode, 0.3, thr, kz)
         np.testing.assert_array_equal(trits, expect, err_msg=str(kw))
     out = np.empty((rows, dim), np.int8)
-    _core.encode_epilogue(h, dim, out, 0, 0.3, 0.0, 0)
+    _core.encode_epilogue(h, dim, out, M.std, 0.3, 0.0, 0)
     expect = ref.quantize(h.astype(np.float64))
     diff = out != expect
     thr = ref.thresholds(h)[:, None]
     assert np.allclose(np.abs(h)[diff], np.broadcast_to(thr, h.shape)[diff], rtol=1e-9)
     bad = h.copy()
     bad[3, dim // 2] = np.nan
-    for mode in (0, 1, 2):
+    for mode in (M.std, M.fixed, M.sparsity):
         with pytest.raises(ValueError, match="NaN"):
             _core.encode_epilogue(bad, dim, np.empty((rows, dim), np.int8), mode, 0.3, 0.1, dim // 2)
 
@@ -415,25 +416,26 @@ def test_bad_inputs(projection, kw):
 def test_native_entry_points_validate():
     h = np.zeros((2, 10), np.float32)
     with pytest.raises(ValueError, match="^out:"):
-        _core.encode_epilogue(h, 10, np.zeros((2, 2), np.uint8), 0, 0.3, 0.0, 0)
+        _core.encode_epilogue(h, 10, np.zeros((2, 2), np.uint8), _core.ThresholdMode.std, 0.3, 0.0, 0)
     ro = np.zeros((2, 3), np.uint8)
     ro.setflags(write=False)
     with pytest.raises(ValueError, match="^out:"):
-        _core.encode_epilogue(h, 10, ro, 0, 0.3, 0.0, 0)
+        _core.encode_epilogue(h, 10, ro, _core.ThresholdMode.std, 0.3, 0.0, 0)
     with pytest.raises(TypeError, match="^out:"):
-        _core.encode_epilogue(h, 10, np.zeros((2, 3), np.int32), 0, 0.3, 0.0, 0)
+        _core.encode_epilogue(h, 10, np.zeros((2, 3), np.int32), _core.ThresholdMode.std, 0.3, 0.0, 0)
     with pytest.raises(TypeError, match="^h:"):
-        _core.encode_epilogue(h.astype(np.float64), 10, np.zeros((2, 3), np.uint8), 0, 0.3, 0.0, 0)
+        _core.encode_epilogue(h.astype(np.float64), 10, np.zeros((2, 3), np.uint8), _core.ThresholdMode.std, 0.3, 0.0,
+                              0)
     with pytest.raises(ValueError, match="^kz:"):
-        _core.encode_epilogue(h, 10, np.zeros((2, 3), np.uint8), 2, 0.3, 0.0, 11)
+        _core.encode_epilogue(h, 10, np.zeros((2, 3), np.uint8), _core.ThresholdMode.sparsity, 0.3, 0.0, 11)
     spec = srht_spec(8, 16)
     with pytest.raises(ValueError, match="^select:"):
         _core.srht_encode(np.zeros((1, 8), np.float32), spec.scaled_signs, np.full(16, 99, np.int32), spec.size,
-                          np.zeros((1, 4), np.uint8), 0, 0.3, 0.0, 0)
+                          np.zeros((1, 4), np.uint8), _core.ThresholdMode.std, 0.3, 0.0, 0)
     sp = sparse_spec(8, 16)
     with pytest.raises(ValueError, match="^rows:"):
         _core.sparse_encode(np.zeros((1, 8), np.float32), sp.rows + 8, sp.values, 8, np.zeros((1, 4), np.uint8),
-                            0, 0.3, 0.0, 0)
+                            _core.ThresholdMode.std, 0.3, 0.0, 0)
 
 
 # ---------------------------------------------------------------------------------- hypothesis

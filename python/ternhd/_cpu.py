@@ -77,26 +77,14 @@ def _as_float(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)  # integers and bool
 
 
-def row_thresholds(x2: np.ndarray, tau: float = 0.3, threshold: Union[str, float] = "std",
-                   sparsity: Optional[float] = None) -> np.ndarray:
-    """Per-row thresholds (float64, shape (rows,)) for a C-contiguous float32/float64 (rows, D)."""
-    rows, dim = x2.shape
-    if sparsity is not None:
-        k = int(round(float(sparsity) * dim))
-        if not np.isfinite(x2).all():
-            raise ValueError("x: contains NaN or Inf")
-        if k == 0 or rows == 0:
-            return np.zeros(rows)
-        return np.partition(np.abs(x2), k - 1, axis=1)[:, k - 1].astype(np.float64)
-    if threshold == "std":
-        return float(tau) * _core.row_std(x2.reshape(-1), rows, dim)
-    if threshold == "batch":
-        if x2.size == 0:
-            return np.zeros(rows)
-        if not np.isfinite(x2).all():
-            raise ValueError("x: contains NaN or Inf")
-        return np.full(rows, float(tau) * float(x2.astype(np.float64, copy=False).std()))
-    return np.full(rows, float(threshold))
+def _batch_thresholds(x2: np.ndarray, tau: float) -> np.ndarray:
+    """The ``"batch"`` mode's thresholds (float64, shape (rows,)): ``tau * std`` of all of ``x2``."""
+    rows = x2.shape[0]
+    if x2.size == 0:
+        return np.zeros(rows)
+    if not np.isfinite(x2).all():
+        raise ValueError("x: contains NaN or Inf")
+    return np.full(rows, float(tau) * float(x2.astype(np.float64, copy=False).std()))
 
 
 def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std", sparsity: Optional[float] = None,
@@ -106,8 +94,15 @@ def quantize(x: Any, tau: float = 0.3, threshold: Union[str, float] = "std", spa
     arr = _as_float(arr)
     dim = arr.shape[-1]
     x2 = arr.reshape(-1, dim)
-    thr = np.ascontiguousarray(row_thresholds(x2, tau, threshold, sparsity), dtype=np.float64)
-    out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
+    if sparsity is None and threshold == "batch":  # one statistic over the whole array first
+        thr = np.ascontiguousarray(_batch_thresholds(x2, tau), dtype=np.float64)
+        out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, thr, bool(packed))
+    else:  # per-row modes: each row's threshold found and applied in one native pass
+        mode = _core.ThresholdMode
+        spec = ((mode.sparsity, 0.0, 0.0, int(round(float(sparsity) * dim))) if sparsity is not None else
+                (mode.std, float(tau), 0.0, 0) if isinstance(threshold, str) else
+                (mode.fixed, 0.0, float(threshold), 0))
+        out = _core.quantize_rows(x2.reshape(-1), x2.shape[0], dim, *spec, bool(packed))
     width = (dim + 3) // 4 if packed else dim
     return wrap(out.reshape(arr.shape[:-1] + (width,)))
 

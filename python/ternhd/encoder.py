@@ -236,15 +236,15 @@ class HDCEncoder:
             raise ValueError(f"{name}: expected a 2-D array of shape (N, {self.in_dim}), got shape {arr.shape}")
         return arr
 
-    def _mode(self, arr: np.ndarray, batch_size: int) -> Tuple[int, float, int]:
+    def _mode(self, arr: np.ndarray, batch_size: int) -> Tuple["_core.ThresholdMode", float, int]:
         """(mode, thr, kz) for the native epilogue."""
         if self.sparsity is not None:
-            return 2, 0.0, int(round(self.sparsity * self.dim))
+            return _core.ThresholdMode.sparsity, 0.0, int(round(self.sparsity * self.dim))
         if self.threshold == "std":
-            return 0, 0.0, 0
+            return _core.ThresholdMode.std, 0.0, 0
         if self.threshold == "batch":
-            return 1, self.tau * self._batch_std(arr, batch_size), 0
-        return 1, float(self.threshold), 0
+            return _core.ThresholdMode.fixed, self.tau * self._batch_std(arr, batch_size), 0
+        return _core.ThresholdMode.fixed, float(self.threshold), 0
 
     def _batch_std(self, arr: np.ndarray, batch_size: int) -> float:
         """std of all of ``arr @ P`` (float64, Gram identity: one pass over ``arr``, no projection)."""
@@ -290,7 +290,7 @@ class HDCEncoder:
                 bar.close()
         return out
 
-    def _dense_runner(self, rows: int, mode: int, thr: float, kz: int):
+    def _dense_runner(self, rows: int, mode: "_core.ThresholdMode", thr: float, kz: int):
         dim, tau = self.dim, self.tau
         name = gemm.gemm_backend()
         if name == "onednn" and self._onednn is None:
@@ -301,7 +301,7 @@ class HDCEncoder:
             _core.encode_epilogue(product(xb), dim, ob, mode, tau, thr, kz)
         return run
 
-    def _structured_runner(self, mode: int, thr: float, kz: int):
+    def _structured_runner(self, mode: "_core.ThresholdMode", thr: float, kz: int):
         spec = self._structured()
         tau = self.tau
         if self.projection == "srht":

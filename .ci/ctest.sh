@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# C++ kernel tests without Python: configure the kernel library and tests/cpp with CMake
+# (TERNHD_BUILD_TESTS=ON, no pybind11 needed), build, and run CTest. Every SIMD variant of every
+# kernel family is checked against the scalar reference; paths this CPU lacks are skipped.
+# Usage: bash .ci/ctest.sh [extra cmake -D options, e.g. -DTERNHD_SANITIZE=ON]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${TERNHD_CTEST_BUILD:-${TMPDIR:-/tmp}/ternhd-ctest}"
+cmake -S . -B "$BUILD" -DTERNHD_BUILD_TESTS=ON -DTERNHD_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+cmake --build "$BUILD" -j "${TERNHD_BUILD_JOBS:-2}"
+ctest --test-dir "$BUILD" --output-on-failure

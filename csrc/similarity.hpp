@@ -1,0 +1,67 @@
+// Packed ternary similarity: dot, cosine and Hamming distance, all pairs and streamed top-k.
+//
+// Kernels run on an internal bit-plane layout: each 16 packed bytes (64 trits) become one 64-bit
+// `mask` word (non-zero) and one `sign` word (negative). For rows a, b:
+//   both = popcount(ma & mb)                  (positions where both are non-zero)
+//   opp  = popcount(ma & mb & (sa ^ sb))      (... with opposite signs)
+//   dot = both - 2*opp,  hamming = |a| + |b| - 2*both + opp,  cosine = dot / sqrt(|a| |b|)
+// (cosine 0 when a row is all zero). Scores are int32 for dot and hamming, float32 for cosine.
+// Top-k lists are best first (highest dot / cosine, lowest hamming), ties to the lower index.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dispatch.hpp"
+
+namespace ternhd {
+
+enum class Metric : int { kDot = 0, kCosine = 1, kHamming = 2 };
+Metric parse_metric(const std::string &name);  // "dot" | "cosine" | "hamming"; else std::invalid_argument
+
+// Packed rows as they come from the caller: rows x nbytes bytes, C order.
+struct PackedRows {
+  const uint8_t *data = nullptr;
+  int64_t rows = 0;
+  int64_t nbytes = 0;
+};
+
+// Packed rows converted once to the bit-plane layout (the C++ face of _core.PlanesIndex).
+struct Planes {
+  int64_t rows = 0;
+  int64_t nbytes = 0;                // packed bytes per row
+  int64_t words = 0;                 // 64-bit words per plane, a multiple of 8 (one zmm)
+  std::unique_ptr<uint64_t[]> data;  // per row: mask[words] then sign[words]
+  std::vector<int32_t> norms;        // non-zeros per row
+  const uint64_t *row(int64_t r) const { return data.get() + r * 2 * words; }
+};
+
+// Throws std::invalid_argument ("<name>: ...") when rows are wider than the int32 counts allow.
+void check_packed_width(int64_t nbytes, const char *name);
+// Converts packed rows (threaded). Throws std::invalid_argument ("<name>: ...") on a too-wide row
+// or the code 0b11.
+Planes to_planes(PackedRows p, const char *name);
+
+// The per-pair counts (both, opp) of one query row against nd database rows: the SIMD kernel.
+using CountsFn = void (*)(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
+                          int32_t *opp);
+void counts_scalar(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+void counts_avx2(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+void counts_avx512(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+constexpr Variants<CountsFn> kCounts{counts_scalar, counts_avx2, counts_avx512};
+
+// All pairs: out is (a.rows, b.rows), int32 or float32 (cosine). The packed form converts the
+// database one cache block at a time (no full copy); b_name names it in errors (row width, 0b11).
+void pairwise(const Planes &a, const Planes &b, Metric metric, void *out, Simd simd);
+void pairwise(const Planes &a, PackedRows b, Metric metric, void *out, Simd simd, const char *b_name = "b");
+
+// Throws std::invalid_argument ("k: ...") unless 1 <= k <= db_rows.
+void check_topk(int64_t k, int64_t db_rows);
+
+// Top-k: scores (q.rows, k), int32 or float32 (cosine), and int64 indices (q.rows, k).
+void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd);
+void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd,
+          const char *db_name = "database");
+
+}  // namespace ternhd

@@ -1,0 +1,656 @@
+// Cross-ISA tests of the ternhd kernels, without Python: every SIMD variant of every kernel family
+// (pack, quantize, similarity, algebra, encoder, base3) must give exactly the scalar reference's
+// output on random inputs of awkward sizes (0 and 1 rows, widths that are not a multiple of the
+// vector width), and the scalar reference must match a naive trit-by-trit model. Variants this CPU
+// cannot run are skipped with a printed line. Run by CTest (tests/cpp, TERNHD_BUILD_TESTS=ON).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "algebra.hpp"
+#include "base3.hpp"
+#include "dispatch.hpp"
+#include "encoder.hpp"
+#include "pack.hpp"
+#include "quantize.hpp"
+#include "similarity.hpp"
+#include "threads.hpp"
+
+using namespace ternhd;
+
+namespace {
+
+int g_checks = 0, g_failures = 0;
+std::string g_context;  // printed with a failure: family, path, sizes
+
+#define CHECK(cond)                                                                        \
+  do {                                                                                     \
+    ++g_checks;                                                                            \
+    if (!(cond)) {                                                                         \
+      ++g_failures;                                                                        \
+      std::printf("FAIL %s:%d: %s  [%s]\n", __FILE__, __LINE__, #cond, g_context.c_str()); \
+    }                                                                                      \
+  } while (0)
+
+// Expects `fn` to throw E.
+template <typename E>
+bool throws(const std::function<void()> &fn) {
+  try {
+    fn();
+  } catch (const E &) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+std::mt19937_64 g_rng(20240611);
+
+// Sizes that straddle every vector width in the kernels (4 trits/byte, 16/32/64-byte registers).
+const std::vector<int64_t> kDims = {0, 1, 2, 3, 4, 5, 7, 15, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 1000, 1027};
+const std::vector<int64_t> kRows = {0, 1, 2, 3, 7};
+
+std::vector<int8_t> random_trits(int64_t n, double zero_fraction = 0.3) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<int8_t> t(static_cast<size_t>(n));
+  for (auto &v : t) {
+    const double r = u(g_rng);
+    v = r < zero_fraction ? 0 : (r < (1 + zero_fraction) / 2 ? 1 : -1);
+  }
+  return t;
+}
+
+// Reference packing, trit by trit (docs/FORMAT.md).
+std::vector<uint8_t> ref_pack(const std::vector<int8_t> &t, int64_t rows, int64_t dim) {
+  const int64_t nb = ceil_div(dim, 4);
+  std::vector<uint8_t> p(static_cast<size_t>(rows * nb), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < dim; ++i) {
+      const int8_t v = t[r * dim + i];
+      const unsigned code = v == 1 ? 1u : (v == -1 ? 2u : 0u);
+      p[r * nb + i / 4] |= static_cast<uint8_t>(code << (6 - 2 * (i % 4)));
+    }
+  return p;
+}
+
+std::vector<uint8_t> random_packed(int64_t rows, int64_t dim) { return ref_pack(random_trits(rows * dim), rows, dim); }
+
+std::vector<float> random_floats(int64_t n, float scale = 1.0f) {
+  std::normal_distribution<float> g(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto &x : v) x = g(g_rng);
+  return v;
+}
+
+// Calls fn(simd) for each non-scalar path this CPU runs; prints one line per skipped path.
+void for_each_simd(const char *family, const std::function<void(Simd)> &fn) {
+  for (Simd s : {Simd::avx2, Simd::avx512}) {
+    if (!simd_supported(s)) {
+      std::printf("  skip %s/%s: this CPU lacks it\n", family, simd_name(s));
+      continue;
+    }
+    fn(s);
+  }
+}
+
+void context(const char *family, Simd s, int64_t rows, int64_t dim, const std::string &extra = "") {
+  g_context = std::string(family) + " " + simd_name(s) + " rows=" + std::to_string(rows) +
+              " dim=" + std::to_string(dim) + (extra.empty() ? "" : " " + extra);
+}
+
+// ----------------------------------------------------------------------------- pack
+void test_pack() {
+  std::printf("pack\n");
+  // Scalar reference against the trit-by-trit model, including invalid values and codes.
+  for (int64_t dim : kDims)
+    for (int64_t rows : kRows) {
+      context("pack", Simd::scalar, rows, dim);
+      auto t = random_trits(rows * dim);
+      std::vector<uint8_t> p(static_cast<size_t>(rows * ceil_div(dim, 4)) + 1, 0xEE);
+      pack_rows(t.data(), rows, dim, p.data(), Simd::scalar);
+      p.pop_back();
+      CHECK(p == ref_pack(t, rows, dim));
+      std::vector<int8_t> back(t.size() + 1, 9);
+      unpack_rows(p.data(), rows, dim, back.data(), Simd::scalar);
+      back.pop_back();
+      CHECK(back == t);
+    }
+  for_each_simd("pack", [](Simd s) {
+    for (int64_t n : kDims) {
+      context("pack span", s, 1, n);
+      auto t = random_trits(n);
+      std::vector<uint8_t> want(static_cast<size_t>(ceil_div(n, 4))), got(want.size());
+      CHECK(pack_span(t.data(), n, want.data(), Simd::scalar));
+      CHECK(pack_span(t.data(), n, got.data(), s));
+      CHECK(got == want);
+      std::vector<int8_t> tw(static_cast<size_t>(n)), tg(static_cast<size_t>(n));
+      CHECK(unpack_span(want.data(), n, tw.data(), Simd::scalar));
+      CHECK(unpack_span(want.data(), n, tg.data(), s));
+      CHECK(tg == tw);
+      if (n > 0) {
+        // An invalid value / code at every kind of position is reported by every path.
+        for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+          auto bad = t;
+          bad[at] = 2;
+          CHECK(!pack_span(bad.data(), n, got.data(), s));
+          auto badp = want;
+          badp[at / 4] |= static_cast<uint8_t>(3u << (6 - 2 * (at % 4)));
+          CHECK(!unpack_span(badp.data(), n, tg.data(), Simd::scalar));
+          CHECK(!unpack_span(badp.data(), n, tg.data(), s));
+        }
+      }
+    }
+    for (int64_t dim : kDims)
+      for (int64_t rows : kRows) {
+        context("pack rows", s, rows, dim);
+        auto t = random_trits(rows * dim);
+        std::vector<uint8_t> want(static_cast<size_t>(rows * ceil_div(dim, 4))), got(want.size());
+        pack_rows(t.data(), rows, dim, want.data(), Simd::scalar);
+        pack_rows(t.data(), rows, dim, got.data(), s);
+        CHECK(got == want);
+        std::vector<int8_t> back(t.size());
+        unpack_rows(got.data(), rows, dim, back.data(), s);
+        CHECK(back == t);
+        if (rows * dim > 0) {
+          t[t.size() / 2] = -2;
+          CHECK(throws<std::invalid_argument>([&] { pack_rows(t.data(), rows, dim, got.data(), s); }));
+        }
+      }
+  });
+  CHECK(throws<std::invalid_argument>([] { pack_rows(nullptr, -1, 4, nullptr, Simd::scalar); }));
+}
+
+// ----------------------------------------------------------------------------- quantize
+template <typename T>
+std::vector<T> with_specials(int64_t rows, int64_t dim) {
+  std::vector<T> x(static_cast<size_t>(rows * dim));
+  auto f = random_floats(rows * dim, 2.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<T>(f[i]);
+  // Ties and exact zeros: thresholds land on data values.
+  for (size_t i = 0; i < x.size(); i += 5) x[i] = static_cast<T>(std::round(f[i] * 3) / 3);
+  return x;
+}
+
+template <typename T>
+void test_quantize_type(const char *tname) {
+  const ThresholdSpec specs[] = {
+      {ThresholdMode::kStd, 0.3, 0.0, 0},       {ThresholdMode::kStd, 0.0, 0.0, 0},
+      {ThresholdMode::kFixed, 0.0, 0.5, 0},     {ThresholdMode::kFixed, 0.0, 1e-300, 0},
+      {ThresholdMode::kSparsity, 0.0, 0.0, -1},  // kz = dim / 3 (filled in below)
+      {ThresholdMode::kSparsity, 0.0, 0.0, -2},  // kz = dim
+  };
+  // Scalar reference against a direct model of the modes.
+  for (int64_t dim : kDims) {
+    for (int64_t rows : kRows) {
+      auto x = with_specials<T>(rows, dim);
+      for (ThresholdSpec q : specs) {
+        if (q.kz == -1) q.kz = dim / 3;
+        if (q.kz == -2) q.kz = dim;
+        context("quantize", Simd::scalar, rows, dim, std::string(tname) + " mode=" + std::to_string(int(q.mode)));
+        std::vector<int8_t> got(x.size());
+        quantize_rows(x.data(), rows, dim, q, false, got.data(), Simd::scalar);
+        bool ok = true;
+        for (int64_t r = 0; r < rows; ++r) {
+          const T *row = x.data() + r * dim;
+          double thr = q.thr;
+          if (q.mode == ThresholdMode::kStd) {
+            long double m = 0, v = 0;
+            for (int64_t i = 0; i < dim; ++i) m += row[i];
+            m = dim ? m / dim : 0;
+            for (int64_t i = 0; i < dim; ++i) v += (row[i] - m) * (row[i] - m);
+            thr = q.tau * std::sqrt(static_cast<double>(dim ? v / dim : 0));
+          } else if (q.mode == ThresholdMode::kSparsity) {
+            std::vector<double> a(row, row + dim);
+            for (auto &e : a) e = std::fabs(e);
+            std::sort(a.begin(), a.end());
+            thr = q.kz ? a[q.kz - 1] : 0.0;
+          }
+          for (int64_t i = 0; i < dim; ++i) {
+            const double v = row[i];
+            const int want = v > thr ? 1 : (v < -thr ? -1 : 0);
+            // The std model sums in a different order: allow disagreement only at the threshold.
+            const bool near = q.mode == ThresholdMode::kStd && std::fabs(std::fabs(v) - thr) <= 1e-9 * (thr + 1);
+            if (got[r * dim + i] != want && !near) ok = false;
+          }
+        }
+        CHECK(ok);
+      }
+    }
+  }
+  for_each_simd("quantize", [&](Simd s) {
+    for (int64_t dim : kDims)
+      for (int64_t rows : kRows) {
+        auto x = with_specials<T>(rows, dim);
+        context("quantize moments", s, rows, dim, tname);
+        for (int64_t r = 0; r < rows; ++r) {
+          double m0, s0, m1, s1;
+          CHECK(row_moments(x.data() + r * dim, dim, m0, s0, Simd::scalar));
+          CHECK(row_moments(x.data() + r * dim, dim, m1, s1, s));
+          CHECK(m0 == m1 && s0 == s1);
+        }
+        std::vector<double> sd0(static_cast<size_t>(rows)), sd1(sd0.size()), thr(sd0.size());
+        row_std(x.data(), rows, dim, sd0.data(), Simd::scalar);
+        row_std(x.data(), rows, dim, sd1.data(), s);
+        CHECK(sd0 == sd1);
+        for (int64_t r = 0; r < rows; ++r) thr[r] = 0.3 * sd0[r];
+        for (bool packed : {false, true}) {
+          const size_t n = static_cast<size_t>(packed ? rows * ceil_div(dim, 4) : rows * dim);
+          std::vector<uint8_t> want(n), got(n);
+          context("quantize thr", s, rows, dim, std::string(tname) + (packed ? " packed" : ""));
+          quantize_rows(x.data(), rows, dim, thr.data(), packed, want.data(), Simd::scalar);
+          quantize_rows(x.data(), rows, dim, thr.data(), packed, got.data(), s);
+          CHECK(got == want);
+          for (ThresholdSpec q : specs) {
+            if (q.kz == -1) q.kz = dim / 3;
+            if (q.kz == -2) q.kz = dim;
+            context("quantize spec", s, rows, dim,
+                    std::string(tname) + " mode=" + std::to_string(int(q.mode)) + (packed ? " packed" : ""));
+            quantize_rows(x.data(), rows, dim, q, packed, want.data(), Simd::scalar);
+            quantize_rows(x.data(), rows, dim, q, packed, got.data(), s);
+            CHECK(got == want);
+            if (rows * dim > 0) {
+              // NaN and Inf anywhere are reported on every path and mode.
+              for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+                auto y = x;
+                y[y.size() - 1] = bad;
+                CHECK(throws<std::invalid_argument>(
+                    [&] { quantize_rows(y.data(), rows, dim, q, packed, got.data(), s); }));
+              }
+            }
+          }
+        }
+      }
+  });
+}
+
+void test_quantize() {
+  std::printf("quantize\n");
+  test_quantize_type<float>("float32");
+  test_quantize_type<double>("float64");
+  g_context = "quantize spec validation";
+  CHECK(throws<std::invalid_argument>([] { make_threshold_spec(ThresholdMode::kStd, -1.0, 0.0, 0, 4); }));
+  CHECK(throws<std::invalid_argument>([] { make_threshold_spec(ThresholdMode::kFixed, 0.3, NAN, 0, 4); }));
+  CHECK(throws<std::invalid_argument>([] { make_threshold_spec(ThresholdMode::kSparsity, 0.3, 0.0, 5, 4); }));
+  CHECK(throws<std::invalid_argument>([] { make_threshold_spec(static_cast<ThresholdMode>(7), 0.3, 0.0, 0, 4); }));
+}
+
+// ----------------------------------------------------------------------------- similarity
+void test_similarity() {
+  std::printf("similarity\n");
+  const Metric metrics[] = {Metric::kDot, Metric::kCosine, Metric::kHamming};
+  for (int64_t dim : kDims) {
+    if (dim == 0) continue;
+    for (int64_t m : {int64_t{0}, int64_t{1}, int64_t{3}}) {
+      for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{300}}) {
+        auto ta = random_trits(m * dim), tb = random_trits(n * dim);
+        auto a = ref_pack(ta, m, dim), b = ref_pack(tb, n, dim);
+        const int64_t nb = ceil_div(dim, 4);
+        const Planes pa = to_planes(PackedRows{a.data(), m, nb}, "a");
+        const Planes pb = to_planes(PackedRows{b.data(), n, nb}, "b");
+        for (Metric metric : metrics) {
+          const std::string mname = std::to_string(int(metric)) + " n=" + std::to_string(n);
+          // Scalar against the naive model.
+          std::vector<int32_t> want(static_cast<size_t>(m * n));  // cosine as float bits
+          context("pairwise", Simd::scalar, m, dim, mname);
+          pairwise(pa, PackedRows{b.data(), n, nb}, metric, want.data(), Simd::scalar);
+          bool ok = true;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              int dot = 0, ham = 0, na = 0, nbn = 0;
+              for (int64_t t = 0; t < dim; ++t) {
+                const int x = ta[i * dim + t], y = tb[j * dim + t];
+                dot += x * y;
+                ham += x != y;
+                na += x != 0;
+                nbn += y != 0;
+              }
+              const int32_t got = want[i * n + j];
+              if (metric == Metric::kDot) ok &= got == dot;
+              if (metric == Metric::kHamming) ok &= got == ham;
+              if (metric == Metric::kCosine) {
+                float c;
+                std::memcpy(&c, &got, 4);
+                const double ref = (na && nbn) ? dot / std::sqrt(double(na) * nbn) : 0.0;
+                ok &= std::fabs(c - ref) < 1e-6;
+              }
+            }
+          CHECK(ok);
+          // Every path and both database forms give identical scores.
+          for (Simd s : kAllSimd) {
+            if (!simd_supported(s)) continue;
+            context("pairwise", s, m, dim, mname);
+            std::vector<int32_t> got(want.size(), -7), got2(want.size(), -7);
+            pairwise(pa, PackedRows{b.data(), n, nb}, metric, got.data(), s);
+            pairwise(pa, pb, metric, got2.data(), s);
+            CHECK(got == want);
+            CHECK(got2 == want);
+            for (int64_t k : {int64_t{1}, int64_t{3}, n}) {
+              if (k < 1 || k > n) continue;
+              context("topk", s, m, dim, mname + " k=" + std::to_string(k));
+              std::vector<int32_t> s0(static_cast<size_t>(m * k)), s1(s0.size()), s2(s0.size());
+              std::vector<int64_t> i0(s0.size()), i1(s0.size()), i2(s0.size());
+              topk(pa, PackedRows{b.data(), n, nb}, k, metric, s0.data(), i0.data(), Simd::scalar);
+              topk(pa, PackedRows{b.data(), n, nb}, k, metric, s1.data(), i1.data(), s);
+              topk(pa, pb, k, metric, s2.data(), i2.data(), s);
+              CHECK(s1 == s0 && i1 == i0);
+              CHECK(s2 == s0 && i2 == i0);
+              // Top-k agrees with the all-pairs scores: the listed rows carry the listed scores.
+              bool consistent = true;
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < k; ++j) consistent &= s0[i * k + j] == want[i * n + i0[i * k + j]];
+              CHECK(consistent);
+            }
+          }
+        }
+        g_context = "topk k out of range";
+        CHECK(throws<std::invalid_argument>([&] {
+          std::vector<int32_t> s(static_cast<size_t>(m * (n + 1)) + 1);
+          std::vector<int64_t> i(s.size());
+          topk(pa, pb, n + 1, Metric::kDot, s.data(), i.data(), Simd::scalar);
+        }));
+      }
+    }
+  }
+  for_each_simd("similarity", [](Simd) {});
+  // The code 0b11 names the argument.
+  std::vector<uint8_t> bad = {0x40, 0x0C};
+  g_context = "similarity invalid code";
+  CHECK(throws<std::invalid_argument>([&] { to_planes(PackedRows{bad.data(), 1, 2}, "database"); }));
+  try {
+    to_planes(PackedRows{bad.data(), 1, 2}, "database");
+  } catch (const std::invalid_argument &e) {
+    CHECK(std::string(e.what()).rfind("database:", 0) == 0);
+  }
+}
+
+// ----------------------------------------------------------------------------- algebra
+void test_algebra() {
+  std::printf("algebra\n");
+  // Scalar bind against the trit product.
+  for (int64_t dim : kDims) {
+    for (int64_t rows : kRows) {
+      auto ta = random_trits(rows * dim), tb = random_trits(rows * dim);
+      std::vector<int8_t> prod(ta.size());
+      for (size_t i = 0; i < ta.size(); ++i) prod[i] = static_cast<int8_t>(ta[i] * tb[i]);
+      auto a = ref_pack(ta, rows, dim), b = ref_pack(tb, rows, dim);
+      const int64_t nb = ceil_div(dim, 4);
+      std::vector<uint8_t> out(a.size());
+      context("bind", Simd::scalar, rows, dim);
+      bind_rows(a.data(), rows, b.data(), rows, nb, out.data(), Simd::scalar);
+      CHECK(out == ref_pack(prod, rows, dim));
+    }
+  }
+  for_each_simd("algebra", [](Simd s) {
+    for (int64_t dim : kDims) {
+      const int64_t nb = ceil_div(dim, 4);
+      for (int64_t rows : kRows) {
+        auto a = random_packed(rows, dim), b = random_packed(rows, dim), one = random_packed(1, dim);
+        std::vector<uint8_t> want(a.size()), got(a.size());
+        context("bind", s, rows, dim);
+        bind_rows(a.data(), rows, b.data(), rows, nb, want.data(), Simd::scalar);
+        bind_rows(a.data(), rows, b.data(), rows, nb, got.data(), s);
+        CHECK(got == want);
+        if (rows > 0) {  // one side broadcast
+          bind_rows(one.data(), 1, b.data(), rows, nb, want.data(), Simd::scalar);
+          bind_rows(one.data(), 1, b.data(), rows, nb, got.data(), s);
+          CHECK(got == want);
+        }
+        if (rows * nb > 0) {
+          auto badb = b;
+          badb[badb.size() - 1] |= 0x03;  // code 0b11 in the last trit slot (maybe padding: still invalid bytes)
+          CHECK(
+              throws<std::invalid_argument>([&] { bind_rows(a.data(), rows, badb.data(), rows, nb, got.data(), s); }));
+        }
+        // bundle: groups x n rows, thresholds 0 and 1.5
+        for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{130}}) {
+          const int64_t groups = std::min<int64_t>(rows, 3);
+          auto v = random_packed(groups * n, dim);
+          for (double thr : {0.0, 1.5}) {
+            std::vector<uint8_t> w(static_cast<size_t>(groups * nb)), g(w.size());
+            context("bundle", s, groups * n, dim, "n=" + std::to_string(n));
+            bundle_rows(v.data(), groups, n, nb, thr, w.data(), Simd::scalar);
+            bundle_rows(v.data(), groups, n, nb, thr, g.data(), s);
+            CHECK(g == w);
+          }
+          if (groups > 0 && dim >= 4) {
+            std::vector<int32_t> s0(static_cast<size_t>(4 * nb)), s1(s0.size());
+            CHECK(pick(kSums, Simd::scalar)(v.data(), n, nb, nb, s0.data()));
+            CHECK(pick(kSums, s)(v.data(), n, nb, nb, s1.data()));
+            CHECK(s0 == s1);
+          }
+        }
+        // permute by several k, including 0 and dim - 1
+        if (dim > 0) {
+          for (int64_t k : {int64_t{0}, int64_t{1}, dim / 3, dim / 2, dim - 1}) {
+            if (k >= dim) continue;
+            std::vector<uint8_t> w(a.size()), g(a.size());
+            context("permute", s, rows, dim, "k=" + std::to_string(k));
+            permute_rows(a.data(), rows, nb, k, dim, w.data(), Simd::scalar);
+            permute_rows(a.data(), rows, nb, k, dim, g.data(), s);
+            CHECK(g == w);
+            // Scalar against numpy.roll of the trits.
+            std::vector<int8_t> t(static_cast<size_t>(rows * dim)), rolled(t.size());
+            unpack_rows(a.data(), rows, dim, t.data(), Simd::scalar);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t i = 0; i < dim; ++i) rolled[r * dim + (i + k) % dim] = t[r * dim + i];
+            CHECK(w == ref_pack(rolled, rows, dim));
+          }
+        }
+      }
+      // The funnel shifter directly, every bit offset.
+      std::vector<uint8_t> src(static_cast<size_t>(nb + 70));
+      for (auto &c : src) c = static_cast<uint8_t>(g_rng());
+      for (int64_t pos = 0; pos < 16; pos += 2) {
+        const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(src.size()) - 1 - pos / 8 - 1);
+        std::vector<uint8_t> w(static_cast<size_t>(count)), g(w.size());
+        context("funnel", s, 1, dim, "pos=" + std::to_string(pos));
+        pick(kFunnel, Simd::scalar)(src.data(), static_cast<int64_t>(src.size()), pos, w.data(), count);
+        pick(kFunnel, s)(src.data(), static_cast<int64_t>(src.size()), pos, g.data(), count);
+        CHECK(g == w);
+      }
+    }
+  });
+  g_context = "algebra argument checks";
+  CHECK(throws<std::invalid_argument>([] { bundle_rows(nullptr, 1, 0, 4, 0.0, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([] { bundle_rows(nullptr, 1, 1, 4, -1.0, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([] { permute_rows(nullptr, 1, 2, 8, 8, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([] { permute_rows(nullptr, 1, 3, 1, 8, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([] { bind_rows(nullptr, 2, nullptr, 3, 4, nullptr, Simd::scalar); }));
+}
+
+// ----------------------------------------------------------------------------- encoder
+void test_encoder() {
+  std::printf("encoder\n");
+  const ThresholdSpec specs[] = {
+      {ThresholdMode::kStd, 0.3, 0.0, 0},
+      {ThresholdMode::kFixed, 0.0, 0.25, 0},
+      {ThresholdMode::kSparsity, 0.0, 0.0, -1},
+  };
+  // The epilogue equals quantize_rows with the same spec (one threshold rule for both).
+  for (int64_t dim : kDims)
+    for (int64_t rows : kRows) {
+      auto h = with_specials<float>(rows, dim);
+      for (ThresholdSpec q : specs) {
+        if (q.kz < 0) q.kz = dim / 2;
+        for (bool packed : {true, false}) {
+          const int64_t width = packed ? ceil_div(dim, 4) : dim;
+          std::vector<uint8_t> want(static_cast<size_t>(rows * width)), got(want.size());
+          context("encode_epilogue", Simd::scalar, rows, dim, "mode=" + std::to_string(int(q.mode)));
+          quantize_rows(h.data(), rows, dim, q, packed, want.data(), Simd::scalar);
+          encode_epilogue(h.data(), rows, dim, q, EncodeOut{got.data(), packed, width}, Simd::scalar);
+          CHECK(got == want);
+        }
+      }
+    }
+  for_each_simd("encoder", [&](Simd s) {
+    for (int64_t dim : kDims)
+      for (int64_t rows : kRows) {
+        auto h = with_specials<float>(rows, dim);
+        for (ThresholdSpec q : specs) {
+          if (q.kz < 0) q.kz = dim / 2;
+          for (bool packed : {true, false}) {
+            const int64_t width = packed ? ceil_div(dim, 4) : dim;
+            std::vector<uint8_t> want(static_cast<size_t>(rows * width)), got(want.size());
+            context("encode_epilogue", s, rows, dim, "mode=" + std::to_string(int(q.mode)));
+            encode_epilogue(h.data(), rows, dim, q, EncodeOut{want.data(), packed, width}, Simd::scalar);
+            encode_epilogue(h.data(), rows, dim, q, EncodeOut{got.data(), packed, width}, s);
+            CHECK(got == want);
+            if (rows * dim > 0) {
+              auto bad = h;
+              bad[bad.size() / 2] = std::numeric_limits<float>::infinity();
+              CHECK(throws<std::invalid_argument>(
+                  [&] { encode_epilogue(bad.data(), rows, dim, q, EncodeOut{got.data(), packed, width}, s); }));
+            }
+          }
+        }
+      }
+    // FWHT: bit-identical on every path, for every power of two up to 4096.
+    for (int64_t n = 1; n <= 4096; n *= 2)
+      for (int64_t rows : {int64_t{0}, int64_t{1}, int64_t{3}}) {
+        auto a = random_floats(rows * n), b = a;
+        context("fwht", s, rows, n);
+        fwht_rows(a.data(), rows, n, Simd::scalar);
+        fwht_rows(b.data(), rows, n, s);
+        CHECK(a == b);
+      }
+    // SRHT and sparse projections fused with the epilogue.
+    for (int64_t in_dim : {int64_t{1}, int64_t{5}, int64_t{33}, int64_t{100}}) {
+      for (int64_t dim : {int64_t{1}, int64_t{7}, int64_t{130}}) {
+        int64_t size = 1;
+        while (size < in_dim) size *= 2;
+        const int64_t blocks = ceil_div(dim, size) + 1;
+        auto signs = random_floats(blocks * in_dim);
+        std::vector<int32_t> select(static_cast<size_t>(dim));
+        for (auto &v : select) v = static_cast<int32_t>(g_rng() % static_cast<uint64_t>(blocks * size));
+        const SrhtSpec srht{signs.data(), select.data(), blocks, in_dim, dim, size};
+        const int64_t k = std::min<int64_t>(in_dim, 3);
+        std::vector<int32_t> idx(static_cast<size_t>(dim * k));
+        for (auto &v : idx) v = static_cast<int32_t>(g_rng() % static_cast<uint64_t>(in_dim));
+        auto vals = random_floats(dim * k);
+        const SparseSpec sparse{idx.data(), vals.data(), dim, k, in_dim};
+        for (int64_t rows : {int64_t{0}, int64_t{1}, int64_t{17}}) {
+          auto x = random_floats(rows * in_dim);
+          for (ThresholdSpec q : specs) {
+            if (q.kz < 0) q.kz = dim / 2;
+            for (bool packed : {true, false}) {
+              const int64_t width = packed ? ceil_div(dim, 4) : dim;
+              std::vector<uint8_t> w(static_cast<size_t>(rows * width)), g(w.size());
+              context("srht_encode", s, rows, dim, "in_dim=" + std::to_string(in_dim));
+              srht_encode(x.data(), rows, srht, q, EncodeOut{w.data(), packed, width}, Simd::scalar);
+              srht_encode(x.data(), rows, srht, q, EncodeOut{g.data(), packed, width}, s);
+              CHECK(g == w);
+              context("sparse_encode", s, rows, dim, "in_dim=" + std::to_string(in_dim));
+              sparse_encode(x.data(), rows, sparse, q, EncodeOut{w.data(), packed, width}, Simd::scalar);
+              sparse_encode(x.data(), rows, sparse, q, EncodeOut{g.data(), packed, width}, s);
+              CHECK(g == w);
+            }
+          }
+        }
+      }
+    }
+  });
+  // kth_abs is exact, for float and double.
+  for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{100}, int64_t{4097}}) {
+    auto f = random_floats(n);
+    std::vector<double> d(f.begin(), f.end());
+    std::vector<float> fs(f);
+    for (auto &v : fs) v = std::fabs(v);
+    std::sort(fs.begin(), fs.end());
+    ThresholdScratch scratch;
+    g_context = "kth_abs n=" + std::to_string(n);
+    for (int64_t kz : {int64_t{1}, n / 2 + 1, n}) {
+      CHECK(kth_abs(f.data(), n, kz, scratch) == fs[kz - 1]);
+      CHECK(kth_abs(d.data(), n, kz, scratch) == static_cast<double>(fs[kz - 1]));
+    }
+  }
+  g_context = "encoder argument checks";
+  std::vector<float> x(8, 1.0f);
+  std::vector<uint8_t> out(2);
+  const ThresholdSpec std_spec{ThresholdMode::kStd, 0.3, 0.0, 0};
+  CHECK(throws<std::invalid_argument>([&] { fwht_rows(x.data(), 1, 6, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([&] {
+    encode_epilogue(x.data(), 1, 8, ThresholdSpec{ThresholdMode::kSparsity, 0.3, 0.0, 9},
+                    EncodeOut{out.data(), true, 2}, Simd::scalar);
+  }));
+  CHECK(throws<std::invalid_argument>(
+      [&] { encode_epilogue(x.data(), 1, 8, std_spec, EncodeOut{out.data(), true, 3}, Simd::scalar); }));
+  int32_t bad_select = 99;
+  float sign = 1.0f;
+  CHECK(throws<std::invalid_argument>([&] {
+    srht_encode(x.data(), 1, SrhtSpec{&sign, &bad_select, 1, 1, 1, 1}, std_spec, EncodeOut{out.data(), true, 1},
+                Simd::scalar);
+  }));
+}
+
+// ----------------------------------------------------------------------------- base3
+void test_base3() {
+  std::printf("base3 (one implementation for every path)\n");
+  for (int64_t dim : kDims)
+    for (int64_t rows : kRows) {
+      context("base3", Simd::scalar, rows, dim);
+      auto t = random_trits(rows * dim);
+      auto p = ref_pack(t, rows, dim);
+      const Base3Sizes sz = base3_sizes(rows, dim);
+      CHECK(sz.stream_bytes == ceil_div(rows * dim, 5));
+      std::vector<uint8_t> stream(static_cast<size_t>(sz.stream_bytes));
+      base3_encode(p.data(), rows, dim, stream.data());
+      // Against the layout: digit of trit t at byte t / 5, position t % 5, most significant first.
+      std::vector<uint8_t> want(stream.size(), 0);
+      for (int64_t j = 0; j < sz.stream_bytes; ++j) {
+        int byte = 0;
+        for (int64_t q = 0; q < 5; ++q) {
+          const int64_t i = 5 * j + q;
+          const int d = i < rows * dim ? (t[i] == 1 ? 1 : (t[i] == -1 ? 2 : 0)) : 0;
+          byte = byte * 3 + d;
+        }
+        want[j] = static_cast<uint8_t>(byte);
+      }
+      CHECK(stream == want);
+      std::vector<uint8_t> back(p.size(), 0xAA);
+      base3_decode(stream.data(), rows, dim, back.data());
+      CHECK(back == p);
+      if (!stream.empty()) {
+        auto bad = stream;
+        bad[0] = 243;
+        CHECK(throws<std::invalid_argument>([&] { base3_decode(bad.data(), rows, dim, back.data()); }));
+        if ((rows * dim) % 5) {  // a non-zero padding digit
+          bad = stream;
+          bad.back() = static_cast<uint8_t>(bad.back() + 1);
+          if (bad.back() < 243)
+            CHECK(throws<std::invalid_argument>([&] { base3_decode(bad.data(), rows, dim, back.data()); }));
+        }
+        auto badp = p;
+        badp[0] |= 0xC0;  // first trit: code 0b11
+        CHECK(throws<std::invalid_argument>([&] { base3_encode(badp.data(), rows, dim, stream.data()); }));
+      }
+    }
+  g_context = "base3 sizes";
+  CHECK(throws<std::invalid_argument>([] { base3_sizes(-1, 4); }));
+  CHECK(throws<std::invalid_argument>([] { base3_sizes(int64_t{1} << 40, int64_t{1} << 40); }));
+}
+
+}  // namespace
+
+int main() {
+  std::printf("ternhd kernel tests: best SIMD path of this CPU = %s\n", simd_name(best_simd()));
+  set_num_threads(3);  // exercise the threaded drivers even on small machines
+  for (void (*family)() : {test_pack, test_quantize, test_similarity, test_algebra, test_encoder, test_base3}) {
+    try {
+      family();
+    } catch (const std::exception &e) {  // an unexpected throw fails the family, the others still run
+      ++g_failures;
+      std::printf("FAIL: unexpected exception '%s'  [%s]\n", e.what(), g_context.c_str());
+    }
+  }
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
