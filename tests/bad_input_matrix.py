@@ -190,6 +190,23 @@ def entries() -> List[Entry]:
         E("permute", "mismatched widths", lambda: ternhd.permute(P, 1, 41), ValueError, "a:"),
         E("permute", "huge sizes", lambda: ternhd.permute(P, 2**62 + 5, 37), None, "k is taken modulo dim",
           lambda r: np.array_equal(r, ternhd.permute(P, (2**62 + 5) % 37, 37))),
+        # ternhd.vsa (torchhd-style toolkit) and ternhd.interop (GGUF ternary blocks)
+        E("vsa.level", "out-of-range values", lambda: ternhd.vsa.level(1, 64), ValueError, "num_vectors:"),
+        E("vsa.random", "out-of-range values", lambda: ternhd.vsa.random(3, 64, sparsity=1.0), ValueError,
+          "sparsity:"),
+        E("vsa.random", "NaN/Inf", lambda: ternhd.vsa.random(3, 64, sparsity=float("nan")), ValueError, "sparsity:"),
+        E("vsa.random", "wrong dtype", lambda: ternhd.vsa.random(3, 64.5), TypeError, "dimensions:"),
+        E("vsa.ItemMemory.lookup", "out-of-range values", lambda: ternhd.vsa.ItemMemory(64, seed=0).lookup(["zz"]),
+          ValueError, "symbols:"),
+        E("interop.to_gguf", "mismatched widths", lambda: ternhd.interop.to_gguf(P, 37), ValueError, "dim:"),
+        E("interop.to_gguf", "wrong dtype", lambda: ternhd.interop.to_gguf(_G256, 256, qtype="Q4_0"), ValueError,
+          "qtype:"),
+        E("interop.from_gguf", "mismatched widths",
+          lambda: ternhd.interop.from_gguf(ternhd.interop.to_gguf(_G256, 256).reshape(-1)[:-5], "TQ2_0", 256),
+          ValueError, "data:"),
+        E("interop.from_gguf", "out-of-range values",
+          lambda: ternhd.interop.from_gguf(_set0(ternhd.interop.to_gguf(_G256, 256).reshape(-1)), "TQ2_0", 256),
+          ValueError, "data:"),
         # packets (untrusted bytes raise ternhd.PacketError, a ValueError)
         E("packet.loads", "wrong dtype", lambda: ternhd.packet.loads("text"), TypeError, "data:"),
         E("packet.loads", "empty", lambda: ternhd.packet.loads(b""), ternhd.PacketError, "truncated:"),
@@ -214,6 +231,14 @@ def entries() -> List[Entry]:
 
 
 _PKT = ternhd.packet.dumps(P, 37)
+_G256 = ternhd.pack_ternary(R.integers(-1, 2, size=(2, 256), dtype=np.int8))  # GGUF rows: 256 values each
+
+
+def _set0(blob: np.ndarray) -> np.ndarray:
+    """A TQ2_0 block whose first value holds the code 3 (not a ternary value)."""
+    out = blob.copy()
+    out[0] = 0xFF
+    return out
 
 
 def _flip(blob: bytes, i: int) -> bytes:
