@@ -190,3 +190,18 @@ def test_smollm2_offline(smollm2_cache):
     assert len(e._model.layers) == 2 and e._tok.pad_token is not None
     entries = [p.name for p in (smollm2_cache / "models").iterdir()]
     assert len(entries) == 1 and not entries[0].startswith(".")
+
+
+def test_sentence_pairs_train_and_test_share_no_text():
+    from ternhd.pipeline.sentpairs import PairData, _disjoint_test, same_label_pairs
+
+    rng = np.random.default_rng(0)
+    ds = TextDataset("t", [f"text {i}" for i in range(300)], rng.integers(0, 3, 300), ["a", "b", "c"])
+    pd, _ = same_label_pairs(ds, 120, seed=3, n_test=40)
+    train = set(pd.s1[:80]) | set(pd.s2[:80])
+    test = set(pd.s1[80:]) | set(pd.s2[80:])
+    assert not train & test and len(pd.labels) == 120
+    prem = PairData("p", ["p1", "p1", "p2", "p3", "p1", "p4"], ["h1", "h2", "h3", "h4", "h5", "h6"],
+                    np.array([0, 1, 0, 1, 0, 1]), 2)
+    out = _disjoint_test(prem, np.arange(6), 2, 3)
+    assert out.s1 == ["p1", "p1", "p2", "p3", "p4"]

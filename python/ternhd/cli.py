@@ -101,6 +101,10 @@ def _config(args: argparse.Namespace):
     for c in args.classifiers:
         if c not in CLASSIFIERS:
             raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
+    from .pipeline.align import ALIGNERS
+
+    if args.align not in ALIGNERS:
+        raise SystemExit(f"--align: unknown {args.align!r}; choose from {', '.join(sorted(ALIGNERS))}")
     import torch
 
     if args.threads and args.threads > 0:

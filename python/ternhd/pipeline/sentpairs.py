@@ -96,25 +96,49 @@ def load_pairs(source: str) -> PairData:
     raise ValueError(f"source: expected a .tsv/.jsonl pair file or 'snli', got {source!r}")
 
 
-def same_label_pairs(ds: TextDataset, n: int, seed: int) -> Tuple[PairData, set]:
+def same_label_pairs(ds: TextDataset, n: int, seed: int, n_test: int = 0) -> Tuple[PairData, set]:
     """``n`` balanced pairs from a single-sentence dataset: label 1 = same class, 0 = different.
-    Returns the pairs and the set of texts they use (kept out of the anchors)."""
+    The last ``n_test`` pairs (the test pairs) are drawn from texts that no earlier pair uses: the
+    distinct texts are split first into a training side and a test side (in proportion), so no text
+    is in both a training and a test pair. Returns the pairs and the set of texts they use (kept out
+    of the anchors)."""
+    if not 0 <= n_test < n:
+        raise ValueError(f"n_test: expected 0 <= n_test < n = {n}, got {n_test}")
     rng = np.random.default_rng(seed)
     y = np.asarray(ds.labels)
-    by = {c: np.flatnonzero(y == c) for c in np.unique(y)}
-    classes = list(by)
+    _, first = np.unique(np.asarray(ds.texts, dtype=object).astype(str), return_index=True)
+    order = rng.permutation(np.sort(first))
+    n_te_texts = int(round(len(order) * n_test / n))
+    sides = [order[n_te_texts:], order[:n_te_texts]]  # train side, test side
     s1, s2, lab = [], [], []
-    for i in range(n):
-        same = i % 2 == 0
-        c1 = classes[rng.integers(len(classes))]
-        c2 = c1 if same else rng.choice([c for c in classes if c != c1])
-        a, b = rng.choice(by[c1]), rng.choice(by[c2])
-        while a == b:
-            b = rng.choice(by[c2])
-        s1.append(ds.texts[a])
-        s2.append(ds.texts[b])
-        lab.append(int(same))
+    for side, count in ((sides[0], n - n_test), (sides[1], n_test)):
+        by = {c: side[y[side] == c] for c in np.unique(y)}
+        classes = [c for c in by if len(by[c]) >= 2]
+        if count and len(classes) < 2:
+            raise ValueError(f"ds: {ds.name} has too few texts per class for {count} pairs")
+        for i in range(count):
+            same = i % 2 == 0
+            c1 = classes[rng.integers(len(classes))]
+            c2 = c1 if same else rng.choice([c for c in classes if c != c1])
+            a, b = rng.choice(by[c1]), rng.choice(by[c2])
+            while a == b:
+                b = rng.choice(by[c2])
+            s1.append(ds.texts[a])
+            s2.append(ds.texts[b])
+            lab.append(int(same))
     return PairData(f"{ds.name}-same-label", s1, s2, np.asarray(lab), 2), set(s1) | set(s2)
+
+
+def _disjoint_test(pd: PairData, idx: np.ndarray, n_train: int, n_test: int) -> PairData:
+    """The first ``n_train`` pairs of ``idx``, then ``n_test`` later pairs none of whose sentences is in
+    a training pair (pair corpora such as SNLI reuse premises)."""
+    tr = list(idx[:n_train])
+    seen = {pd.s1[i] for i in tr} | {pd.s2[i] for i in tr}
+    te = [i for i in idx[n_train:] if pd.s1[i] not in seen and pd.s2[i] not in seen][:n_test]
+    if len(te) < n_test:
+        raise ValueError(f"source: only {len(te)} test pairs share no sentence with the training pairs, need {n_test}")
+    keep = tr + te
+    return PairData(pd.name, [pd.s1[i] for i in keep], [pd.s2[i] for i in keep], pd.labels[keep], pd.n_classes)
 
 
 def run_pair_transfer(cfg: TransferConfig, source: str = "agnews", modes: Sequence[str] = PAIR_MODES,
@@ -129,13 +153,12 @@ def run_pair_transfer(cfg: TransferConfig, source: str = "agnews", modes: Sequen
         rng = np.random.default_rng(seed)
         if Path(source).is_file() or source == "snli":
             pd = load_pairs(source)
-            idx = rng.permutation(len(pd.labels))[:n_pairs]
-            pd = PairData(pd.name, [pd.s1[i] for i in idx], [pd.s2[i] for i in idx], pd.labels[idx], pd.n_classes)
+            pd = _disjoint_test(pd, rng.permutation(len(pd.labels)), cfg.n_train, cfg.n_test)
             used = set(pd.s1) | set(pd.s2)
             pool = load_dataset("sst2").texts if source == "snli" else sorted(used)
         else:
             ds = load_dataset(source)
-            pd, used = same_label_pairs(ds, n_pairs, seed)
+            pd, used = same_label_pairs(ds, n_pairs, seed, n_test=cfg.n_test)
             pool = ds.texts
         cand = [t for t in dict.fromkeys(pool) if t not in used]
         anchors = [cand[i] for i in rng.permutation(len(cand))[:cfg.n_anchor]] if len(cand) >= cfg.n_anchor \

@@ -56,6 +56,20 @@ def _pool_size(cfg: "TransferConfig", ds: TextDataset) -> Optional[int]:
     return int(np.ceil(1.1 * need))
 
 
+def _cache_state(cfg: "TransferConfig") -> Dict[str, Any]:
+    """How many embedding files and converted models the cache held (0 and 0 = a cold cache)."""
+    from pathlib import Path
+
+    from .embed import default_cache_dir
+
+    if cfg.cache_dir == "":
+        return {"cache": "disabled"}
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    emb, mod = root / "embeddings", root / "models"
+    return {"dir": str(root), "embeddings": len(list(emb.glob("*.npy"))) if emb.is_dir() else 0,
+            "models": len([p for p in mod.iterdir() if not p.name.startswith(".")]) if mod.is_dir() else 0}
+
+
 def environment() -> Dict[str, Any]:
     """What a timing depends on: cores, load, torch threads, versions."""
     import os
@@ -110,6 +124,7 @@ class SeedData:
     teacher: Dict[str, np.ndarray]  # keys: train, val, test, anchor
     student: Dict[str, np.ndarray]
     labels: Dict[str, np.ndarray]  # train, val, test
+    selection: List[Dict[str, Any]] = field(default_factory=list)  # read-outs chosen on validation (@auto)
 
 
 def efficiency(transfer_acc: float, ceiling_acc: float) -> float:
@@ -241,8 +256,15 @@ def prepare(cfg: TransferConfig, ds: Optional[TextDataset] = None, teacher: Opti
               for s in cfg.seeds]
     te = _embed_parts(teacher or cfg.teacher, splits, cfg, cache, log)
     st = _embed_parts(student or cfg.student, splits, cfg, cache, log)
-    return [SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
+    data = [SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
             for sp, t, s in zip(splits, te, st)]
+    selection = [choose_readout(data, side, cfg.dim, cfg.tau) for side in ("teacher", "student")
+                 if "@readouts" in getattr(data[0], side)]
+    for sel in selection:
+        log(f"  {sel['side']} read-out chosen on validation: {sel['chosen']}")
+    for sd in data:
+        sd.selection = selection
+    return data
 
 
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -348,12 +370,10 @@ def run_transfer(cfg: TransferConfig, log: Callable[[str], None] = print,
     """The whole protocol for one (teacher, student, dataset, alignment). Returns a JSON-able dict."""
     t0 = time.perf_counter()
     env_start = environment()
+    env_start["cache_at_start"] = _cache_state(cfg)
     data = data if data is not None else prepare(cfg, log=log)
     t_embed = time.perf_counter() - t0
-    selection = [choose_readout(data, side, cfg.dim, cfg.tau) for side in ("teacher", "student")
-                 if "@readouts" in getattr(data[0], side)]
-    for sel in selection:
-        log(f"  {sel['side']} read-out chosen on validation: {sel['chosen']}")
+    selection = data[0].selection if data else []
     per_seed = []
     for sd in data:
         q = quantization_metrics(sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
