@@ -6,6 +6,7 @@ validation vectors), scored on the STUDENT's aligned validation vectors. Uses th
 of the main job (same splits, same read-out chosen on validation).
 
     python docs/results/choose_aligner.py [--dataset sst2] [--teacher minilm] [--student smollm2@auto]
+(the committed run: --student smollm2@9:mean, the read-out the main job chose on validation)
 Writes docs/results/aligner_validation_<dataset>_<teacher>_<student>.json.
 """
 from __future__ import annotations

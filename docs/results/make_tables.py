@@ -50,8 +50,10 @@ def _chosen(res: dict) -> str:
 
 
 def table_main() -> str:
-    runs = [("MiniLM -> SmolLM2", "main_sst2_minilm_smollm2.json"),
-            ("SmolLM2 -> MiniLM (reverse)", "reverse_sst2_smollm2_minilm.json")]
+    runs = [("MiniLM -> SmolLM2, CCA (the main job)", "main_sst2_minilm_smollm2.json"),
+            ("MiniLM -> SmolLM2, contrastive (the cold-cache timing run)", "main_contrastive_sst2_minilm_smollm2.json"),
+            ("SmolLM2 -> MiniLM (reverse), contrastive", "reverse_sst2_smollm2_minilm.json")]
+    files = [f for _, f in runs if (HERE / f).exists()]
     runs = [(n, load(f)) for n, f in runs if (HERE / f).exists()]
     cols = [n for n, _ in runs]
     rows = {}
@@ -65,18 +67,20 @@ def table_main() -> str:
     for k, vals in rows.items():
         out.append(f"| {k} | " + " | ".join(vals) + f" | {paper.get(k, '')} |")
     out.append("| read-out chosen on validation | " + " | ".join(_chosen(r) for _, r in runs) + " | |")
+    out.append("| aligner | " + " | ".join(r["config"]["align"] for _, r in runs) + " | contrastive |")
     out.append("| centroid classifier: transfer / ceiling | " + " | ".join(
         f"{pm(r['summary']['transfer']['centroid'])} / {pm(r['summary']['ceiling']['centroid'])}"
         if "centroid" in r["summary"]["transfer"] else "" for _, r in runs) + " | |")
-    out.append("| JSON | " + " | ".join(f"`results/{f}`" for f in
-                                        ["main_sst2_minilm_smollm2.json", "reverse_sst2_smollm2_minilm.json"][:len(runs)]) + " | |")
+    out.append("| JSON | " + " | ".join(f"`results/{f}`" for f in files) + " | |")
     return "\n".join(out)
 
 
 def table_timing() -> str:
     out = ["| run | cold cache | wall | of which embedding + model conversion | CPU time (user + sys) | load average start -> end (2 cores) | torch threads | JSON |",
            "|---|---|---|---|---|---|---|---|"]
-    for label, f in (("`ternhd transfer` (main job, 3 seeds)", "main_sst2_minilm_smollm2.json"),
+    for label, f in (("`ternhd transfer --align contrastive` (the main job before CCA was chosen; 3 seeds)",
+                      "main_contrastive_sst2_minilm_smollm2.json"),
+                     ("`ternhd transfer` (main job, CCA), rerun on the warm cache", "main_sst2_minilm_smollm2.json"),
                      ("reverse, SmolLM2 -> MiniLM", "reverse_sst2_smollm2_minilm.json"),
                      ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
                      ("control: MiniLM -> LSA", "control_sst2_minilm_lsa.json")):
@@ -98,8 +102,8 @@ def table_timing() -> str:
 def table_datasets() -> str:
     out = ["| dataset | classes | transfer | ceiling | efficiency | above chance | teacher HDC | read-out | JSON | paper transfer / efficiency |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for label, f, k, paper in (("SST-2", "main_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
-                               ("AG News", "agnews_minilm_smollm2.json", 4, f"{PAPER['agnews_transfer']} / {PAPER['agnews_efficiency']}")):
+    for label, f, k, paper in (("SST-2 (contrastive)", "main_contrastive_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
+                               ("AG News (contrastive)", "agnews_minilm_smollm2.json", 4, f"{PAPER['agnews_transfer']} / {PAPER['agnews_efficiency']}")):
         if not (HERE / f).exists():
             continue
         r = load(f)
@@ -113,8 +117,9 @@ def table_datasets() -> str:
 def table_controls() -> str:
     out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
            "|---|---|---|---|---|---|---|"]
-    for label, kind, f in (("MiniLM -> SmolLM2", "cross-architecture (encoder -> decoder)", "main_sst2_minilm_smollm2.json"),
-                           ("MiniLM -> LSA", "control: TF-IDF + SVD, no neural network", "control_sst2_minilm_lsa.json")):
+    for label, kind, f in (("MiniLM -> SmolLM2, contrastive", "cross-architecture (encoder -> decoder)",
+                            "main_contrastive_sst2_minilm_smollm2.json"),
+                           ("MiniLM -> LSA, contrastive", "control: TF-IDF + SVD, no neural network", "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
         s = load(f)["summary"]
@@ -138,15 +143,15 @@ def table_levers() -> str:
     if tp:
         out.append(f"| fixed text pool for 3 seeds: distinct texts to embed | {tp['distinct_texts_without_pool']} -> "
                    f"{tp['distinct_texts_with_pool']} | | | | | |")
-    if "gguf_convert_seconds_cold" in lv:
-        out.append(f"| GGUF -> HF conversion, cold / cached | | {lv['gguf_convert_seconds_cold']:.1f} / "
-                   f"{lv['gguf_convert_seconds_warm']:.2f} | | | | |")
+    if "gguf_convert_seconds_first_call" in lv:
+        out.append(f"| GGUF -> HF conversion: first call (cache cold: {lv.get('cache_was_cold')}) / second call | | "
+                   f"{lv['gguf_convert_seconds_first_call']:.1f} / {lv['gguf_convert_seconds_warm']:.2f} | | | | |")
     out.append(f"| JSON | `results/{f}` | | | | | |")
     return "\n".join(out)
 
 
 def table_readout() -> str:
-    f = "main_sst2_minilm_smollm2.json"
+    f = "main_contrastive_sst2_minilm_smollm2.json"
     if not (HERE / f).exists():
         return "(not measured)"
     sel = load(f).get("readout_selection") or []
@@ -161,7 +166,22 @@ def table_readout() -> str:
     return "\n".join(out)
 
 
-TABLES = {"main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+def table_aligner() -> str:
+    files = sorted(HERE.glob("aligner_validation_*.json"))
+    if not files:
+        return "(not measured)"
+    out = ["| pair (dataset) | aligner | validation transfer (mean of 3 seeds) | per seed | JSON |", "|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        c = r["config"]
+        for name, v in r["val_transfer"].items():
+            mark = " **(best)**" if name == r["chosen"] else ""
+            out.append(f"| {c['teacher']} -> {c['student']} ({c['dataset']}) | {name}{mark} | {v['mean'] * 100:.1f} | "
+                       + ", ".join(f"{x * 100:.1f}" for x in v["per_seed"]) + f" | `results/{f.name}` |")
+    return "\n".join(out)
+
+
+TABLES = {"aligner": table_aligner, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 

@@ -67,8 +67,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default=None,
                    help="offline data directory holding sst2/ and agnews/ (default: $TERNHD_DATA, else ../shared/data "
                         "or ./shared/data from the working directory when present, else the HF hub)")
-    g.add_argument("--align", default="contrastive",
-                   help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: contrastive)")
+    g.add_argument("--align", default="cca",
+                   help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: cca, the best of "
+                        "procrustes / cca / contrastive on the validation split for MiniLM -> SmolLM2, "
+                        "docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)")
     g.add_argument("--pool", type=int, default=-1,
                    help="distinct texts all seeds draw from (-1 = auto: 10%% more than one seed needs, so each "
                         "text is embedded once for all seeds; 0 = the whole dataset)")
