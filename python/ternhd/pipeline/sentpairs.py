@@ -155,9 +155,9 @@ def run_pair_transfer(cfg: TransferConfig, source: str = "agnews", modes: Sequen
             pd = load_pairs(source)
             pd = _disjoint_test(pd, rng.permutation(len(pd.labels)), cfg.n_train, cfg.n_test)
             used = set(pd.s1) | set(pd.s2)
-            pool = load_dataset("sst2").texts if source == "snli" else sorted(used)
+            pool = load_dataset("sst2", data=cfg.data).texts if source == "snli" else sorted(used)
         else:
-            ds = load_dataset(source)
+            ds = load_dataset(source, data=cfg.data)
             pd, used = same_label_pairs(ds, n_pairs, seed, n_test=cfg.n_test)
             pool = ds.texts
         cand = [t for t in dict.fromkeys(pool) if t not in used]
