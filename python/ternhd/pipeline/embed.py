@@ -122,11 +122,16 @@ def gguf_to_hf(gguf: Union[str, Path], cache_root: Union[str, Path, None] = None
             # package that from_pretrained insists on for GGUF files
             cfg = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModel.from_config(cfg, dtype=torch.float32)
-            tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model,
-                                           torch_dtype=torch.float32)["tensors"]
-            missing, _ = model.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()}, strict=False)
-            if missing:
-                raise ValueError(f"{len(missing)} weights missing, e.g. {missing[:3]}")
+            try:
+                tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model,
+                                               torch_dtype=torch.float32)["tensors"]
+            except TypeError:  # older transformers (no model_to_load): its from_pretrained path instead
+                tensors = None
+                model = AutoModel.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+            if tensors is not None:
+                missing, _ = model.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()}, strict=False)
+                if missing:
+                    raise ValueError(f"{len(missing)} weights missing, e.g. {missing[:3]}")
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         except ImportError:
             raise
