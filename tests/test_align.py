@@ -2,9 +2,20 @@
 import numpy as np
 import pytest
 
-from ternhd.pipeline.align import (CCAAligner, ContrastiveAligner, NoAlignment, ProcrustesAligner, Vec2VecAligner,
-                                   alignment_metrics, fit_aligner, is_paired, make_aligner, mean_pair_cosine,
-                                   mean_rank, top1_matching)
+from ternhd.pipeline.align import (
+    CCAAligner,
+    ContrastiveAligner,
+    NoAlignment,
+    ProcrustesAligner,
+    Vec2VecAligner,
+    alignment_metrics,
+    fit_aligner,
+    is_paired,
+    make_aligner,
+    mean_pair_cosine,
+    mean_rank,
+    top1_matching,
+)
 
 
 def _rotation(d, seed):

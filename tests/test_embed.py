@@ -5,11 +5,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
-
 import torch
 
-from ternhd.pipeline.embed import (EmbeddingCache, HFEmbedder, LSAEmbedder, StaticEmbedder, embed_cached, make_embedder,
-                          masked_mean, texts_hash)
+from ternhd.pipeline.embed import (
+    EmbeddingCache,
+    HFEmbedder,
+    LSAEmbedder,
+    StaticEmbedder,
+    embed_cached,
+    make_embedder,
+    masked_mean,
+    texts_hash,
+)
 
 WORDS = "the a good bad movie film great awful plot acting was is not very fun dull".split()
 TEXTS = ["the movie was good", "bad", "a very very dull film is not fun at all",

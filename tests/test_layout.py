@@ -4,7 +4,8 @@
   array is a CUDA tensor, and no front module imports the Triton package itself;
 * the Triton layer never imports from the public front;
 * the C++ kernels are a plain library: only ``csrc/python/`` includes pybind11;
-* no source file cites a document outside the repository.
+* no source file cites a document outside the repository (``../shared/data``, the offline datasets
+  the CLI looks for beside its working directory, is data, not a citation).
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def test_no_source_cites_outside_the_repository():
         for path in sorted(folder.rglob("*")):
             if path.suffix in (".py", ".cpp", ".hpp", ".h", ".sh") and path != Path(__file__).resolve():
                 text = path.read_text(encoding="utf-8")
-                if "DESIGN.md" in text or "../shared" in text:
+                # the offline data directory (../shared/data, from the CLI's working directory) is data, not a citation
+                if "DESIGN.md" in text or re.search(r"\.\./shared(?!/data)", text):
                     offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"cite docs/FORMAT.md instead of ../shared: {offenders}"

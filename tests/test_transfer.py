@@ -1,4 +1,5 @@
 """Protocol pieces: efficiency arithmetic, splits, loaders, classifiers, transfer on synthetic data."""
+
 import json
 
 import numpy as np
@@ -7,7 +8,14 @@ import pytest
 import ternhd
 from ternhd.pipeline.classify import CentroidClassifier, LogRegClassifier, accuracy
 from ternhd.pipeline.datasets import TextDataset, data_dir, load_dataset, load_file, make_splits
-from ternhd.pipeline.transfer import SeedData, efficiency, efficiency_above_chance, mean_std, summarize, transfer_metrics
+from ternhd.pipeline.transfer import (
+    SeedData,
+    efficiency,
+    efficiency_above_chance,
+    mean_std,
+    summarize,
+    transfer_metrics,
+)
 
 
 def test_efficiency_arithmetic():
@@ -29,8 +37,9 @@ def _toy(n=400, k=2, test_pool=False):
     texts = [f"text number {i} class {i % k}" for i in range(n)]
     labels = np.arange(n) % k
     if test_pool:
-        return TextDataset("toy", texts, labels, [str(c) for c in range(k)],
-                           [f"test {i}" for i in range(100)], np.arange(100) % k)
+        return TextDataset(
+            "toy", texts, labels, [str(c) for c in range(k)], [f"test {i}" for i in range(100)], np.arange(100) % k
+        )
     return TextDataset("toy", texts, labels, [str(c) for c in range(k)])
 
 
@@ -53,7 +62,9 @@ def test_splits_disjoint_sized_seeded(pool):
 def test_local_files(tmp_path):
     (tmp_path / "a.tsv").write_text("label\tsentence\n1\tgood\n0\tbad\n")
     (tmp_path / "b.csv").write_text('label,text\npos,"nice, really"\nneg,awful\n')
-    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "x", "label": 2}) + "\n" + json.dumps({"text": "y", "label": 3}) + "\n")
+    (tmp_path / "c.jsonl").write_text(
+        json.dumps({"text": "x", "label": 2}) + "\n" + json.dumps({"text": "y", "label": 3}) + "\n"
+    )
     a, b, c = load_file(tmp_path / "a.tsv"), load_file(tmp_path / "b.csv"), load_file(tmp_path / "c.jsonl")
     assert a.texts == ["good", "bad"] and list(a.labels) == [1, 0]
     assert b.texts == ["nice, really", "awful"] and b.label_names == ["neg", "pos"] and list(b.labels) == [1, 0]
@@ -66,11 +77,16 @@ def test_local_files(tmp_path):
 
 def test_offline_layout_via_env(tmp_path, monkeypatch):
     (tmp_path / "sst2").mkdir()
-    (tmp_path / "sst2" / "train.tsv").write_text("label\tsentence\n" + "".join(f"{i % 2}\tphrase {i}\n" for i in range(20)))
-    (tmp_path / "sst2" / "dev.tsv").write_text("label\tcontent\n" + "".join(f"{i % 2}\tsentence {i}\n" for i in range(8)))
+    (tmp_path / "sst2" / "train.tsv").write_text(
+        "label\tsentence\n" + "".join(f"{i % 2}\tphrase {i}\n" for i in range(20))
+    )
+    (tmp_path / "sst2" / "dev.tsv").write_text(
+        "label\tcontent\n" + "".join(f"{i % 2}\tsentence {i}\n" for i in range(8))
+    )
     (tmp_path / "agnews").mkdir()
     (tmp_path / "agnews" / "test.csv").write_text(
-        'label,title,description\n3,"Fears","Unions say, they"\n1,"War","News\\\\wire"\n')
+        'label,title,description\n3,"Fears","Unions say, they"\n1,"War","News\\\\wire"\n'
+    )
     monkeypatch.setenv("TERNHD_DATA", str(tmp_path))
     assert data_dir() == tmp_path
     sst = load_dataset("sst2")
@@ -110,10 +126,15 @@ def test_transfer_metrics_rotated_student():
     q, _ = np.linalg.qr(np.random.default_rng(4).standard_normal((24, 24)))
     s = (x @ q + 0.1 * np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
     parts = {"train": slice(0, 450), "val": slice(450, 500), "test": slice(500, 700), "anchor": slice(700, 900)}
-    sp = Split(0, ([""] * 450, y[parts["train"]]), ([""] * 50, y[parts["val"]]), ([""] * 200, y[parts["test"]]),
-               [""] * 200)
-    sd = SeedData(sp, {k: x[v] for k, v in parts.items()}, {k: s[v] for k, v in parts.items()},
-                  {k: y[parts[k]] for k in ("train", "val", "test")})
+    sp = Split(
+        0, ([""] * 450, y[parts["train"]]), ([""] * 50, y[parts["val"]]), ([""] * 200, y[parts["test"]]), [""] * 200
+    )
+    sd = SeedData(
+        sp,
+        {k: x[v] for k, v in parts.items()},
+        {k: s[v] for k, v in parts.items()},
+        {k: y[parts[k]] for k in ("train", "val", "test")},
+    )
     pro = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg", "centroid"))
     none = transfer_metrics(sd, "none", dim=1024, classifiers=("logreg",))
     assert pro["top1"] > 0.5 and pro["pair_cosine"] > 0.9
@@ -156,8 +177,18 @@ def test_same_label_pairs_and_pair_transfer(tmp_path):
         w = rng.choice(["red", "blue", "green", "gold"])
         rows.append(f"{y}\tthe {w} item {i}\t{'the ' + w if y else 'no'} thing {i + 1000}")
     (tmp_path / "p.tsv").write_text("\n".join(rows) + "\n")
-    cfg = TransferConfig(teacher="lsa:16", student="lsa:12", align="procrustes", dim=256, seeds=(0,), n_train=120,
-                         n_test=40, n_anchor=60, cache_dir="", progress=False)
+    cfg = TransferConfig(
+        teacher="lsa:16",
+        student="lsa:12",
+        align="procrustes",
+        dim=256,
+        seeds=(0,),
+        n_train=120,
+        n_test=40,
+        n_anchor=60,
+        cache_dir="",
+        progress=False,
+    )
     res = run_pair_transfer(cfg, str(tmp_path / "p.tsv"), modes=("bind", "infersent"), log=lambda m: None)
     s = res["per_seed"][0]
     for m in ("bind", "infersent"):

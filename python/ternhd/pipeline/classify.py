@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..packing import unpack_ternary
 from ..knowledge import class_prototypes
+from ..packing import unpack_ternary
 from ..similarity import topk
 
 __all__ = ["LogRegClassifier", "CentroidClassifier", "accuracy", "C_GRID"]

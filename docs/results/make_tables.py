@@ -1,0 +1,213 @@
+"""Generate the tables of docs/RESULTS.md from the committed JSON files in docs/results/.
+
+    python docs/results/make_tables.py          # rewrite the tables in docs/RESULTS.md in place
+    python docs/results/make_tables.py --check  # exit 1 when the document is stale
+
+Each table sits between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``; everything outside
+the markers is prose written by hand. tests/test_results_doc.py runs the check.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "RESULTS.md"
+
+# The paper (Yudin 2025), Tables 3-4: DistilBERT -> GPT-2 on SST-2, 500 anchors, contrastive.
+PAPER = {"transfer": 75.1, "efficiency": 94.1, "reverse_transfer": 75.5, "reverse_efficiency": 93.7,
+         "agnews_transfer": 86, "agnews_efficiency": 100}
+
+
+def load(name: str) -> dict:
+    return json.loads((HERE / name).read_text())
+
+
+def pm(ms: dict, scale: float = 100.0, nd: int = 1) -> str:
+    return f"{ms['mean'] * scale:.{nd}f} ± {ms['std'] * scale:.{nd}f}"
+
+
+def _transfer_rows(res: dict, clf: str = "logreg") -> dict:
+    s = res["summary"]
+    q = s["quantization"]
+    return {
+        "teacher float embedding (linear probe)": pm(q["teacher"]["float"]),
+        "teacher HDC": pm(q["teacher"]["hdc"][clf]),
+        "student float embedding (linear probe)": pm(q["student"]["float"]),
+        "student HDC = ceiling": pm(s["ceiling"][clf]),
+        "**transfer**": f"**{pm(s['transfer'][clf])}**",
+        "**efficiency** = transfer / ceiling": f"**{pm(s['efficiency'][clf])}**",
+        "above chance = (transfer − chance) / (ceiling − chance)": pm(s["efficiency_above_chance"][clf]),
+        "aligned test pairs: mean cosine / top-1 of 500": f"{s['pair_cosine']['mean']:.2f} / {s['top1']['mean'] * 100:.1f}%",
+    }
+
+
+def _chosen(res: dict) -> str:
+    sel = res.get("readout_selection") or []
+    return "; ".join(f"{x['side']} {x['chosen']}" for x in sel) or "fixed"
+
+
+def table_main() -> str:
+    runs = [("MiniLM -> SmolLM2, CCA (the main job)", "main_sst2_minilm_smollm2.json"),
+            ("MiniLM -> SmolLM2, contrastive (the cold-cache timing run)", "main_contrastive_sst2_minilm_smollm2.json"),
+            ("SmolLM2 -> MiniLM (reverse), CCA", "reverse_sst2_smollm2_minilm.json"),
+            ("SmolLM2 -> MiniLM (reverse), contrastive", "reverse_contrastive_sst2_smollm2_minilm.json")]
+    files = [f for _, f in runs if (HERE / f).exists()]
+    runs = [(n, load(f)) for n, f in runs if (HERE / f).exists()]
+    cols = [n for n, _ in runs]
+    rows = {}
+    for _, r in runs:
+        for k, v in _transfer_rows(r).items():
+            rows.setdefault(k, []).append(v)
+    paper = {"**transfer**": f"**{PAPER['transfer']}** / {PAPER['reverse_transfer']}",
+             "**efficiency** = transfer / ceiling": f"**{PAPER['efficiency']}** / {PAPER['reverse_efficiency']}"}
+    out = ["| SST-2, 500 anchors, 3 seeds, logistic regression | " + " | ".join(cols) +
+           " | paper DistilBERT -> GPT-2 / reverse |", "|---" * (len(cols) + 2) + "|"]
+    for k, vals in rows.items():
+        out.append(f"| {k} | " + " | ".join(vals) + f" | {paper.get(k, '')} |")
+    out.append("| read-out chosen on validation | " + " | ".join(_chosen(r) for _, r in runs) + " | |")
+    out.append("| aligner | " + " | ".join(r["config"]["align"] for _, r in runs) + " | contrastive |")
+    out.append("| centroid classifier: transfer / ceiling | " + " | ".join(
+        f"{pm(r['summary']['transfer']['centroid'])} / {pm(r['summary']['ceiling']['centroid'])}"
+        if "centroid" in r["summary"]["transfer"] else "" for _, r in runs) + " | |")
+    out.append("| JSON | " + " | ".join(f"`results/{f}`" for f in files) + " | |")
+    return "\n".join(out)
+
+
+def table_timing() -> str:
+    out = ["| run | cold cache | wall | of which embedding + model conversion | CPU time (user + sys) | load average start -> end (2 cores) | torch threads | JSON |",
+           "|---|---|---|---|---|---|---|---|"]
+    for label, f in (("`ternhd transfer --align contrastive` (the main job before CCA was chosen; 3 seeds)",
+                      "main_contrastive_sst2_minilm_smollm2.json"),
+                     ("`ternhd transfer` (main job, CCA), rerun on the warm cache", "main_sst2_minilm_smollm2.json"),
+                     ("reverse, SmolLM2 -> MiniLM, CCA", "reverse_sst2_smollm2_minilm.json"),
+                     ("reverse, SmolLM2 -> MiniLM, contrastive", "reverse_contrastive_sst2_smollm2_minilm.json"),
+                     ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
+                     ("control: MiniLM -> LSA", "control_sst2_minilm_lsa.json")):
+        if not (HERE / f).exists():
+            continue
+        r = load(f)
+        env = r.get("environment", {})
+        st, en = env.get("start", {}), env.get("end", {})
+        c = st.get("cache_at_start") or r.get("cache_at_start") or {}
+        cold = ("yes" if c.get("embeddings") == 0 and c.get("models") == 0 else "no") if c else ""
+        tv = r.get("run", {}).get("time_v")
+        cpu = f"{tv['user_s'] + tv['system_s']:.0f} s ({tv['percent_cpu']}% of one core)" if tv else "not recorded"
+        out.append(f"| {label} | {cold} | {r['seconds']['total']:.0f} s | {r['seconds']['embed']:.0f} s | {cpu} | "
+                   f"{st.get('loadavg', [0])[0]:.1f} -> {en.get('loadavg', [0])[0]:.1f} | {st.get('torch_threads')} | "
+                   f"`results/{f}` |")
+    return "\n".join(out)
+
+
+def table_datasets() -> str:
+    out = ["| dataset | classes | transfer | ceiling | efficiency | above chance | teacher HDC | read-out | JSON | paper transfer / efficiency |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, f, k, paper in (("SST-2", "main_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
+                               ("SST-2", "main_contrastive_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
+                               ("AG News", "agnews_minilm_smollm2.json", 4, f"{PAPER['agnews_transfer']} / {PAPER['agnews_efficiency']}")):
+        if not (HERE / f).exists():
+            continue
+        r = load(f)
+        label = f"{label} ({r['config']['align']})"
+        s = r["summary"]
+        out.append(f"| {label} | {k} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
+                   f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | "
+                   f"{pm(s['quantization']['teacher']['hdc']['logreg'])} | {_chosen(r)} | `results/{f}` | {paper} |")
+    return "\n".join(out)
+
+
+def table_controls() -> str:
+    out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
+           "|---|---|---|---|---|---|---|"]
+    for label, kind, f in (("MiniLM -> SmolLM2, contrastive", "cross-architecture (encoder -> decoder)",
+                            "main_contrastive_sst2_minilm_smollm2.json"),
+                           ("MiniLM -> LSA, contrastive", "control: TF-IDF + SVD, no neural network", "control_sst2_minilm_lsa.json")):
+        if not (HERE / f).exists():
+            continue
+        s = load(f)["summary"]
+        out.append(f"| {label} | {kind} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
+                   f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | `results/{f}` |")
+    return "\n".join(out)
+
+
+def table_levers() -> str:
+    f = "smollm2_levers.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    r = load(f)
+    lv = r["levers"]
+    out = ["| lever (SmolLM2, sample of texts of the pool) | texts | wall s | CPU s (process) | texts / wall s | load average | torch threads |",
+           "|---|---|---|---|---|---|---|"]
+    for x in lv.get("throughput", []):
+        out.append(f"| {x['lever']} | {x['n']} | {x['seconds']:.1f} | {x['cpu_seconds']:.1f} | {x['texts_per_s']:.1f} | "
+                   f"{x['loadavg'][0]:.1f} | {x['torch_threads']} |")
+    tp = lv.get("text_pool")
+    if tp:
+        out.append(f"| fixed text pool for 3 seeds: distinct texts to embed | {tp['distinct_texts_without_pool']} -> "
+                   f"{tp['distinct_texts_with_pool']} | | | | | |")
+    if "gguf_convert_seconds_first_call" in lv:
+        out.append(f"| GGUF -> HF conversion: first call (cache cold: {lv.get('cache_was_cold')}) / second call | | "
+                   f"{lv['gguf_convert_seconds_first_call']:.1f} / {lv['gguf_convert_seconds_warm']:.2f} | | | | |")
+    out.append(f"| JSON | `results/{f}` | | | | | |")
+    return "\n".join(out)
+
+
+def table_readout() -> str:
+    f = "main_contrastive_sst2_minilm_smollm2.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    sel = load(f).get("readout_selection") or []
+    if not sel:
+        return "(fixed read-out)"
+    sc = sel[0]["val_transfer"]
+    out = ["| SmolLM2 read-out | validation transfer accuracy (mean of 3 seeds) |", "|---|---|"]
+    for k, v in sc.items():
+        mark = " **(chosen)**" if k == sel[0]["chosen"] else ""
+        out.append(f"| {k} | {v * 100:.1f}{mark} |")
+    out.append(f"| criterion | {sel[0]['criterion']} |")
+    return "\n".join(out)
+
+
+def table_aligner() -> str:
+    files = sorted(HERE.glob("aligner_validation_*.json"))
+    if not files:
+        return "(not measured)"
+    out = ["| pair (dataset) | aligner | validation transfer (mean of 3 seeds) | per seed | JSON |", "|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        c = r["config"]
+        for name, v in r["val_transfer"].items():
+            mark = " **(best)**" if name == r["chosen"] else ""
+            out.append(f"| {c['teacher']} -> {c['student']} ({c['dataset']}) | {name}{mark} | {v['mean'] * 100:.1f} | "
+                       + ", ".join(f"{x * 100:.1f}" for x in v["per_seed"]) + f" | `results/{f.name}` |")
+    return "\n".join(out)
+
+
+TABLES = {"aligner": table_aligner, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+          "levers": table_levers, "readout": table_readout}
+
+
+def render(text: str) -> str:
+    for name, fn in TABLES.items():
+        pat = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
+        text = pat.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = DOC.read_text()
+    new = render(text)
+    if "--check" in argv:
+        if new != text:
+            print("docs/RESULTS.md is stale: run python docs/results/make_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
