@@ -77,13 +77,14 @@ void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores
           const char *db_name = "database");
 
 // Asymmetric scores: float32 queries against ternary rows, q . t = sum of q where t = +1 minus the
-// sum where t = -1 (float32 accumulation). `qp` is a query permuted into the plane order by
-// permute_query (words * 64 floats, zero past dim).
-using FloatDotFn = float (*)(const float *qp, const uint64_t *row, int64_t words);
-float float_dot_scalar(const float *, const uint64_t *, int64_t);
-float float_dot_avx2(const float *, const uint64_t *, int64_t);
-float float_dot_avx512(const float *, const uint64_t *, int64_t);
-constexpr Variants<FloatDotFn> kFloatDot{float_dot_scalar, float_dot_avx2, float_dot_avx512};
+// sum where t = -1 (float32 accumulation). `qp` holds nq (1..4) queries permuted into the plane
+// order by permute_query, words * 64 floats each, back to back; out[i] = query i . row.
+using FloatDotsFn = void (*)(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out);
+void float_dots_scalar(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx2(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx512(const float *, int64_t, const uint64_t *, int64_t, float *);
+constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, float_dots_avx2, float_dots_avx512};
+constexpr int64_t kFloatQueryTile = 4;  // queries per kernel call
 // Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
 // All pairs: q (m, dim) float32 against the rows -> out (m, rows) float32 dot products. Throws

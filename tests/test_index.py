@@ -262,3 +262,39 @@ def test_reference_oracle_agrees():
     s = idx.search(q, 40, "dot")[0]
     np.testing.assert_array_equal(np.sort(s, axis=1), np.sort(q.astype(np.int64) @ t.astype(np.int64).T, axis=1))
     assert reference is not None
+
+
+def test_gpu_index_same_semantics(monkeypatch):
+    """The GPU index (ternhd.kernels.Index, rebuilt on add / remove) answers as the CPU one; without a
+    GPU through the Triton interpreter on CPU tensors."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    cuda = torch.cuda.is_available()
+    if not cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no CUDA device and TRITON_INTERPRET is not set")
+    from ternhd import similarity
+    from ternhd.kernels import dispatch
+
+    if not cuda:  # route CPU tensors to the Triton side
+        monkeypatch.setattr(similarity, "backend", lambda **a: dispatch if any(
+            type(x).__module__.startswith("torch") for x in a.values()) else ternhd._cpu)
+    device = "cuda" if cuda else "cpu"
+    t, p = _data(40, 36, 14)
+    ids = np.arange(40) * 5
+    cpu = Index(p[:30], ids=ids[:30], dim=36)
+    gpu = Index(torch.as_tensor(p[:30], device=device), ids=ids[:30], dim=36)
+    assert type(gpu.impl).__module__ == "ternhd.kernels.index"
+    for idx, conv in ((cpu, np.asarray), (gpu, lambda x: torch.as_tensor(x, device=device))):
+        idx.add(conv(p[30:]), ids=ids[30:])
+        idx.remove([5, 100])
+    q = p[:3]
+    qf = np.random.default_rng(15).standard_normal((2, 36)).astype(np.float32)
+    s0, i0 = cpu.search(q, 6)
+    s1, i1 = gpu.search(torch.as_tensor(q, device=device), 6)
+    np.testing.assert_array_equal(s1.cpu().numpy(), s0)
+    np.testing.assert_array_equal(i1.cpu().numpy(), i0)
+    s0, i0 = cpu.search(qf, 6, "dot")
+    s1, i1 = gpu.search(torch.as_tensor(qf, device=device), 6, "dot")
+    np.testing.assert_allclose(s1.cpu().numpy(), s0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(i1.cpu().numpy(), i0)
+    assert len(gpu) == 38

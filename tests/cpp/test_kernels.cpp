@@ -379,7 +379,7 @@ void test_search() {
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   for (int64_t dim : kDims) {
     if (dim == 0) continue;
-    const int64_t nb = ceil_div(dim, 4), n = 300, m = 3;
+    const int64_t nb = ceil_div(dim, 4), n = 300, m = dim % 2 ? 7 : 6;  // query tiles of 4 and 3 or 2
     auto tb = random_trits(n * dim);
     auto b = ref_pack(tb, n, dim);
     // append_rows in pieces equals one conversion; keep_rows compacts.
