@@ -26,7 +26,7 @@ from . import packet as _packet
 from ._arrays import as_array, check_int, check_packed_rows, dtype_kind, dtype_name, is_torch
 from ._device import backend
 
-__all__ = ["dot", "cosine", "hamming", "pairwise", "topk", "Index", "METRICS", "INDEX_FORMAT"]
+__all__ = ["dot", "cosine", "hamming", "pairwise", "topk", "Index", "sharded_search", "METRICS", "INDEX_FORMAT"]
 
 #: Version of the index file layout (docs/FORMAT.md, section 6.1) this ternhd writes and reads.
 INDEX_FORMAT = 1
@@ -452,6 +452,15 @@ class Index:
         ids = self._ids_of(pos)
         return (scores[0], ids[0]) if one else (scores, ids)
 
+    def _search_positions(self, queries: Any, k: int, metric: str) -> Tuple[Any, Any]:
+        """(scores, row positions) of 2-D queries, as :meth:`search` without rescoring."""
+        q, _, packed = self._search_queries(queries)
+        if packed:
+            return self.impl.topk(q, k, metric)
+        if metric == "hamming":
+            raise ValueError("metric: 'hamming' needs packed ternary queries")
+        return self._float_topk(q, k, metric)
+
     def _rescore(self, qf: Any, pos: Any, k: int, rescore: Any, rescore_queries: Any) -> Tuple[Any, Any]:
         dev = pos.device if is_torch(pos) else None
         p = pos.cpu().numpy() if dev is not None else np.asarray(pos)
@@ -640,3 +649,56 @@ def _open_index(mv: Any, verify: bool) -> Tuple[np.ndarray, np.ndarray, int, dic
         raise err("index: the rows must use the 2-bit encoding")
     assert vectors is not None and ids is not None
     return vectors, ids, int(dim), meta
+
+
+def sharded_search(index: Index, queries: Any, k: int, metric: str = "cosine", *, group: Any = None,
+                   src: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k over a database split across the ranks of a ``torch.distributed`` process group.
+
+    Every rank calls it with its own shard (``index``, a CPU :class:`Index`); the queries of rank
+    ``src`` are broadcast (other ranks may pass None), each rank searches its shard, and the
+    per-shard top-k lists are gathered and merged. Every rank returns the same ``(scores, ids)``
+    (numpy, ``(M, k)``, or ``(k,)`` for one query). With the rows split over the ranks in rank
+    order (rank 0 first), the result equals that of one index holding all rows, ties included.
+    Raises ValueError on every rank when ``k`` exceeds the total number of rows.
+    """
+    import torch.distributed as dist
+
+    _check_metric(metric)
+    k = check_int(k, "k", 1)
+    rank = dist.get_rank(group)
+    box = [None]
+    if rank == (dist.get_group_rank(group, src) if group is not None else src):
+        q = as_array(queries, "queries")
+        box = [q.detach().cpu().numpy() if is_torch(q) else np.asarray(q)]
+    dist.broadcast_object_list(box, src=src, group=group)
+    q = box[0]
+    one = q.ndim == 1
+    q2 = q.reshape(1, -1) if one else q
+    kl = min(k, len(index))
+    err = None
+    part = None
+    try:
+        if kl:
+            s, pos = index._search_positions(q2, kl, metric)
+            s, pos = np.asarray(s), np.asarray(pos)
+            part = (s, pos, index.ids[pos])
+    except (ValueError, TypeError) as exc:  # reported on every rank after the exchange
+        err = f"{type(exc).__name__}: {exc}"
+    parts: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(parts, (len(index), part, err), group=group)
+    errors = [e for _, _, e in parts if e]
+    if errors:
+        raise ValueError(f"sharded_search: {errors[0]}")
+    total = sum(n for n, _, _ in parts)
+    if k > total:
+        raise ValueError(f"k: {k} exceeds the total size {total} of the shards")
+    got = [(r, p) for r, (_, p, _) in enumerate(parts) if p is not None]
+    scores = np.concatenate([p[0] for _, p in got], axis=1)
+    ids = np.concatenate([p[2] for _, p in got], axis=1)
+    shard = np.concatenate([np.full(p[1].shape, r, np.int64) for r, p in got], axis=1)
+    pos = np.concatenate([p[1] for _, p in got], axis=1)
+    key = scores.astype(np.float64) if metric == "hamming" else -scores.astype(np.float64)
+    order = np.lexsort((pos, shard, key), axis=-1)[:, :k]
+    scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    return (scores[0], ids[0]) if one else (scores, ids)
