@@ -298,3 +298,18 @@ def test_gpu_index_same_semantics(monkeypatch):
     np.testing.assert_allclose(s1.cpu().numpy(), s0, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(i1.cpu().numpy(), i0)
     assert len(gpu) == 38
+
+
+def test_cpu_torch_queries():
+    torch = pytest.importorskip("torch")
+    t, p = _data(60, 64, 16)
+    idx = Index(p)
+    qf = np.random.default_rng(17).standard_normal((2, 64)).astype(np.float32)
+    for q in (p[:2], qf):
+        s, i = idx.search(torch.from_numpy(q), 5)
+        s0, i0 = idx.search(q, 5)
+        assert isinstance(s, torch.Tensor) and isinstance(i, torch.Tensor)
+        np.testing.assert_array_equal(s.numpy(), s0)
+        np.testing.assert_array_equal(i.numpy(), i0)
+    lims, s, i = idx.range_search(torch.from_numpy(qf), 0.0)
+    assert lims[-1] == len(i)

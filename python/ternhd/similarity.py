@@ -436,6 +436,11 @@ class Index:
         _check_metric(metric)
         k = check_int(k, "k", 1)
         oversample = check_int(oversample, "oversample", 1)
+        wrap = None
+        if is_torch(queries) and self._backend.__name__ == "ternhd._cpu":  # CPU tensors: numpy inside
+            import torch
+
+            queries, wrap = queries.detach().numpy(), torch.from_numpy
         q, one, packed = self._search_queries(queries)
         if k > len(self):
             raise ValueError(f"k: {k} exceeds the index size {len(self)}")
@@ -450,6 +455,8 @@ class Index:
         if rescore is not None:
             scores, pos = self._rescore(None if packed else q, pos, k, rescore, rescore_queries)
         ids = self._ids_of(pos)
+        if wrap is not None:
+            scores, ids = wrap(np.ascontiguousarray(scores)), wrap(np.ascontiguousarray(ids))
         return (scores[0], ids[0]) if one else (scores, ids)
 
     def _search_positions(self, queries: Any, k: int, metric: str) -> Tuple[Any, Any]:
@@ -499,6 +506,8 @@ class Index:
             raise ValueError("metric: range_search takes 'cosine' or 'dot' (a minimum score)")
         if isinstance(min_score, bool) or not isinstance(min_score, (int, float, np.integer, np.floating)):
             raise TypeError(f"min_score: expected a number, got {type(min_score).__name__}")
+        if is_torch(queries) and self._backend.__name__ == "ternhd._cpu":
+            queries = queries.detach().numpy()
         q, _, packed = self._search_queries(queries)
         step = max(1, (1 << 24) // max(len(self), 1))
         lims, scores, pos = [0], [], []
