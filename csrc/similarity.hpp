@@ -9,6 +9,7 @@
 // Top-k lists are best first (highest dot / cosine, lowest hamming), ties to the lower index.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,13 +28,18 @@ struct PackedRows {
   int64_t nbytes = 0;
 };
 
+struct FreeDelete {
+  void operator()(void *p) const { std::free(p); }
+};
+
 // Packed rows converted once to the bit-plane layout (the C++ face of _core.PlanesIndex).
 struct Planes {
   int64_t rows = 0;
-  int64_t nbytes = 0;                // packed bytes per row
-  int64_t words = 0;                 // 64-bit words per plane, a multiple of 8 (one zmm)
-  std::unique_ptr<uint64_t[]> data;  // per row: mask[words] then sign[words]
-  std::vector<int32_t> norms;        // non-zeros per row
+  int64_t nbytes = 0;                            // packed bytes per row
+  int64_t words = 0;                             // 64-bit words per plane, a multiple of 8 (one zmm)
+  int64_t capacity = 0;                          // rows allocated in data (append_rows grows it)
+  std::unique_ptr<uint64_t[], FreeDelete> data;  // malloc'ed; per row: mask[words] then sign[words]
+  std::vector<int32_t> norms;                    // non-zeros per row
   const uint64_t *row(int64_t r) const { return data.get() + r * 2 * words; }
 };
 
@@ -42,6 +48,12 @@ void check_packed_width(int64_t nbytes, const char *name);
 // Converts packed rows (threaded). Throws std::invalid_argument ("<name>: ...") on a too-wide row
 // or the code 0b11.
 Planes to_planes(PackedRows p, const char *name);
+// Converts packed rows of the planes' width and appends them (amortized: capacity grows 1.5x, by
+// realloc). Throws std::invalid_argument ("<name>: ...") on a width mismatch or the code 0b11
+// (the planes are then unchanged).
+void append_rows(Planes &dst, PackedRows src, const char *name);
+// Keeps the rows whose keep[r] is non-zero, in order (compaction in place).
+void keep_rows(Planes &p, const uint8_t *keep);
 
 // The per-pair counts (both, opp) of one query row against nd database rows: the SIMD kernel.
 using CountsFn = void (*)(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
@@ -63,5 +75,22 @@ void check_topk(int64_t k, int64_t db_rows);
 void topk(const Planes &q, const Planes &db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd);
 void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores, int64_t *indices, Simd simd,
           const char *db_name = "database");
+
+// Asymmetric scores: float32 queries against ternary rows, q . t = sum of q where t = +1 minus the
+// sum where t = -1 (float32 accumulation). `qp` holds nq (1..4) queries permuted into the plane
+// order by permute_query, words * 64 floats each, back to back; out[i] = query i . row.
+using FloatDotsFn = void (*)(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out);
+void float_dots_scalar(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx2(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx512(const float *, int64_t, const uint64_t *, int64_t, float *);
+constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, float_dots_avx2, float_dots_avx512};
+constexpr int64_t kFloatQueryTile = 4;  // queries per kernel call
+// Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
+void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
+// All pairs: q (m, dim) float32 against the rows -> out (m, rows) float32 dot products. Throws
+// std::invalid_argument when dim exceeds the rows' 4 * nbytes trits (or, for packed rows, on 0b11).
+void float_scores(const float *q, int64_t m, int64_t dim, const Planes &db, float *out, Simd simd);
+void float_scores(const float *q, int64_t m, int64_t dim, PackedRows db, float *out, Simd simd,
+                  const char *db_name = "database");
 
 }  // namespace ternhd

@@ -282,6 +282,50 @@ py::tuple index_topk(const Planes &self, const py::array &q, int64_t k, const st
   return topk_into(mt, pq->rows, k, self.rows, [&](void *s, int64_t *ix) { topk(*pq, self, k, mt, s, ix, simd); });
 }
 
+// Asymmetric search: float32 queries (M, dim) against ternary rows -> float32 dot products (M, N).
+py::array float_queries(const py::array &q_in, int64_t nbytes) {
+  auto q = input<float>(q_in, "queries");
+  if (q.ndim() != 2) value_error("queries", "expected 2-D float32 rows");
+  if (q.shape(1) < 1 || q.shape(1) > 4 * nbytes)
+    value_error("queries", "row width does not match the database (at most 4 values per packed byte)");
+  return std::move(q);
+}
+
+py::array float_scores_py(const py::array &q_in, const py::array &db_in) {
+  Packed db = packed_input(db_in, "database");
+  py::array q = float_queries(q_in, db.shape(1));
+  const PackedRows pd = packed_rows(db);
+  const int64_t m = q.shape(0), dim = q.shape(1);
+  py::array_t<float> out({m, pd.rows});
+  float *dst = out.mutable_data();
+  const float *src = static_cast<const float *>(q.data());
+  const Simd simd = active_simd();
+  without_gil([&] { float_scores(src, m, dim, pd, dst, simd, "database"); });
+  return std::move(out);
+}
+
+py::array index_float_scores(const Planes &self, const py::array &q_in) {
+  py::array q = float_queries(q_in, self.nbytes);
+  const int64_t m = q.shape(0), dim = q.shape(1);
+  py::array_t<float> out({m, self.rows});
+  float *dst = out.mutable_data();
+  const float *src = static_cast<const float *>(q.data());
+  const Simd simd = active_simd();
+  without_gil([&] { float_scores(src, m, dim, self, dst, simd); });
+  return std::move(out);
+}
+
+void index_append(Planes &self, const py::array &rows_in) {
+  Packed p = packed_input(rows_in, "vectors");
+  append_rows(self, packed_rows(p), "vectors");  // the GIL stays held: no search runs meanwhile
+}
+
+void index_keep(Planes &self, const py::array &keep_in) {
+  auto keep = input<uint8_t>(keep_in, "keep");
+  if (keep.ndim() != 1 || keep.shape(0) != self.rows) value_error("keep", "expected one uint8 flag per row");
+  keep_rows(self, keep.data());
+}
+
 // ----------------------------------------------------------------------------- algebra
 py::array bind_rows_py(const py::array &a_in, const py::array &b_in) {
   auto a = input<uint8_t>(a_in, "a"), b = input<uint8_t>(b_in, "b");
@@ -491,7 +535,13 @@ PYBIND11_MODULE(_core, m) {
                                return py::array_t<int32_t>(static_cast<py::ssize_t>(p.norms.size()), p.norms.data());
                              })
       .def("pairwise", &index_pairwise, py::arg("queries"), py::arg("metric"))
-      .def("topk", &index_topk, py::arg("queries"), py::arg("k"), py::arg("metric"));
+      .def("topk", &index_topk, py::arg("queries"), py::arg("k"), py::arg("metric"))
+      .def("float_scores", &index_float_scores, py::arg("queries"),
+           "float32 queries (M, dim) -> float32 (M, rows): sum of q where t = +1 minus where t = -1.")
+      .def("append", &index_append, py::arg("vectors"), "Appends packed rows (N, nbytes) (amortized growth).")
+      .def("keep", &index_keep, py::arg("keep"), "Keeps the rows whose uint8 flag is non-zero, in order.");
+  m.def("float_scores", &float_scores_py, py::arg("queries"), py::arg("database"),
+        "float32 queries (M, dim) against packed rows (N, B) -> float32 (M, N) exact dot products.");
 
   // ---- algebra
   m.def("bind_rows", &bind_rows_py, py::arg("a"), py::arg("b"),

@@ -14,7 +14,8 @@ import numpy as np
 from . import _core
 from ._arrays import check_packed, is_torch, to_numpy
 
-__all__ = ["pack_ternary", "unpack_ternary", "quantize", "pairwise", "topk", "Index", "bind", "bundle", "permute"]
+__all__ = ["pack_ternary", "unpack_ternary", "quantize", "pairwise", "topk", "Index", "PackedView", "bind", "bundle",
+           "permute"]
 
 
 # ----------------------------------------------------------------------------- packing
@@ -124,7 +125,12 @@ def topk(queries: Any, database: Any, k: int, metric: str = "cosine") -> Tuple[A
 
 
 class Index:
-    """A packed database ``(N, B)`` kept in the native bit-plane layout for repeated searches."""
+    """A packed database ``(N, B)`` kept in the native bit-plane layout for repeated searches.
+
+    Mutable: :meth:`append` converts only the new rows (the planes grow by ``realloc``, amortized)
+    and :meth:`keep` compacts in place. The packed rows are kept too (for :attr:`vectors`, saving and
+    rescoring), as a list of appended chunks joined on first use.
+    """
 
     def __init__(self, database: Any, *, keep_unpacked: bool = False):
         if keep_unpacked:
@@ -133,6 +139,7 @@ class Index:
         d2 = check_packed(arr, "database", allow_1d=False)
         self._planes = _core.PlanesIndex(d2)
         self.nbytes = d2.shape[1]
+        self._chunks = [np.array(d2, dtype=np.uint8, copy=True)]
 
     def __len__(self) -> int:
         return int(self._planes.rows)
@@ -144,6 +151,31 @@ class Index:
     def norms(self) -> np.ndarray:
         """Non-zeros per database row, int32 ``(N,)``."""
         return self._planes.norms
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The packed rows ``(N, B)`` (read-only view)."""
+        if len(self._chunks) != 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        v = self._chunks[0].view()
+        v.flags.writeable = False
+        return v
+
+    def append(self, packed: np.ndarray) -> None:
+        """Appends validated packed rows ``(n, B)`` (ValueError on the code 0b11, nothing added)."""
+        p = np.ascontiguousarray(packed, dtype=np.uint8)
+        self._planes.append(p)
+        self._chunks.append(np.array(p, copy=True))
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keeps the rows where ``mask`` (bool ``(N,)``) is true, in order."""
+        rows = self.vectors[mask]
+        self._planes.keep(np.ascontiguousarray(mask, dtype=np.uint8))
+        self._chunks = [rows]
+
+    def float_scores(self, queries: np.ndarray) -> np.ndarray:
+        """float32 queries ``(M, dim)`` -> float32 ``(M, N)``: ``q . t`` for every row."""
+        return self._planes.float_scores(np.ascontiguousarray(queries, dtype=np.float32))
 
     def _queries(self, queries: Any) -> Tuple[np.ndarray, Any]:
         nq, wrap = to_numpy(queries, "queries")
@@ -164,6 +196,57 @@ class Index:
         """Packed queries ``(M, B)`` -> scores ``(M, N)``."""
         q2, wrap = self._queries(queries)
         return wrap(self._planes.pairwise(q2, metric))
+
+
+class PackedView:
+    """Read-only packed rows ``(N, B)`` searched where they lie (a memory map: no copy, no planes).
+
+    The kernels convert the rows to bit planes one cache block at a time, so opening costs nothing
+    and a search reads only the file; searches are slower than :class:`Index`'s for small query
+    batches."""
+
+    def __init__(self, packed: np.ndarray):
+        self._packed = packed
+        self.nbytes = int(packed.shape[1])
+        self._norms: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return int(self._packed.shape[0])
+
+    def __repr__(self) -> str:
+        return f"ternhd.Index({len(self)} rows x {self.nbytes} bytes, memory-mapped, read-only)"
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._packed
+
+    @property
+    def norms(self) -> np.ndarray:
+        """Non-zeros per row, int32 ``(N,)`` (computed on first use: reads the whole file)."""
+        if self._norms is None:
+            self._norms = self._nnz()
+        return self._norms
+
+    def _nnz(self) -> np.ndarray:
+        out = np.empty(len(self), np.int32)
+        step = 1 << 16
+        for r0 in range(0, len(self), step):
+            block = np.ascontiguousarray(self._packed[r0:r0 + step])
+            out[r0:r0 + step] = _core.PlanesIndex(block).norms
+        return out
+
+    def float_scores(self, queries: np.ndarray) -> np.ndarray:
+        return _core.float_scores(np.ascontiguousarray(queries, dtype=np.float32), self._packed)
+
+    def topk(self, queries: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
+        if k > len(self):
+            raise ValueError(f"k: {k} exceeds the database size {len(self)}")
+        q2 = check_packed(to_numpy(queries, "queries")[0], "queries")
+        return _core.topk(q2, self._packed, k, metric)
+
+    def pairwise(self, queries: Any, metric: str = "cosine") -> Any:
+        q2 = check_packed(to_numpy(queries, "queries")[0], "queries")
+        return _core.pairwise(q2, self._packed, metric)
 
 
 # ----------------------------------------------------------------------------- HDC algebra

@@ -372,6 +372,77 @@ void test_similarity() {
   }
 }
 
+// ----------------------------------------------------------------------------- search (append, keep, float queries)
+void test_search() {
+  std::printf("search\n");
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (int64_t dim : kDims) {
+    if (dim == 0) continue;
+    const int64_t nb = ceil_div(dim, 4), n = 300, m = dim % 2 ? 7 : 6;  // query tiles of 4 and 3 or 2
+    auto tb = random_trits(n * dim);
+    auto b = ref_pack(tb, n, dim);
+    // append_rows in pieces equals one conversion; keep_rows compacts.
+    Planes whole = to_planes(PackedRows{b.data(), n, nb}, "b");
+    Planes grown = to_planes(PackedRows{b.data(), 1, nb}, "b");
+    for (int64_t r0 = 1; r0 < n; r0 += 37)
+      append_rows(grown, PackedRows{b.data() + r0 * nb, std::min<int64_t>(37, n - r0), nb}, "vectors");
+    g_context = "append_rows dim=" + std::to_string(dim);
+    CHECK(grown.rows == n && grown.norms == whole.norms &&
+          std::memcmp(grown.data.get(), whole.data.get(), sizeof(uint64_t) * n * 2 * whole.words) == 0);
+    std::vector<uint8_t> keep(n);
+    for (int64_t r = 0; r < n; ++r) keep[r] = r % 3 != 1;
+    keep_rows(grown, keep.data());
+    bool kept = true;
+    int64_t o = 0;
+    for (int64_t r = 0; r < n; ++r)
+      if (keep[r]) {
+        kept &= std::memcmp(grown.row(o), whole.row(r), sizeof(uint64_t) * 2 * whole.words) == 0 &&
+                grown.norms[o] == whole.norms[r];
+        ++o;
+      }
+    g_context = "keep_rows dim=" + std::to_string(dim);
+    CHECK(kept && grown.rows == o);
+    // Float queries: the naive sum, then every path against scalar, both database forms.
+    std::vector<float> q(static_cast<size_t>(m * dim));
+    for (float &v : q) v = uni(rng);
+    std::vector<float> want(static_cast<size_t>(m * n));
+    context("float_scores", Simd::scalar, m, dim, "");
+    float_scores(q.data(), m, dim, whole, want.data(), Simd::scalar);
+    bool ok = true;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0, mag = 0;
+        for (int64_t t = 0; t < dim; ++t) {
+          ref += double(q[i * dim + t]) * tb[j * dim + t];
+          mag += std::fabs(q[i * dim + t]);
+        }
+        ok &= std::fabs(want[i * n + j] - ref) <= 1e-5 * (mag + 1);
+      }
+    CHECK(ok);
+    for (Simd s : kAllSimd) {
+      if (!simd_supported(s)) continue;
+      context("float_scores", s, m, dim, "");
+      std::vector<float> got(want.size()), got2(want.size());
+      float_scores(q.data(), m, dim, whole, got.data(), s);
+      float_scores(q.data(), m, dim, PackedRows{b.data(), n, nb}, got2.data(), s);
+      bool close = true;
+      for (size_t i = 0; i < want.size(); ++i)
+        close &= std::fabs(got[i] - want[i]) <= 1e-5f * (dim + 1) && got2[i] == got[i];
+      CHECK(close);
+    }
+  }
+  g_context = "append_rows width / float_scores dim";
+  std::vector<uint8_t> row(3, 0);
+  Planes p = to_planes(PackedRows{row.data(), 1, 2}, "b");
+  CHECK(throws<std::invalid_argument>([&] { append_rows(p, PackedRows{row.data(), 1, 3}, "vectors"); }));
+  std::vector<uint8_t> bad = {0x40, 0x0C};
+  CHECK(throws<std::invalid_argument>([&] { append_rows(p, PackedRows{bad.data(), 1, 2}, "vectors"); }));
+  CHECK(p.rows == 1);
+  std::vector<float> q(9, 1.0f), out(1);
+  CHECK(throws<std::invalid_argument>([&] { float_scores(q.data(), 1, 9, p, out.data(), Simd::scalar); }));
+}
+
 // ----------------------------------------------------------------------------- algebra
 void test_algebra() {
   std::printf("algebra\n");
@@ -643,7 +714,8 @@ void test_base3() {
 int main() {
   std::printf("ternhd kernel tests: best SIMD path of this CPU = %s\n", simd_name(best_simd()));
   set_num_threads(3);  // exercise the threaded drivers even on small machines
-  for (void (*family)() : {test_pack, test_quantize, test_similarity, test_algebra, test_encoder, test_base3}) {
+  for (void (*family)() :
+       {test_pack, test_quantize, test_similarity, test_search, test_algebra, test_encoder, test_base3}) {
     try {
       family();
     } catch (const std::exception &e) {  // an unexpected throw fails the family, the others still run
