@@ -49,7 +49,9 @@ using CountsFn = void (*)(const uint64_t *q, const uint64_t *db, int64_t nd, int
 void counts_scalar(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
 void counts_avx2(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
 void counts_avx512(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
-constexpr Variants<CountsFn> kCounts{counts_scalar, counts_avx2, counts_avx512};
+void counts_neon(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+constexpr Variants<CountsFn> kCounts{counts_scalar, TERNHD_X86_ONLY(counts_avx2), TERNHD_X86_ONLY(counts_avx512),
+                                     TERNHD_NEON_ONLY(counts_neon)};
 
 // All pairs: out is (a.rows, b.rows), int32 or float32 (cosine). The packed form converts the
 // database one cache block at a time (no full copy); b_name names it in errors (row width, 0b11).

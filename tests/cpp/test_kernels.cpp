@@ -93,7 +93,7 @@ std::vector<float> random_floats(int64_t n, float scale = 1.0f) {
 
 // Calls fn(simd) for each non-scalar path this CPU runs; prints one line per skipped path.
 void for_each_simd(const char *family, const std::function<void(Simd)> &fn) {
-  for (Simd s : {Simd::avx2, Simd::avx512}) {
+  for (Simd s : {Simd::avx2, Simd::avx512, Simd::neon}) {
     if (!simd_supported(s)) {
       std::printf("  skip %s/%s: this CPU lacks it\n", family, simd_name(s));
       continue;
