@@ -258,13 +258,16 @@ void test_quantize_type(const char *tname) {
             quantize_rows(x.data(), rows, dim, q, packed, got.data(), s);
             CHECK(got == want);
             if (rows * dim > 0) {
-              // NaN and Inf anywhere are reported on every path and mode.
-              for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
-                auto y = x;
-                y[y.size() - 1] = bad;
-                CHECK(throws<std::invalid_argument>(
-                    [&] { quantize_rows(y.data(), rows, dim, q, packed, got.data(), s); }));
-              }
+              // NaN and +-Inf anywhere (first value: inside a vector block; last: the tail) are
+              // reported on every path and mode.
+              for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                            -std::numeric_limits<T>::infinity()})
+                for (size_t at : {size_t{0}, x.size() - 1}) {
+                  auto y = x;
+                  y[at] = bad;
+                  CHECK(throws<std::invalid_argument>(
+                      [&] { quantize_rows(y.data(), rows, dim, q, packed, got.data(), s); }));
+                }
             }
           }
         }
