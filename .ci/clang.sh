@@ -20,3 +20,9 @@ cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DTERNHD_BUILD_TESTS=ON -DTE
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
 cmake --build "$BUILD" -j "${TERNHD_BUILD_JOBS:-2}"
 ctest --test-dir "$BUILD" --output-on-failure
+# The portable (non-GCC, non-clang) branches of csrc/bits.hpp, as MSVC and other compilers take them.
+for std in c++17 c++20; do
+  clang++ -std=$std -O2 -U__GNUC__ -U__clang__ -Wno-builtin-macro-redefined -Icsrc tests/cpp/test_bits_fallback.cpp \
+    -o "$BUILD/test_bits_fallback"
+  "$BUILD/test_bits_fallback"
+done
