@@ -6,7 +6,11 @@
 //   X = A & B        (same signs)      ->  +1 where (X | X >> 1) & M
 //   Y = A & swap(B)  (opposite signs)  ->  -1 where ((Y | Y >> 1) & M) << 1
 // A code 0b11 anywhere in the input bytes is an error (A & A >> 1 & M != 0).
+#include "dispatch.hpp"  // TERNHD_X86
+
+#if TERNHD_X86
 #include <immintrin.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -47,6 +51,7 @@ bool bind_scalar(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out) {
   return bad == 0;
 }
 
+#if TERNHD_X86
 TERNHD_AVX2 bool bind_avx2(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out) {
   const __m256i m = _mm256_set1_epi8(0x55);
   __m256i bad = _mm256_setzero_si256();
@@ -86,6 +91,7 @@ TERNHD_AVX512 bool bind_avx512(const uint8_t *a, const uint8_t *b, int64_t n, ui
   }
   return _mm512_test_epi64_mask(bad, m) == 0;
 }
+#endif  // TERNHD_X86
 
 // ----------------------------------------------------------------------------- bundle
 // Sums of n rows (stride `stride` bytes) over the byte range [0, nbytes) of each row, written to
@@ -125,6 +131,7 @@ bool sums_scalar(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, in
   return ok;
 }
 
+#if TERNHD_X86
 // SIMD sums: each 2-bit code c = (byte >> 2(3-q)) & 3 maps to its value {0, 1, -1, 0} with one byte
 // shuffle; values add up in int8 lanes for up to 127 rows, then flush into the int32 sums. The
 // validity test (no code 0b11) runs once per loaded vector: v & (v >> 1) & 0x55.
@@ -192,6 +199,7 @@ TERNHD_AVX512 bool sums_avx512(const uint8_t *p, int64_t n, int64_t stride, int6
   }
   return _mm512_test_epi64_mask(bad, m55) == 0;
 }
+#endif  // TERNHD_X86
 
 // ----------------------------------------------------------------------------- permute
 namespace {
@@ -210,6 +218,7 @@ void funnel_scalar(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, 
   for (int64_t j = 0; j < count; ++j) dst[j] = static_cast<uint8_t>((src[b + j] << s) | (src[b + j + 1] >> (8 - s)));
 }
 
+#if TERNHD_X86
 TERNHD_AVX2 void funnel_avx2(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count) {
   const int64_t b = pos >> 3;
   const int s = static_cast<int>(pos & 7);
@@ -245,6 +254,7 @@ TERNHD_AVX512 void funnel_avx512(const uint8_t *src, int64_t nsrc, int64_t pos, 
   }
   funnel_scalar(src, nsrc, pos + 8 * j, dst + j, count - j);
 }
+#endif  // TERNHD_X86
 
 namespace {
 void funnel(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count, Simd simd) {

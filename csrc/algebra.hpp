@@ -14,7 +14,7 @@ using BindFn = bool (*)(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *
 bool bind_scalar(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out);
 bool bind_avx2(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out);
 bool bind_avx512(const uint8_t *a, const uint8_t *b, int64_t n, uint8_t *out);
-constexpr Variants<BindFn> kBind{bind_scalar, bind_avx2, bind_avx512};
+constexpr Variants<BindFn> kBind{bind_scalar, TERNHD_X86_ONLY(bind_avx2), TERNHD_X86_ONLY(bind_avx512)};
 
 // Trit sums of n rows (row r at p + r * stride) over bytes [0, nbytes): sums[4 * j + q] for trit q
 // of byte j. False on code 0b11.
@@ -22,7 +22,7 @@ using SumsFn = bool (*)(const uint8_t *p, int64_t n, int64_t stride, int64_t nby
 bool sums_scalar(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums);
 bool sums_avx2(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums);
 bool sums_avx512(const uint8_t *p, int64_t n, int64_t stride, int64_t nbytes, int32_t *sums);
-constexpr Variants<SumsFn> kSums{sums_scalar, sums_avx2, sums_avx512};
+constexpr Variants<SumsFn> kSums{sums_scalar, TERNHD_X86_ONLY(sums_avx2), TERNHD_X86_ONLY(sums_avx512)};
 
 // dst[j] = the 8 bits of the MSB-first bit stream of src starting at bit pos + 8 j, j < count;
 // every source byte needed lies in [0, nsrc).
@@ -30,7 +30,7 @@ using FunnelFn = void (*)(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t
 void funnel_scalar(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count);
 void funnel_avx2(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count);
 void funnel_avx512(const uint8_t *src, int64_t nsrc, int64_t pos, uint8_t *dst, int64_t count);
-constexpr Variants<FunnelFn> kFunnel{funnel_scalar, funnel_avx2, funnel_avx512};
+constexpr Variants<FunnelFn> kFunnel{funnel_scalar, TERNHD_X86_ONLY(funnel_avx2), TERNHD_X86_ONLY(funnel_avx512)};
 
 // ----- row operations (threaded; rows of nb bytes, C order)
 // out (max(ra, rb) rows) = a * b; a side with one row broadcasts. Throws ("b: ...", "a, b: ...").

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "bits.hpp"
 #include "dispatch.hpp"
 #include "threads.hpp"
 
@@ -87,7 +88,7 @@ void decode_range(const uint8_t *in, int64_t dim, int64_t nb, int64_t t0, int64_
   }
 }
 
-bool checked_mul(int64_t a, int64_t b, int64_t &out) { return !__builtin_mul_overflow(a, b, &out); }
+bool checked_mul(int64_t a, int64_t b, int64_t &out) { return mul_overflow_free(a, b, out); }
 
 }  // namespace
 

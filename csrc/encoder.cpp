@@ -1,6 +1,10 @@
 // Fused encoder epilogues and structured projections (contract in encoder.hpp): emit kernels,
 // FWHT and the sparse block product (scalar, AVX2, AVX-512), and the threaded row drivers.
+#include "dispatch.hpp"  // TERNHD_X86
+
+#if TERNHD_X86
 #include <immintrin.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -40,6 +44,7 @@ bool emit_packed_scalar(const float *h, int64_t n, float t, uint8_t *out) {
   return finite;
 }
 
+#if TERNHD_X86
 // spread8[m]: 8 mask bits (trit i = bit i) -> 16 bits, trit i at the "+1" bit of its code in the
 // little-endian pair of output bytes: byte i/4, bit 6 - 2*(i%4).
 namespace {
@@ -95,6 +100,7 @@ TERNHD_AVX512 bool emit_packed_avx512(const float *h, int64_t n, float t, uint8_
   }
   return emit_packed_scalar(h + i, n - i, t, out + i / 4) && bad == 0;
 }
+#endif  // TERNHD_X86
 
 namespace {
 TERNHD_INLINE bool emit_trits_body(const float *h, int64_t n, float t, int8_t *out) {
@@ -146,6 +152,7 @@ TERNHD_INLINE void fwht_stages_from(float *a, int64_t n, int64_t h0) {
 
 void fwht_scalar(float *a, int64_t n) { fwht_stages_from(a, n, 1); }
 
+#if TERNHD_X86
 TERNHD_AVX2 void fwht_avx2(float *a, int64_t n) {
   if (n < 16) return fwht_stages_from(a, n, 1);
   for (int64_t i = 0; i < n; i += 8) {  // stages h = 1, 2, 4 inside one register
@@ -203,6 +210,7 @@ TERNHD_AVX512 void fwht_avx512(float *a, int64_t n) {
         _mm512_storeu_ps(a + j + h, _mm512_sub_ps(u, v));
       }
 }
+#endif  // TERNHD_X86
 
 // ----------------------------------------------------------------------------- sparse projection
 namespace {
@@ -224,6 +232,7 @@ TERNHD_INLINE void sparse_block_body(const float *xt, const int32_t *rows, const
 void sparse_block_scalar(const float *xt, const int32_t *rows, const float *vals, int64_t dim, int64_t k, float *h) {
   sparse_block_body(xt, rows, vals, dim, k, h);
 }
+#if TERNHD_X86
 // The SIMD variants hold the 16 lanes of a column in registers and run four columns at once (four
 // independent dependency chains); each column still adds its k products in order, with a separate
 // multiply and add, so every path gives bit-identical sums.
@@ -283,6 +292,7 @@ TERNHD_AVX512 void sparse_block_avx512(const float *xt, const int32_t *rows, con
     for (int l = 0; l < 16; ++l) h[l * dim + j] = tmp[0][l];
   }
 }
+#endif  // TERNHD_X86
 
 // ----------------------------------------------------------------------------- row drivers
 namespace {

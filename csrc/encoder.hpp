@@ -21,7 +21,8 @@ using EmitPackedFn = bool (*)(const float *h, int64_t n, float t, uint8_t *out);
 bool emit_packed_scalar(const float *h, int64_t n, float t, uint8_t *out);
 bool emit_packed_avx2(const float *h, int64_t n, float t, uint8_t *out);
 bool emit_packed_avx512(const float *h, int64_t n, float t, uint8_t *out);
-constexpr Variants<EmitPackedFn> kEmitPacked{emit_packed_scalar, emit_packed_avx2, emit_packed_avx512};
+constexpr Variants<EmitPackedFn> kEmitPacked{emit_packed_scalar, TERNHD_X86_ONLY(emit_packed_avx2),
+                                             TERNHD_X86_ONLY(emit_packed_avx512)};
 
 using EmitTritsFn = bool (*)(const float *h, int64_t n, float t, int8_t *out);
 bool emit_trits_scalar(const float *h, int64_t n, float t, int8_t *out);
@@ -35,7 +36,7 @@ using FwhtFn = void (*)(float *a, int64_t n);
 void fwht_scalar(float *a, int64_t n);
 void fwht_avx2(float *a, int64_t n);
 void fwht_avx512(float *a, int64_t n);
-constexpr Variants<FwhtFn> kFwht{fwht_scalar, fwht_avx2, fwht_avx512};
+constexpr Variants<FwhtFn> kFwht{fwht_scalar, TERNHD_X86_ONLY(fwht_avx2), TERNHD_X86_ONLY(fwht_avx512)};
 
 // 16 rows of a sparse projection: xt is the (in_dim, 16) transpose of the block, h the (16, dim)
 // output; column j: h[:, j] = sum_t vals[j, t] * xt[rows[j, t], :], in t order on every path.
@@ -44,7 +45,8 @@ using SparseBlockFn = void (*)(const float *xt, const int32_t *rows, const float
 void sparse_block_scalar(const float *xt, const int32_t *rows, const float *vals, int64_t dim, int64_t k, float *h);
 void sparse_block_avx2(const float *xt, const int32_t *rows, const float *vals, int64_t dim, int64_t k, float *h);
 void sparse_block_avx512(const float *xt, const int32_t *rows, const float *vals, int64_t dim, int64_t k, float *h);
-constexpr Variants<SparseBlockFn> kSparseBlock{sparse_block_scalar, sparse_block_avx2, sparse_block_avx512};
+constexpr Variants<SparseBlockFn> kSparseBlock{sparse_block_scalar, TERNHD_X86_ONLY(sparse_block_avx2),
+                                               TERNHD_X86_ONLY(sparse_block_avx512)};
 
 // ----- row operations (threaded)
 // Where encoded rows go: packed bytes (width ceil(dim/4)) or int8 trits (width dim), C order.

@@ -1,7 +1,12 @@
 // 2-bit packing and unpacking: scalar reference, AVX2 and AVX-512 variants, threaded row drivers.
 #include "pack.hpp"
 
+#if TERNHD_X86
 #include <immintrin.h>
+#endif
+#if TERNHD_NEON
+#include <arm_neon.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -69,6 +74,7 @@ bool unpack_span_scalar(const uint8_t *p, int64_t n, int8_t *out) {
   return ok;
 }
 
+#if TERNHD_X86
 // ----------------------------------------------------------------------------- AVX2
 // 32 int8 -> 8 bytes: code = min(t & 3, 2) maps {0, 1, -1} to {0, 1, 2}; maddubs (4, 1) joins two
 // codes into c0<<2|c1, madd (16, 1) joins two of those into c0<<6|c1<<4|c2<<2|c3 per 32-bit lane.
@@ -153,6 +159,57 @@ TERNHD_AVX512 bool unpack_span_avx512(const uint8_t *p, int64_t n, int8_t *out) 
   }
   return unpack_span_scalar(p + i / 4, n - i, out + i) && bad == 0;
 }
+#endif  // TERNHD_X86
+
+#if TERNHD_NEON
+// ----------------------------------------------------------------------------- NEON (aarch64)
+// 32 int8 -> 8 bytes: code = min(t & 3, 2) maps {0, 1, -1} to {0, 1, 2}; a per-lane shift by
+// (6, 4, 2, 0) and two widening pairwise adds join four codes into c0<<6|c1<<4|c2<<2|c3.
+static inline uint8x8_t pack32_neon(const int8_t *t, uint8x16_t &bad) {
+  static const int8_t kShift[16] = {6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0};
+  const int8x16_t sh = vld1q_s8(kShift);
+  const uint8x16_t one = vdupq_n_u8(1), two = vdupq_n_u8(2), three = vdupq_n_u8(3);
+  uint32x4_t s[2];
+  for (int h = 0; h < 2; ++h) {
+    const uint8x16_t x = vld1q_u8(reinterpret_cast<const uint8_t *>(t + 16 * h));
+    bad = vorrq_u8(bad, vcgtq_u8(vaddq_u8(x, one), two));  // valid iff x + 1 (unsigned) <= 2
+    const uint8x16_t c = vshlq_u8(vminq_u8(vandq_u8(x, three), two), sh);
+    s[h] = vpaddlq_u16(vpaddlq_u8(c));
+  }
+  return vmovn_u16(vcombine_u16(vmovn_u32(s[0]), vmovn_u32(s[1])));
+}
+
+bool pack_span_neon(const int8_t *t, int64_t n, uint8_t *out) {
+  uint8x16_t bad = vdupq_n_u8(0);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) vst1_u8(out + i / 4, pack32_neon(t + i, bad));
+  const bool ok = vmaxvq_u8(bad) == 0;
+  return pack_span_scalar(t + i, n - i, out + i / 4) && ok;
+}
+
+// 16 bytes -> 64 trits: a table lookup replicates each byte 4 times, a per-lane shift by
+// (-6, -4, -2, 0) and a mask leave each 2-bit code, a second lookup maps codes to {0, 1, -1, 0}.
+bool unpack_span_neon(const uint8_t *p, int64_t n, int8_t *out) {
+  static const int8_t kShift[16] = {-6, -4, -2, 0, -6, -4, -2, 0, -6, -4, -2, 0, -6, -4, -2, 0};
+  static const uint8_t kRep[16] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
+  static const uint8_t kLut[16] = {0, 1, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  const int8x16_t sh = vld1q_s8(kShift);
+  const uint8x16_t rep = vld1q_u8(kRep), lut = vld1q_u8(kLut), three = vdupq_n_u8(3), four = vdupq_n_u8(4);
+  uint8x16_t bad = vdupq_n_u8(0);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const uint8x16_t x = vld1q_u8(p + i / 4);
+    uint8x16_t idx = rep;
+    for (int g = 0; g < 4; ++g, idx = vaddq_u8(idx, four)) {
+      const uint8x16_t c = vandq_u8(vshlq_u8(vqtbl1q_u8(x, idx), sh), three);
+      bad = vorrq_u8(bad, vceqq_u8(c, three));
+      vst1q_s8(out + i + 16 * g, vreinterpretq_s8_u8(vqtbl1q_u8(lut, c)));
+    }
+  }
+  const bool ok = vmaxvq_u8(bad) == 0;
+  return unpack_span_scalar(p + i / 4, n - i, out + i) && ok;
+}
+#endif  // TERNHD_NEON
 
 // ----------------------------------------------------------------------------- row drivers
 namespace {

@@ -14,7 +14,9 @@ using PackSpanFn = bool (*)(const int8_t *t, int64_t n, uint8_t *out);
 bool pack_span_scalar(const int8_t *t, int64_t n, uint8_t *out);
 bool pack_span_avx2(const int8_t *t, int64_t n, uint8_t *out);
 bool pack_span_avx512(const int8_t *t, int64_t n, uint8_t *out);
-constexpr Variants<PackSpanFn> kPackSpan{pack_span_scalar, pack_span_avx2, pack_span_avx512};
+bool pack_span_neon(const int8_t *t, int64_t n, uint8_t *out);
+constexpr Variants<PackSpanFn> kPackSpan{pack_span_scalar, TERNHD_X86_ONLY(pack_span_avx2),
+                                         TERNHD_X86_ONLY(pack_span_avx512), TERNHD_NEON_ONLY(pack_span_neon)};
 inline bool pack_span(const int8_t *t, int64_t n, uint8_t *out, Simd simd) { return pick(kPackSpan, simd)(t, n, out); }
 
 // Unpacks n trits from ceil(n/4) bytes. Returns false when a trit inside the n has code 11.
@@ -22,7 +24,9 @@ using UnpackSpanFn = bool (*)(const uint8_t *p, int64_t n, int8_t *out);
 bool unpack_span_scalar(const uint8_t *p, int64_t n, int8_t *out);
 bool unpack_span_avx2(const uint8_t *p, int64_t n, int8_t *out);
 bool unpack_span_avx512(const uint8_t *p, int64_t n, int8_t *out);
-constexpr Variants<UnpackSpanFn> kUnpackSpan{unpack_span_scalar, unpack_span_avx2, unpack_span_avx512};
+bool unpack_span_neon(const uint8_t *p, int64_t n, int8_t *out);
+constexpr Variants<UnpackSpanFn> kUnpackSpan{unpack_span_scalar, TERNHD_X86_ONLY(unpack_span_avx2),
+                                             TERNHD_X86_ONLY(unpack_span_avx512), TERNHD_NEON_ONLY(unpack_span_neon)};
 inline bool unpack_span(const uint8_t *p, int64_t n, int8_t *out, Simd simd) {
   return pick(kUnpackSpan, simd)(p, n, out);
 }

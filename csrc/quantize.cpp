@@ -2,12 +2,16 @@
 // threshold + pack span; scalar reference, AVX2 and AVX-512 variants, threaded row drivers.
 #include "quantize.hpp"
 
+#if TERNHD_NEON
+#include <arm_neon.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "pack.hpp"
 #include "threads.hpp"
@@ -20,8 +24,7 @@ namespace {
 constexpr int kLanes = 16;
 
 template <typename T>
-inline __attribute__((always_inline)) bool moments_body(const T *__restrict x, int64_t n, double &mean,
-                                                        double &stddev) {
+TERNHD_INLINE bool moments_body(const T *__restrict x, int64_t n, double &mean, double &stddev) {
   double s[kLanes] = {}, z[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -66,8 +69,7 @@ inline T round_down(double thr) {
 }
 
 template <typename T>
-inline __attribute__((always_inline)) bool quantize_body(const T *__restrict x, int64_t n, double thr,
-                                                         int8_t *__restrict out) {
+TERNHD_INLINE bool quantize_body(const T *__restrict x, int64_t n, double thr, int8_t *__restrict out) {
   const T hi = round_down<T>(thr), lo = -hi;
   T z[kLanes] = {};
   int64_t i = 0;
@@ -114,6 +116,47 @@ template <typename T>
 TERNHD_AVX512 bool quantize_avx512(const T *x, int64_t n, double t, int8_t *o) {
   return quantize_body(x, n, t, o);
 }
+
+#if TERNHD_NEON
+// NEON (aarch64): float rows compare four lanes at a time and narrow the {-1, 0, 1} lanes to
+// int8; the finiteness test is |x| <= FLT_MAX per lane. Double rows and the moments use the
+// shared bodies (NEON is baseline on aarch64, so the compiler vectorizes them with NEON).
+namespace {
+bool quantize_f32_neon(const float *x, int64_t n, double thr, int8_t *out) {
+  const float hi = round_down<float>(thr);
+  const float32x4_t vhi = vdupq_n_f32(hi), vlo = vdupq_n_f32(-hi);
+  const float32x4_t fmax = vdupq_n_f32(std::numeric_limits<float>::max());
+  uint32x4_t ok = vdupq_n_u32(0xFFFFFFFFu);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    int16x4_t h[4];
+    for (int k = 0; k < 4; ++k) {
+      const float32x4_t v = vld1q_f32(x + i + 4 * k);
+      ok = vandq_u32(ok, vcleq_f32(vabsq_f32(v), fmax));
+      // all-ones lanes are -1: (v > hi) - (v < lo) = lt_mask - gt_mask
+      const int32x4_t t = vsubq_s32(vreinterpretq_s32_u32(vcltq_f32(v, vlo)), vreinterpretq_s32_u32(vcgtq_f32(v, vhi)));
+      h[k] = vmovn_s32(t);
+    }
+    const int8x8_t lo8 = vmovn_s16(vcombine_s16(h[0], h[1])), hi8 = vmovn_s16(vcombine_s16(h[2], h[3]));
+    vst1q_s8(out + i, vcombine_s8(lo8, hi8));
+  }
+  const bool finite = vminvq_u32(ok) != 0;
+  return quantize_body(x + i, n - i, thr, out + i) && finite;
+}
+}  // namespace
+
+template <typename T>
+bool moments_neon(const T *x, int64_t n, double &m, double &s) {
+  return moments_body(x, n, m, s);
+}
+template <typename T>
+bool quantize_neon(const T *x, int64_t n, double t, int8_t *o) {
+  if constexpr (std::is_same_v<T, float>)
+    return quantize_f32_neon(x, n, t, o);
+  else
+    return quantize_body(x, n, t, o);
+}
+#endif  // TERNHD_NEON
 
 template <typename T>
 bool quantize_pack_span(const T *x, int64_t n, double thr, uint8_t *out, int8_t *scratch, Simd simd) {
@@ -289,5 +332,11 @@ void quantize_rows(const T *src, int64_t rows, int64_t dim, const ThresholdSpec 
 TERNHD_INSTANTIATE(float)
 TERNHD_INSTANTIATE(double)
 #undef TERNHD_INSTANTIATE
+#if TERNHD_NEON
+template bool moments_neon<float>(const float *, int64_t, double &, double &);
+template bool moments_neon<double>(const double *, int64_t, double &, double &);
+template bool quantize_neon<float>(const float *, int64_t, double, int8_t *);
+template bool quantize_neon<double>(const double *, int64_t, double, int8_t *);
+#endif
 
 }  // namespace ternhd

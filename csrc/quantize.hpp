@@ -37,7 +37,10 @@ bool moments_avx2(const T *x, int64_t n, double &mean, double &stddev);
 template <typename T>
 bool moments_avx512(const T *x, int64_t n, double &mean, double &stddev);
 template <typename T>
-constexpr Variants<MomentsFn<T>> kMoments{moments_scalar<T>, moments_avx2<T>, moments_avx512<T>};
+bool moments_neon(const T *x, int64_t n, double &mean, double &stddev);
+template <typename T>
+constexpr Variants<MomentsFn<T>> kMoments{moments_scalar<T>, moments_avx2<T>, moments_avx512<T>,
+                                          TERNHD_NEON_ONLY(moments_neon<T>)};
 template <typename T>
 bool row_moments(const T *x, int64_t n, double &mean, double &stddev, Simd simd) {
   return pick(kMoments<T>, simd)(x, n, mean, stddev);
@@ -53,7 +56,10 @@ bool quantize_avx2(const T *x, int64_t n, double thr, int8_t *out);
 template <typename T>
 bool quantize_avx512(const T *x, int64_t n, double thr, int8_t *out);
 template <typename T>
-constexpr Variants<QuantizeFn<T>> kQuantize{quantize_scalar<T>, quantize_avx2<T>, quantize_avx512<T>};
+bool quantize_neon(const T *x, int64_t n, double thr, int8_t *out);
+template <typename T>
+constexpr Variants<QuantizeFn<T>> kQuantize{quantize_scalar<T>, quantize_avx2<T>, quantize_avx512<T>,
+                                            TERNHD_NEON_ONLY(quantize_neon<T>)};
 template <typename T>
 bool quantize_span(const T *x, int64_t n, double thr, int8_t *out, Simd simd) {
   return pick(kQuantize<T>, simd)(x, n, thr, out);

@@ -2,7 +2,14 @@
 // kernels (scalar, AVX2, AVX-512 with a register-blocked AVX-512 tile), all pairs and top-k.
 // The plane words interleave the trits of two packed words (a fixed permutation of positions, the
 // same for every row), which leaves dot, hamming and cosine unchanged.
+#include "dispatch.hpp"  // TERNHD_X86, TERNHD_NEON
+
+#if TERNHD_X86
 #include <immintrin.h>
+#endif
+#if TERNHD_NEON
+#include <arm_neon.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -11,6 +18,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "bits.hpp"
 #include "similarity.hpp"
 #include "threads.hpp"
 
@@ -37,7 +45,7 @@ uint64_t convert_rows(const uint8_t *p, int64_t rows, int64_t nbytes, int64_t wo
       const uint64_t m = ((w0 | (w0 >> 1)) & kEven) | (((w1 | (w1 >> 1)) & kEven) << 1);
       mask[k] = m;
       sign[k] = ((w0 >> 1) & kEven) | (w1 & kOdd);
-      norm += __builtin_popcountll(m);
+      norm += popcount64(m);
     };
     for (int64_t k = 0; k < full; ++k) {
       uint64_t w[2];
@@ -119,14 +127,15 @@ void counts_scalar(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t wo
     int64_t c1 = 0, c2 = 0;
     for (int64_t w = 0; w < words; ++w) {
       uint64_t b = qm[w] & dm[w];
-      c1 += __builtin_popcountll(b);
-      c2 += __builtin_popcountll(b & (qs[w] ^ ds[w]));
+      c1 += popcount64(b);
+      c2 += popcount64(b & (qs[w] ^ ds[w]));
     }
     both[j] = static_cast<int32_t>(c1);
     opp[j] = static_cast<int32_t>(c2);
   }
 }
 
+#if TERNHD_X86
 TERNHD_AVX2 static inline __m256i popcnt256(__m256i v) {
   const __m256i lut =
       _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -183,8 +192,36 @@ TERNHD_AVX512 void counts_avx512(const uint64_t *q, const uint64_t *db, int64_t 
     opp[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(a2));
   }
 }
+#endif  // TERNHD_X86
+
+#if TERNHD_NEON
+// Per-byte popcounts (vcntq_u8) of 4 vectors (8 words) add up in uint8 lanes (<= 32), then widen
+// into uint32 accumulators.
+void counts_neon(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both, int32_t *opp) {
+  const uint8_t *qm = reinterpret_cast<const uint8_t *>(q), *qs = reinterpret_cast<const uint8_t *>(q + words);
+  for (int64_t j = 0; j < nd; ++j) {
+    const uint8_t *dm = reinterpret_cast<const uint8_t *>(db + j * 2 * words);
+    const uint8_t *ds = reinterpret_cast<const uint8_t *>(db + j * 2 * words + words);
+    uint32x4_t a1 = vdupq_n_u32(0), a2 = vdupq_n_u32(0);
+    for (int64_t b = 0; b < 8 * words; b += 64) {  // words is a multiple of 8: four vectors per step
+      uint8x16_t c1 = vdupq_n_u8(0), c2 = vdupq_n_u8(0);
+      for (int h = 0; h < 64; h += 16) {
+        const uint8x16_t m = vandq_u8(vld1q_u8(qm + b + h), vld1q_u8(dm + b + h));
+        const uint8x16_t x = veorq_u8(vld1q_u8(qs + b + h), vld1q_u8(ds + b + h));
+        c1 = vaddq_u8(c1, vcntq_u8(m));
+        c2 = vaddq_u8(c2, vcntq_u8(vandq_u8(m, x)));
+      }
+      a1 = vpadalq_u16(a1, vpaddlq_u8(c1));
+      a2 = vpadalq_u16(a2, vpaddlq_u8(c2));
+    }
+    both[j] = static_cast<int32_t>(vaddvq_u32(a1));
+    opp[j] = static_cast<int32_t>(vaddvq_u32(a2));
+  }
+}
+#endif  // TERNHD_NEON
 
 namespace {
+#if TERNHD_X86
 // Register-blocked tile: NQ query rows x ND database rows. Every loaded database chunk serves NQ
 // queries and every query chunk ND database rows, so loads per pair drop from 4 to 2/ND + 2/NQ.
 template <int NQ, int ND>
@@ -232,6 +269,7 @@ TERNHD_AVX512 void counts2_avx512(const uint64_t *q0, const uint64_t *q1, const 
     tile_avx512<2, 1>(q, db + j * 2 * words, words, b, o);
   }
 }
+#endif  // TERNHD_X86
 
 using Counts2Fn = void (*)(const uint64_t *, const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *,
                            int32_t *, int32_t *);
@@ -243,7 +281,8 @@ void counts2_generic(const uint64_t *q0, const uint64_t *q1, const uint64_t *db,
   F(q1, db, nd, words, both1, opp1);
 }
 
-constexpr Variants<Counts2Fn> kCounts2{counts2_generic<counts_scalar>, counts2_generic<counts_avx2>, counts2_avx512};
+constexpr Variants<Counts2Fn> kCounts2{counts2_generic<counts_scalar>, TERNHD_X86_ONLY(counts2_generic<counts_avx2>),
+                                       TERNHD_X86_ONLY(counts2_avx512), TERNHD_NEON_ONLY(counts2_generic<counts_neon>)};
 
 inline float cosine_of(int32_t dot, int32_t na, int32_t nb) {
   if (na == 0 || nb == 0) return 0.0f;
@@ -530,6 +569,7 @@ void float_dots_scalar(const float *qp, int64_t nq, const uint64_t *row, int64_t
   }
 }
 
+#if TERNHD_X86
 namespace {
 TERNHD_AVX2 inline float hsum256_ps(__m256 a) {
   __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -619,6 +659,7 @@ TERNHD_AVX512 void float_dots_avx512(const float *qp, int64_t nq, const uint64_t
     default: float_dots_avx512_t<4>(qp, row, words, out); break;
   }
 }
+#endif  // TERNHD_X86
 
 namespace {
 void float_scores_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, float *out, Simd simd) {

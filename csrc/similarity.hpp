@@ -61,7 +61,9 @@ using CountsFn = void (*)(const uint64_t *q, const uint64_t *db, int64_t nd, int
 void counts_scalar(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
 void counts_avx2(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
 void counts_avx512(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
-constexpr Variants<CountsFn> kCounts{counts_scalar, counts_avx2, counts_avx512};
+void counts_neon(const uint64_t *, const uint64_t *, int64_t, int64_t, int32_t *, int32_t *);
+constexpr Variants<CountsFn> kCounts{counts_scalar, TERNHD_X86_ONLY(counts_avx2), TERNHD_X86_ONLY(counts_avx512),
+                                     TERNHD_NEON_ONLY(counts_neon)};
 
 // All pairs: out is (a.rows, b.rows), int32 or float32 (cosine). The packed form converts the
 // database one cache block at a time (no full copy); b_name names it in errors (row width, 0b11).
@@ -83,7 +85,8 @@ using FloatDotsFn = void (*)(const float *qp, int64_t nq, const uint64_t *row, i
 void float_dots_scalar(const float *, int64_t, const uint64_t *, int64_t, float *);
 void float_dots_avx2(const float *, int64_t, const uint64_t *, int64_t, float *);
 void float_dots_avx512(const float *, int64_t, const uint64_t *, int64_t, float *);
-constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, float_dots_avx2, float_dots_avx512};
+constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, TERNHD_X86_ONLY(float_dots_avx2),
+                                           TERNHD_X86_ONLY(float_dots_avx512)};
 constexpr int64_t kFloatQueryTile = 4;  // queries per kernel call
 // Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp);

@@ -11,7 +11,9 @@ import ternhd
 
 def test_backend_info_fields():
     info = ternhd.backend_info()
-    assert info["simd"] in ("scalar", "avx2", "avx512")
+    assert info["simd"] in ("scalar", "avx2", "avx512", "neon")
+    # x86 paths and the NEON path never occur together (each is compiled only for its architecture)
+    assert not ({"avx2", "avx512"} & set(info["simd_available"]) and "neon" in info["simd_available"])
     assert "scalar" in info["simd_available"] and info["simd"] in info["simd_available"]
     assert info["threads"] >= 1 and info["version"] == ternhd.__version__
 
@@ -22,8 +24,12 @@ def test_set_simd_roundtrip_and_errors():
         with ternhd.use_simd(path):
             assert ternhd.get_simd() == path
     assert ternhd.get_simd() == old
-    with pytest.raises(ValueError, match="simd"):
-        ternhd.set_simd("neon")
+    # A known path of the other architecture is unsupported here (neon on x86, avx2 on aarch64).
+    foreign = "avx2" if "neon" in ternhd.simd_paths() else "neon"
+    with pytest.raises(ValueError, match="simd: this CPU does not support"):
+        ternhd.set_simd(foreign)
+    with pytest.raises(ValueError, match="simd: unknown SIMD path"):
+        ternhd.set_simd("sse9")
     with pytest.raises(TypeError, match="^name:"):
         ternhd.set_simd(3)
 
@@ -36,6 +42,12 @@ def _run(env_extra, code):
 def test_env_forces_simd_path():
     r = _run({"TERNHD_SIMD": "scalar"}, "import ternhd; print(ternhd.get_simd())")
     assert r.returncode == 0 and r.stdout.strip() == "scalar"
+
+
+def test_env_unsupported_path_warns_and_falls_back():
+    foreign = "avx2" if "neon" in ternhd.simd_paths() else "neon"
+    r = _run({"TERNHD_SIMD": foreign}, "import ternhd; print(ternhd.get_simd())")
+    assert r.returncode == 0 and "TERNHD_SIMD" in r.stderr and r.stdout.strip() == ternhd.backend_info()["simd_best"]
 
 
 def test_env_unknown_path_warns_and_falls_back():

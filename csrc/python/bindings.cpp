@@ -484,7 +484,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("best_simd", []() { return std::string(simd_name(best_simd())); }, "The best SIMD path of this CPU.");
   m.def(
       "set_simd", [](const std::string &name) { set_active_simd(parse_simd(name)); }, py::arg("name"),
-      "Force a SIMD path (scalar, avx2, avx512); ValueError if this CPU lacks it.");
+      "Force a SIMD path (scalar, avx2, avx512, neon); ValueError if this CPU lacks it.");
   m.def("get_num_threads", &num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels use; n <= 0 restores the default.");
 

@@ -1,7 +1,7 @@
 """Which native code path runs: SIMD selection (run-time dispatch you can print) and threads.
 
-``TERNHD_SIMD=scalar|avx2|avx512`` forces a path at import; ``TERNHD_NUM_THREADS`` sets the default
-thread count. :func:`backend_info` reports what is in use.
+``TERNHD_SIMD=scalar|avx2|avx512`` (x86-64) or ``TERNHD_SIMD=scalar|neon`` (aarch64) forces a path at
+import; ``TERNHD_NUM_THREADS`` sets the default thread count. :func:`backend_info` reports what is in use.
 """
 from __future__ import annotations
 

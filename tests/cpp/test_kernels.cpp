@@ -93,7 +93,7 @@ std::vector<float> random_floats(int64_t n, float scale = 1.0f) {
 
 // Calls fn(simd) for each non-scalar path this CPU runs; prints one line per skipped path.
 void for_each_simd(const char *family, const std::function<void(Simd)> &fn) {
-  for (Simd s : {Simd::avx2, Simd::avx512}) {
+  for (Simd s : {Simd::avx2, Simd::avx512, Simd::neon}) {
     if (!simd_supported(s)) {
       std::printf("  skip %s/%s: this CPU lacks it\n", family, simd_name(s));
       continue;
@@ -258,13 +258,16 @@ void test_quantize_type(const char *tname) {
             quantize_rows(x.data(), rows, dim, q, packed, got.data(), s);
             CHECK(got == want);
             if (rows * dim > 0) {
-              // NaN and Inf anywhere are reported on every path and mode.
-              for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
-                auto y = x;
-                y[y.size() - 1] = bad;
-                CHECK(throws<std::invalid_argument>(
-                    [&] { quantize_rows(y.data(), rows, dim, q, packed, got.data(), s); }));
-              }
+              // NaN and +-Inf anywhere (first value: inside a vector block; last: the tail) are
+              // reported on every path and mode.
+              for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                            -std::numeric_limits<T>::infinity()})
+                for (size_t at : {size_t{0}, x.size() - 1}) {
+                  auto y = x;
+                  y[at] = bad;
+                  CHECK(throws<std::invalid_argument>(
+                      [&] { quantize_rows(y.data(), rows, dim, q, packed, got.data(), s); }));
+                }
             }
           }
         }
