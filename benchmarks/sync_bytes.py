@@ -36,20 +36,17 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 METHODS = ("dense", "ternary", "two_phase", "powersgd_r2", "powersgd_r4")
 
 
-def synthetic_task(seed: int, n_train: int = 8192, n_test: int = 8192, d: int = 16, classes: int = 4,
-                   teacher_hidden: int = 16):
-    import torch
+def synthetic_task(seed: int):
+    """The task of examples/ddp_ternary.py (and tests/test_distributed.py), with 8,192 training rows."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from ddp_ternary import synthetic_task as task
 
-    g = torch.Generator().manual_seed(seed)
-    w1 = torch.randn(d, teacher_hidden, generator=g)
-    w2 = torch.randn(teacher_hidden, classes, generator=g)
-    x = torch.randn(n_train + n_test, d, generator=g)
-    y = (torch.tanh(x @ w1 / math.sqrt(d)) @ w2).argmax(1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    return task(seed, n_train=8192)
 
 
 class _Counter:
