@@ -15,7 +15,14 @@ if ! command -v clang++ > /dev/null; then
   fi
 fi
 clang++ --version | head -1
-BUILD="${TERNHD_CLANG_BUILD:-${TMPDIR:-/tmp}/ternhd-clang}"
+# A fresh build folder per run unless TERNHD_CLANG_BUILD names one: a CMake cache left by another checkout
+# at a shared path makes CMake refuse to configure.
+if [[ -n "${TERNHD_CLANG_BUILD:-}" ]]; then
+  BUILD="$TERNHD_CLANG_BUILD"
+else
+  BUILD="$(mktemp -d "${TMPDIR:-/tmp}/ternhd-clang.XXXXXX")"
+  trap 'rm -rf "$BUILD"' EXIT
+fi
 cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DTERNHD_BUILD_TESTS=ON -DTERNHD_BUILD_PYTHON=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
 cmake --build "$BUILD" -j "${TERNHD_BUILD_JOBS:-2}"

@@ -17,7 +17,14 @@ if ! command -v aarch64-linux-gnu-g++ > /dev/null || ! command -v qemu-aarch64 >
     exit 1
   fi
 fi
-BUILD="${TERNHD_CROSS_BUILD:-${TMPDIR:-/tmp}/ternhd-aarch64}"
+# A fresh build folder per run unless TERNHD_CROSS_BUILD names one: a CMake cache left by another checkout
+# at a shared path makes CMake refuse to configure.
+if [[ -n "${TERNHD_CROSS_BUILD:-}" ]]; then
+  BUILD="$TERNHD_CROSS_BUILD"
+else
+  BUILD="$(mktemp -d "${TMPDIR:-/tmp}/ternhd-aarch64.XXXXXX")"
+  trap 'rm -rf "$BUILD"' EXIT
+fi
 cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DTERNHD_BUILD_TESTS=ON \
   -DTERNHD_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
 cmake --build "$BUILD" -j "${TERNHD_BUILD_JOBS:-2}"
