@@ -4,7 +4,7 @@ import re
 import sys
 from pathlib import Path
 
-OURS = re.compile(r"ternhd::|/ternhd/_core\.|csrc/")
+OURS = re.compile(r"ternhd::|ternhd/_core\.|csrc/")
 
 
 def scan(logdir: Path) -> int:
