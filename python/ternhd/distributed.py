@@ -371,7 +371,8 @@ def _count(state: TernaryState, bucket: Any, sent: int, received: int, dense: in
 
 
 def _wait(work: Any, what: str, rank: int) -> None:
-    """Waits for a collective, turning a transport failure (dead peer, timeout) into a clear error."""
+    """Waits for a collective (a Work or a completed Future), turning a transport failure (dead peer,
+    timeout) into a clear error."""
     try:
         work.wait()
     except Exception as e:  # gloo: RuntimeError / DistBackendError ("Connection closed by peer", timeout)
@@ -438,6 +439,45 @@ def _add_residual(res: Dict[Any, "torch.Tensor"], key: Any, x: "torch.Tensor") -
     return x
 
 
+def _compress_feedback(x: "torch.Tensor", chunk: int, res: Optional[Dict[Any, "torch.Tensor"]], key: Any):
+    """Compresses float32 ``x`` (n,) plus its stored residual (when ``res`` is given) and stores the
+    new residual, unless the input is not finite (a NaN would poison every later round). Returns
+    ``(packed uint8, scales float32, finite)``."""
+    torch = _torch()
+    if res is not None:
+        x = _add_residual(res, key, x)
+    finite = bool(torch.isfinite(x).all())
+    packed, scales = _compress_flat(x, chunk)
+    if res is not None and finite:
+        res[key] = x - _decompress_flat(packed, scales, x.numel(), chunk)
+    return packed, scales, finite
+
+
+def _all_gather(out: "torch.Tensor", inp: "torch.Tensor", group: Any):
+    """Asynchronous all-gather into one flat tensor; returns its future."""
+    import torch.distributed as dist
+
+    # torch >= 2.12 names it all_gather_single; all_gather_into_tensor is the same collective before.
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    return gather(out, inp, group=group, async_op=True).get_future()
+
+
+def _hook_start(state: TernaryState, bucket: Any):
+    """What both compressed hooks do first: the size check across ranks and the bucket layout.
+    Returns ``(group, rank, world, buf, idx, what, check_bytes, x float32 (n,))``."""
+    torch = _torch()
+    import torch.distributed as dist
+
+    group = state.process_group
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    buf = bucket.buffer()
+    idx = bucket.index()
+    what = f"bucket {idx}"
+    check = _check_same_size(state, group, rank, world, buf.numel(), buf.device, what)
+    _bucket_layout(state, bucket)
+    return group, rank, world, buf, idx, what, check, buf.detach().to(torch.float32).reshape(-1)
+
+
 def ternary_hook(state: TernaryState, bucket):  # (bucket: dist.GradBucket) -> Future[Tensor]
     """DDP communication hook, the simple option: every rank ternary-compresses its bucket (with
     error feedback) and all-gathers everyone's payload, then decodes and averages all of them.
@@ -451,41 +491,22 @@ def ternary_hook(state: TernaryState, bucket):  # (bucket: dist.GradBucket) -> F
     averaged bucket, as DDP expects.
     """
     torch = _torch()
-    import torch.distributed as dist
 
     if state.syncs < state.warmup_syncs:
         return allreduce_hook(state, bucket)
-    group = state.process_group
-    rank, world = dist.get_rank(group), dist.get_world_size(group)
-    buf = bucket.buffer()
-    chunk = state.chunk
-    n = buf.numel()
-    idx = bucket.index()
-    what = f"bucket {idx}"
-    check = _check_same_size(state, group, rank, world, n, buf.device, what)
-    _bucket_layout(state, bucket)
-    x = buf.detach().to(torch.float32).reshape(-1)
-    if state.error_feedback:
-        x = _add_residual(state.residuals, idx, x)
-    packed, scales = _compress_flat(x, chunk)
-    local_bad = not bool(torch.isfinite(x).all())
-    if state.error_feedback and not local_bad:
-        state.residuals[idx] = x - _decompress_flat(packed, scales, n, chunk)
+    group, rank, world, buf, idx, what, check, x = _hook_start(state, bucket)
+    chunk, n = state.chunk, x.numel()
+    packed, scales, finite = _compress_feedback(x, chunk, state.residuals if state.error_feedback else None, idx)
+    local_bad = not finite
     payload = torch.cat([packed, scales.view(torch.uint8)])
     wire = _allgather_bytes(payload.numel(), world)
     _count(state, bucket, check + wire, check + wire, _ring_allreduce_bytes(n, buf.element_size(), world, rank))
     gathered = torch.empty(world * payload.numel(), dtype=torch.uint8, device=payload.device)
-    # torch >= 2.12 names it all_gather_single; all_gather_into_tensor is the same collective before.
-    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-    fut = gather(gathered, payload, group=group, async_op=True).get_future()
+    fut = _all_gather(gathered, payload, group)
     nb = packed.numel()
 
     def finish(f):
-        try:
-            f.value()
-        except Exception as e:
-            raise RuntimeError(f"ternhd.distributed: the all-gather of {what} failed on rank {rank} (a peer "
-                               f"rank died, left the collective or timed out): {e}") from e
+        _wait(f, f"the all-gather of {what}", rank)
         rows = gathered.view(world, -1)
         total = torch.zeros(n, dtype=torch.float32, device=buf.device)
         for r in range(world):  # one payload at a time: memory stays at one bucket, not world buckets
@@ -522,12 +543,8 @@ def _two_phase(state: Any, x: "torch.Tensor", key: Any, group: Any, rank: int, w
     seg_vals = per * chunk
     pb = per * (chunk // 4)  # packed bytes per segment
     seg_bytes = pb + 4 * per
-    if worker_res is not None:
-        x = _add_residual(worker_res, key, x)
-    local_bad = not bool(torch.isfinite(x).all())
-    packed, scales = _compress_flat(x, chunk)
-    if worker_res is not None and not local_bad:
-        worker_res[key] = x - _decompress_flat(packed, scales, n, chunk)
+    packed, scales, finite = _compress_feedback(x, chunk, worker_res, key)
+    local_bad = not finite
     pad = world * per - nblocks
     if pad:
         packed = torch.nn.functional.pad(packed, (0, pad * (chunk // 4)))
@@ -540,28 +557,18 @@ def _two_phase(state: Any, x: "torch.Tensor", key: Any, group: Any, rank: int, w
     lut = _cached("lut", x.device)
     mine = (lut[rows[:, :pb].long()].view(world, per, chunk) * sc[:, :, None]).sum(0).view(-1) / world
     real = max(0, min(seg_vals, n - rank * seg_vals))  # values of x in this rank's segment
-    y = mine[:real]
-    if server_res is not None:
-        y = _add_residual(server_res, key, y)
-    p2, s2 = _compress_flat(y, chunk)
-    if server_res is not None and bool(torch.isfinite(y).all()):
-        server_res[key] = y - _decompress_flat(p2, s2, real, chunk)
+    p2, s2, _ = _compress_feedback(mine[:real], chunk, server_res, key)
     short = per - s2.numel()
     if short:  # the last owners may hold padding only
         p2 = torch.nn.functional.pad(p2, (0, short * (chunk // 4)))
         s2 = torch.nn.functional.pad(s2, (0, short))
     out_seg = torch.cat([p2, s2.view(torch.uint8)])
     gathered = torch.empty(world * seg_bytes, dtype=torch.uint8, device=x.device)
-    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-    fut = gather(gathered, out_seg, group=group, async_op=True).get_future()
+    fut = _all_gather(gathered, out_seg, group)
     wire = _alltoall_bytes(send.numel(), world) + _allgather_bytes(seg_bytes, world)
 
     def finish(f):
-        try:
-            f.value()
-        except Exception as e:
-            raise RuntimeError(f"ternhd.distributed: the all-gather (phase 2) of {what} failed on rank {rank} "
-                               f"(a peer rank died, left the collective or timed out): {e}") from e
+        _wait(f, f"the all-gather (phase 2) of {what}", rank)
         g = gathered.view(world, seg_bytes)
         s = g[:, pb:].contiguous().view(torch.float32)
         return (lut[g[:, :pb].long()].view(world, per, chunk) * s[:, :, None]).view(-1)[:n]
@@ -584,20 +591,10 @@ def two_phase_hook(state: TernaryState, bucket):  # (bucket: dist.GradBucket) ->
     phase 2 is returned as the future. Register with ``model.register_comm_hook(TernaryState(),
     two_phase_hook)``; gloo and NCCL.
     """
-    torch = _torch()
-    import torch.distributed as dist
-
     if state.syncs < state.warmup_syncs:
         return allreduce_hook(state, bucket)
-    group = state.process_group
-    rank, world = dist.get_rank(group), dist.get_world_size(group)
-    buf = bucket.buffer()
-    n = buf.numel()
-    idx = bucket.index()
-    what = f"bucket {idx}"
-    check = _check_same_size(state, group, rank, world, n, buf.device, what)
-    _bucket_layout(state, bucket)
-    x = buf.detach().to(torch.float32).reshape(-1)
+    group, rank, world, buf, idx, what, check, x = _hook_start(state, bucket)
+    n = x.numel()
     ef = state.error_feedback
     fut, finish, sent, received, local_bad = _two_phase(
         state, x, idx, group, rank, world, state.chunk, state.residuals if ef else None,
@@ -723,13 +720,8 @@ class DeltaCompressor:
             x = t.detach().reshape(-1).to(device="cpu", dtype=torch.float32)
             if not bool(torch.isfinite(x).all()):
                 raise ValueError(f"deltas[{name!r}]: contains NaN or Inf")
-            if self.error_feedback:
-                r = self.residuals.get(name)
-                if r is not None and r.shape == x.shape:
-                    x = x + r
-            packed, scales = _compress_flat(x, self.chunk)
-            if self.error_feedback:
-                self.residuals[name] = x - _decompress_flat(packed, scales, x.numel(), self.chunk)
+            packed, scales, _ = _compress_feedback(x, self.chunk, self.residuals if self.error_feedback else None,
+                                                   name)
             rows_p.append(packed.view(-1, self.chunk // 4))
             rows_s.append(scales)
             table.append(dict(name=name, shape=list(t.shape), dtype=dtype, rows=int(scales.numel())))
