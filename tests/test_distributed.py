@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,18 +179,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def synthetic_task(seed: int = 0, n_train: int = 4096, n_test: int = 8192, d: int = 16, classes: int = 4,
-                   teacher_hidden: int = 16):
-    """A fixed task: labels are the argmax of a random two-layer teacher network."""
-    g = torch.Generator().manual_seed(seed)
-    w1 = torch.randn(d, teacher_hidden, generator=g)
-    w2 = torch.randn(teacher_hidden, classes, generator=g)
-    x = torch.randn(n_train + n_test, d, generator=g)
-    y = (torch.tanh(x @ w1 / math.sqrt(d)) @ w2).argmax(1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
-
-
-HOOKS = {"dense": td.allreduce_hook, "ternary": td.ternary_hook, "two_phase": td.two_phase_hook}
+# The task and the hooks of examples/ddp_ternary.py (one definition; benchmarks/sync_bytes.py uses it too).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from ddp_ternary import HOOKS, synthetic_task  # noqa: E402
 
 
 def train_one(mode: str, rank: int, world: int, cfg: dict) -> dict:
