@@ -78,15 +78,7 @@ def to_numpy(x: Any, name: str) -> Tuple[np.ndarray, Callable[[np.ndarray], Any]
             return torch.from_numpy(np.ascontiguousarray(r))
 
         return arr, wrap
-    if isinstance(x, np.ndarray):
-        return x, _identity
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name}: cannot be read as an array ({exc})") from None
-    if arr.dtype == object:
-        raise TypeError(f"{name}: cannot be read as a numeric array")
-    return arr, _identity
+    return as_array(x, name), _identity
 
 
 def _identity(r: np.ndarray) -> np.ndarray:
