@@ -214,47 +214,43 @@ bool unpack_span_neon(const uint8_t *p, int64_t n, int8_t *out) {
 // ----------------------------------------------------------------------------- row drivers
 namespace {
 constexpr int64_t kChunkTrits = 1 << 18;  // work unit for threads when rows are byte aligned
+
+// Calls span(first_trit, n_trits, first_byte) over a rows x dim matrix in thread-sized pieces and
+// returns false when any call did. Byte-aligned rows (dim % 4 == 0) make the matrix one long row,
+// split in chunks of whole bytes; otherwise each row is its own span.
+template <class Span>
+bool for_each_span(int64_t rows, int64_t dim, Span span) {
+  std::atomic<bool> ok{true};
+  if (dim % 4 == 0) {
+    const int64_t total = rows * dim;
+    parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
+      const int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
+      if (!span(lo, n, lo / 4)) ok.store(false);
+    });
+  } else {
+    const int64_t nb = ceil_div(dim, 4);
+    const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
+    parallel_for(ceil_div(rows, per), [&](int64_t c) {
+      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
+        if (!span(r * dim, dim, r * nb)) ok.store(false);
+    });
+  }
+  return ok.load();
+}
 }  // namespace
 
 void pack_rows(const int8_t *src, int64_t rows, int64_t dim, uint8_t *dst, Simd simd) {
   if (rows < 0 || dim < 0) throw std::invalid_argument("t: size does not match rows * dim");
-  const int64_t nb = ceil_div(dim, 4);
-  std::atomic<bool> ok{true};
-  if (dim % 4 == 0) {
-    // Rows are byte aligned: the matrix is one long row; split it in chunks of whole bytes.
-    const int64_t total = rows * dim;
-    parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
-      int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
-      if (!pack_span(src + lo, n, dst + lo / 4, simd)) ok.store(false);
-    });
-  } else {
-    const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
-    parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
-        if (!pack_span(src + r * dim, dim, dst + r * nb, simd)) ok.store(false);
-    });
-  }
-  if (!ok.load()) throw std::invalid_argument("t: values must be -1, 0 or 1");
+  if (!for_each_span(rows, dim,
+                     [&](int64_t t0, int64_t n, int64_t b0) { return pack_span(src + t0, n, dst + b0, simd); }))
+    throw std::invalid_argument("t: values must be -1, 0 or 1");
 }
 
 void unpack_rows(const uint8_t *src, int64_t rows, int64_t dim, int8_t *dst, Simd simd) {
   if (rows < 0 || dim < 0) throw std::invalid_argument("dim: must be non-negative");
-  const int64_t nb = ceil_div(dim, 4);
-  std::atomic<bool> ok{true};
-  if (dim % 4 == 0) {
-    const int64_t total = rows * dim;
-    parallel_for(ceil_div(total, kChunkTrits), [&](int64_t c) {
-      int64_t lo = c * kChunkTrits, n = std::min(kChunkTrits, total - lo);
-      if (!unpack_span(src + lo / 4, n, dst + lo, simd)) ok.store(false);
-    });
-  } else {
-    const int64_t per = std::max<int64_t>(1, kChunkTrits / std::max<int64_t>(dim, 1));
-    parallel_for(ceil_div(rows, per), [&](int64_t c) {
-      for (int64_t r = c * per; r < std::min(rows, (c + 1) * per); ++r)
-        if (!unpack_span(src + r * nb, dim, dst + r * dim, simd)) ok.store(false);
-    });
-  }
-  if (!ok.load()) throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
+  if (!for_each_span(rows, dim,
+                     [&](int64_t t0, int64_t n, int64_t b0) { return unpack_span(src + b0, n, dst + t0, simd); }))
+    throw std::invalid_argument("packed: contains the invalid 2-bit code 0b11");
 }
 
 }  // namespace ternhd
