@@ -13,6 +13,7 @@ from .encoder import HDCEncoder
 from .packet import PacketError
 from .packing import pack_ternary, packed_width, unpack_ternary
 from .quantize import quantize
+from .quantizer import Quantizer
 from .similarity import Index, cosine, dot, hamming, pairwise, sharded_search, topk
 
 __version__ = _core.__version__
@@ -20,7 +21,7 @@ __version__ = _core.__version__
 __all__ = [
     "__version__", "backend_info", "simd_paths", "get_simd", "set_simd", "use_simd", "get_num_threads",
     "set_num_threads", "pack_ternary", "unpack_ternary", "packed_width", "quantize", "dot", "cosine",
-    "hamming", "pairwise", "topk", "Index", "sharded_search", "HDCEncoder", "bind", "bundle", "permute",
+    "hamming", "pairwise", "topk", "Index", "Quantizer", "sharded_search", "HDCEncoder", "bind", "bundle", "permute",
     "packet", "knowledge", "distributed", "PacketError", "vsa", "interop",
 ]
 

@@ -28,8 +28,10 @@ from ._device import backend
 
 __all__ = ["dot", "cosine", "hamming", "pairwise", "topk", "Index", "sharded_search", "METRICS", "INDEX_FORMAT"]
 
-#: Version of the index file layout (docs/FORMAT.md, section 6.1) this ternhd writes and reads.
-INDEX_FORMAT = 1
+#: Version of the index file layout (docs/FORMAT.md, section 6.1) this ternhd reads; it writes 1,
+#: or 2 for an index with a :class:`~ternhd.Quantizer` (version 1 readers would score float queries
+#: unrotated, so they must refuse it).
+INDEX_FORMAT = 2
 
 METRICS = ("cosine", "dot", "hamming")
 
@@ -123,6 +125,11 @@ class Index:
     q where t = +1 minus the sum where t = -1, float32 accumulation; ``"cosine"`` divides by
     ``|q|_2 sqrt(nnz(t))``). Ties go to the row added first.
 
+    ``quantizer``: a fitted :class:`~ternhd.Quantizer`; then ``add`` and the constructor also take
+    float vectors ``(n, d)`` (encoded by it), and real-valued queries ``(M, d)`` are rotated by it
+    (:meth:`~ternhd.Quantizer.transform`) before they are scored against the codes; it is saved
+    with the index.
+
     ``topk`` / ``pairwise`` (row positions, packed queries), ``norms``, ``nbytes`` and ``len`` keep
     their meaning; ``search`` / ``range_search`` answer with the external ids. ``keep_unpacked=True``
     (CUDA only) also keeps the unpacked database that large query batches multiply against.
@@ -130,7 +137,20 @@ class Index:
     """
 
     def __init__(self, database: Any = None, *, ids: Any = None, dim: Optional[int] = None,
-                 keep_unpacked: bool = False, device: Any = None):
+                 keep_unpacked: bool = False, device: Any = None, quantizer: Any = None):
+        from .quantizer import Quantizer
+
+        if quantizer is not None:
+            if not isinstance(quantizer, Quantizer):
+                raise TypeError(f"quantizer: expected a ternhd.Quantizer, got {type(quantizer).__name__}")
+            if not quantizer.fitted:
+                raise ValueError("quantizer: not fitted (call quantizer.fit(database_vectors) first)")
+            if dim is not None and dim != quantizer.dim:
+                raise ValueError(f"dim: {dim}, but the quantizer gives {quantizer.dim} trits")
+            dim = quantizer.dim
+        self.quantizer = quantizer
+        if database is not None and quantizer is not None:
+            database = self._encode(database, "database", device)
         if database is None:
             if dim is None:
                 raise ValueError("dim: an empty Index needs dim (trits per row)")
@@ -264,11 +284,25 @@ class Index:
         if self._readonly:
             raise ValueError("index: opened with Index.view (read-only); use Index.load for a mutable copy")
 
+    def _encode(self, vectors: Any, name: str, device: Any = None) -> Any:
+        """Float vectors -> packed codes through the quantizer (packed uint8 rows pass through)."""
+        v = as_array(vectors, name)
+        if self.quantizer is None or dtype_name(v) == "uint8":
+            return v
+        dev = v.device if is_torch(v) else device
+        codes = self.quantizer.encode(v.reshape(1, -1) if v.ndim == 1 else v, name=name)
+        if dev is not None and str(dev) != "cpu":
+            import torch
+
+            return torch.as_tensor(codes, device=dev)
+        return codes
+
     def add(self, vectors: Any, ids: Any = None) -> np.ndarray:
         """Appends packed rows ``(n, nbytes)`` (or one row) under ``ids`` (int64, default the next
-        free ones); returns the ids. Duplicate or existing ids raise ValueError, nothing added."""
+        free ones); returns the ids. Duplicate or existing ids raise ValueError, nothing added.
+        With a quantizer, float vectors ``(n, d)`` are encoded first."""
         self._writable()
-        v = as_array(vectors, "vectors")
+        v = self._encode(vectors, "vectors")
         check_packed_rows(v, "vectors")
         v = v.reshape(1, -1) if v.ndim == 1 else v
         if v.shape[1] != self.nbytes:
@@ -350,6 +384,13 @@ class Index:
         if not (dtype_kind(q) == "f" or name == "int8"):
             raise TypeError(f"queries: expected packed uint8 rows or float32 / int8 vectors of {self.dim} values, "
                             f"got dtype {name}")
+        if self.quantizer is not None:
+            dev = q.device if is_torch(q) else None
+            q = self.quantizer.transform(q.cpu().numpy() if dev is not None else q, name="queries")
+            if dev is not None:
+                import torch
+
+                q = torch.as_tensor(q, device=dev)
         if q.shape[1] != self.dim:
             raise ValueError(f"queries: {q.shape[1]} values per row, the index holds {self.dim} trits per row")
         if is_torch(q):
@@ -441,6 +482,8 @@ class Index:
             import torch
 
             queries, wrap = queries.detach().numpy(), torch.from_numpy
+        if rescore is not None and rescore_queries is None and self.quantizer is not None:
+            rescore_queries = queries  # the float vectors live in the input space, not the rotated one
         q, one, packed = self._search_queries(queries)
         if k > len(self):
             raise ValueError(f"k: {k} exceeds the index size {len(self)}")
@@ -531,7 +574,10 @@ class Index:
         file renamed into place: the file is never half-written. Returns the bytes written."""
         v = self.vectors
         v = v.cpu().numpy() if is_torch(v) else np.ascontiguousarray(v)
-        return _write_index(path, v, self.dim, self._ids, {"ternhd_index": INDEX_FORMAT, "next_id": self._next_id})
+        meta: dict = {"ternhd_index": 1, "next_id": self._next_id}
+        if self.quantizer is not None:
+            meta.update(ternhd_index=2, quantizer=self.quantizer.to_dict())
+        return _write_index(path, v, self.dim, self._ids, meta)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], *, device: Any = None) -> "Index":
@@ -544,6 +590,7 @@ class Index:
 
             db = torch.as_tensor(db, device=device)
         index = cls(db, ids=np.array(ids, copy=True), dim=dim)
+        index.quantizer = _quantizer_of(meta, dim)
         index._next_id = max(index._next_id, int(meta.get("next_id", 0)))
         return index
 
@@ -567,7 +614,24 @@ class Index:
         index._ids_dev = None
         index._backend = _cpu
         index.impl = _cpu.PackedView(vectors)
+        index.quantizer = _quantizer_of(meta, dim)
         return index
+
+
+def _quantizer_of(meta: dict, dim: int) -> Any:
+    """The quantizer stored in an index file's metadata, or None. Raises PacketError."""
+    from .quantizer import Quantizer
+
+    rec = meta.get("quantizer")
+    if rec is None:
+        return None
+    try:
+        q = Quantizer.from_dict(rec)
+    except ValueError as e:
+        raise _packet.PacketError(f"index: {e}") from None
+    if q.dim != dim:
+        raise _packet.PacketError(f"index: the quantizer gives {q.dim} trits, the rows hold {dim}")
+    return q
 
 
 def _topk_rows(s: Any, k: int) -> Tuple[Any, Any]:
