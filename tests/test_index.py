@@ -8,7 +8,7 @@ import pytest
 import ternhd
 from ternhd import reference
 from ternhd.packet import PacketError
-from ternhd.similarity import Index
+from ternhd.similarity import INDEX_FORMAT, Index
 
 
 def _data(n, dim, seed=0):
@@ -187,7 +187,7 @@ def test_bad_files(tmp_path):
     newer = tmp_path / "newer.tnhd"
     from ternhd.similarity import _write_index
 
-    _write_index(newer, p, 64, np.arange(20), {"ternhd_index": 2})
+    _write_index(newer, p, 64, np.arange(20), {"ternhd_index": INDEX_FORMAT + 1})
     for opener in (Index.load, Index.view):
         with pytest.raises(PacketError, match="newer"):
             opener(newer)
