@@ -69,6 +69,17 @@ def test_setup_estimate_over_the_limit_skips_before_building():
     assert built.calls == 0 and "setup would take ~500 s" in row["skipped"]
 
 
+def test_hnsw_cases_build_before_their_probe_and_report_recall():
+    cases = bench.hnsw_cases(4, 300, 64, k=5)
+    rows = bench.run_cases(cases, repeat=1, budget=_budget(120.0, 30.0), log=lambda s: None)
+    assert all(not r["skipped"] and r["rate"] > 0 for r in rows), rows
+    graphs = [r for r in rows if "HNSW" in r["name"]]
+    assert len(graphs) == sum(bench._optional(m) is not None for m in ("faiss", "usearch.index"))
+    for r in graphs:
+        recall = float(r["note"].split("recall@5 ")[1].split()[0])
+        assert 0.0 <= recall <= 1.0 and "built in" in r["note"]
+
+
 def test_targets_with_a_skipped_side_are_not_measured():
     rows = [dict(group="top10", name="ternhd.Index.topk", role="ternhd", rate=10.0, seconds=1.0, unit="pairs",
                  note="", calls=3, skipped=""),
@@ -196,3 +207,38 @@ def test_topk_baselines_find_the_exact_hamming_neighbours():
         np.testing.assert_array_equal(cases["usearch.search(exact, b1x8)"].fn().distances, want)
     s, i = cases["ternhd.Index.topk"].fn()
     np.testing.assert_array_equal(s, ternhd.topk(q, db, 5)[0])
+
+
+# ----------------------------------------------------------------------------- docs/BENCHMARKS.md
+def _tables_module():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "make_tables.py"
+    if not script.exists():
+        pytest.skip("docs/ not in this checkout")
+    spec = importlib.util.spec_from_file_location("bench_make_tables", script)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def test_benchmark_tables_match_their_json():
+    m = _tables_module()
+    text = m.DOC.read_text()
+    present = [name for name in m.TABLES if f"<!-- table:{name} -->" in text]
+    assert present, "docs/BENCHMARKS.md has no generated table"
+    for name in present:
+        assert f"<!-- /table:{name} -->" in text, name
+    assert m.render(text) == text, "docs/BENCHMARKS.md is stale: run python docs/benchmarks/make_tables.py"
+
+
+def test_every_benchmark_json_named_in_the_doc_exists():
+    import re
+
+    m = _tables_module()
+    text = m.DOC.read_text()
+    names = set(re.findall(r"docs/benchmarks/([\w.-]+\.(?:json|log))", text))
+    assert names
+    for name in names:
+        assert (m.HERE / name).exists(), name
