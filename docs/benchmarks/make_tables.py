@@ -58,13 +58,14 @@ def _table(rows: List[dict]) -> List[str]:
     return out
 
 
-def _targets(rows: List[dict]) -> List[str]:
+def _targets(rows: List[dict], quick: bool = False) -> List[str]:
     from ternhd import bench
 
     checks = bench.check_targets(rows)
     if not checks:
         return []
-    out = ["", "| target (this run) | measured | need | |", "|---|---:|---:|---|"]
+    what = "target (this run; --quick sizes, for information only)" if quick else "target (this run)"
+    out = ["", f"| {what} | measured | need | |", "|---|---:|---:|---|"]
     for t in checks:
         if t["ok"] is None:
             out.append(f"| {t['what']} | — | >= {t['need']:.2f} {t['unit']} | {t['note']} |")
@@ -98,11 +99,33 @@ def bench_table(name: str) -> Callable[[], str]:
         head = [f"`docs/benchmarks/{name}` — {data['machine']}; {data['date']}; budget {data['budget_s']:.0f} s"
                 f"{', --quick' if data.get('quick') else ''}; medians of interleaved rounds.", "",
                 f"Threads: {_threads(data['threads'])}.", ""]
-        return "\n".join(head + _table(data["rows"]) + _targets(data["rows"]))
+        return "\n".join(head + _table(data["rows"]) + _targets(data["rows"], bool(data.get("quick"))))
     return make
 
 
+def repeats_table() -> str:
+    """The top-10 target ratios of each ``ternhd bench --group top10`` run in top10_repeats_*.json."""
+    from ternhd import bench
+
+    loads = re.findall(r"# load before: .*load average: ([\d.]+)", (HERE / "top10_repeats.log").read_text())
+    out = ["| run | date | load (1 min) before | " + " | ".join(f"{m} / {b}" for (g, m, b) in bench.TARGETS
+                                                           if g == "top10") + " |",
+           "|---|---|---:|" + "---:|" * sum(g == "top10" for (g, _, _) in bench.TARGETS)]
+    for i, f in enumerate(sorted(HERE.glob("top10_repeats_*.json"))):
+        data = json.loads(f.read_text())
+        checks = {t["what"]: t for t in bench.check_targets(data["rows"])}
+        cells = []
+        for g, m, b in bench.TARGETS:
+            if g == "top10":
+                t = checks.get(f"{g}: {m} / {b}")
+                cells.append("—" if t is None or t["value"] is None else f"{t['value']:.2f}x")
+        load = loads[i] if i < len(loads) else "?"
+        out.append(f"| `{f.name}` | {data['date']} | {load} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 TABLES: Dict[str, Callable[[], str]] = {
+    "avx2-top10-repeats": repeats_table,
     "avx2-similarity": pytest_table("similarity.json"),
     "avx2-pack-algebra": pytest_table("pack_algebra.json"),
     "avx2-quantize-encode": pytest_table("quantize_encode.json"),

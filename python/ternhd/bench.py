@@ -805,7 +805,8 @@ def run_cases(cases: Sequence[Case], repeat: int = 5, budget: Optional[_Budget] 
         for i, case, _ in live:
             rows[i] = _row(case, statistics.median(times[i]), calls=rounds)
         if rounds < repeat:
-            log(f"  ({rounds} timed rounds instead of {repeat}: the rest of the budget is shared with later cases)")
+            why = "the rest of the budget is shared with later cases" if later else "what the budget left allows"
+            log(f"  ({rounds} timed rounds instead of {repeat}: {why})")
     return [rows[i] for i in range(len(cases))]
 
 
@@ -858,7 +859,7 @@ def _fmt_rate(rate: float, unit: str) -> str:
 
 
 def format_table(rows: List[dict], targets: List[dict], threads: Optional[Dict[str, str]] = None,
-                 header: str = "") -> str:
+                 header: str = "", quick: bool = False) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"ternhd {ternhd.__version__} kernel benchmark — {machine()} — {when}"]
     lines.append(format_threads(threads if threads is not None else thread_counts()))
@@ -879,7 +880,9 @@ def format_table(rows: List[dict], targets: List[dict], threads: Optional[Dict[s
             rate = _fmt_rate(r["rate"], r["unit"])
             lines.append(f"| {g:8} | {r['name']:{w}} | {r['seconds'] * 1e3:7.2f}ms | {rate:>16} | {rel:>9} |")
     if targets:
-        lines += ["", "Targets (ratios measured in this run):"]
+        lines += ["", "Targets (ratios measured in this run):" if not quick else
+                  "Targets (ratios measured in this run; --quick sizes are far below the targets' sizes, where "
+                  "thread start-up and call overheads dominate: for information only):"]
         for t in targets:
             if t["ok"] is None:
                 lines.append(f"  [skip] {t['what']}: {t['note']} (target >= {t['need']:.2f})")
@@ -948,7 +951,7 @@ def command(args) -> int:
                         budget_s=args.budget)
     counts = thread_counts()
     header = f"budget {args.budget:.0f} s{', --quick' if args.quick else ''}; medians of interleaved rounds"
-    print(format_table(rows, targets, counts, header))
+    print(format_table(rows, targets, counts, header, quick=args.quick))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
