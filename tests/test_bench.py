@@ -77,7 +77,9 @@ def test_hnsw_cases_build_before_their_probe_and_report_recall():
     assert len(graphs) == sum(bench._optional(m) is not None for m in ("faiss", "usearch.index"))
     for r in graphs:
         recall = float(r["note"].split("recall@5 ")[1].split()[0])
-        assert 0.0 <= recall <= 1.0 and "built in" in r["note"]
+        assert 0.0 <= recall <= 1.0 and "built in" in r["note"] and r["remark"].startswith("built in")
+    text = bench.format_table(rows, [], {"ternhd": "2"})
+    assert all(f"hnsw / {r['name']}: built in" in text for r in graphs)
 
 
 def test_targets_with_a_skipped_side_are_not_measured():
@@ -242,3 +244,15 @@ def test_every_benchmark_json_named_in_the_doc_exists():
     assert names
     for name in names:
         assert (m.HERE / name).exists(), name
+
+
+def test_missing_optional_baselines_are_left_out(monkeypatch):
+    import sys
+
+    for name in ("numkong", "usearch", "usearch.index", "faiss"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+    names = {c.name for c in bench.topk_cases(4, 300, 64)} | {c.name for c in bench.hnsw_cases(4, 300, 64)}
+    assert not any(n.startswith(("numkong", "usearch", "faiss")) for n in names)
+    assert {"ternhd.Index.topk", "ternhd.Index.topk (exact)"} <= names
+    counts = bench.thread_counts()
+    assert counts["numkong"] == counts["usearch"] == counts["faiss"] == "not installed"

@@ -722,10 +722,12 @@ class _Budget:
         return self.deadline - time.perf_counter()
 
 
-def _row(case: Case, seconds: Optional[float], calls: int = 0, skipped: str = "") -> dict:
+def _row(case: Case, seconds: Optional[float], calls: int = 0, skipped: str = "", remark: str = "") -> dict:
+    """``remark``: what this run learned about the case (a graph's build time and recall, a single
+    call), printed under the table; ``note`` (in the JSON) is the case's whole description."""
     rate = None if seconds is None else (case.units / seconds if seconds > 0 else float("inf"))
     return dict(group=case.group, name=case.name, role=case.role, seconds=seconds, rate=rate, unit=case.unit,
-                note=case.note, calls=calls, skipped=skipped)
+                note=case.note, calls=calls, skipped=skipped, remark=remark)
 
 
 def _setup_reason(case: Case, budget: _Budget) -> str:
@@ -763,13 +765,19 @@ def run_cases(cases: Sequence[Case], repeat: int = 5, budget: Optional[_Budget] 
         budget = _Budget(time.perf_counter() + 1e9, 1e9, 1e9)
     rows: Dict[int, dict] = {}
     live: List[Tuple[int, Case, float]] = []
+    remarks: Dict[int, List[str]] = {i: [] for i in range(len(cases))}
+
+    def remark(i: int, text: str) -> None:
+        cases[i].note = f"{cases[i].note}; {text}" if cases[i].note else text
+        remarks[i].append(text)
+
     for i, case in enumerate(cases):
         reason, est = _setup_reason(case, budget), None
         if not reason and case.setup is not None:
             t0 = time.perf_counter()
             extra = case.setup()
             if extra:
-                case.note = f"{case.note}; {extra}" if case.note else extra
+                remark(i, extra)
             log(f"  {case.group:8} {case.name}: setup {time.perf_counter() - t0:.1f} s")
         if not reason:
             reason, est = _probe_reason(case, budget)
@@ -783,14 +791,14 @@ def run_cases(cases: Sequence[Case], repeat: int = 5, budget: Optional[_Budget] 
         guess = "" if est is None else f" (probe estimate {est:.3f} s)"
         log(f"  {case.group:8} {case.name}: warm-up {t:.3f} s{guess}")
         if t > budget.max_call_s:  # the probe was too optimistic, or there was none: this call is the row
-            case.note = (case.note + "; " if case.note else "") + "1 call only (over the per-call limit)"
-            rows[i] = _row(case, t, calls=1)
+            remark(i, "1 call only (over the per-call limit)")
+            rows[i] = _row(case, t, calls=1, remark="; ".join(remarks[i]))
             continue
         live.append((i, case, t))
     if live and sum(t for _, _, t in live) > budget.left():  # not even one more round fits
         for i, case, t in live:
-            case.note = (case.note + "; " if case.note else "") + "warm-up call only (time budget)"
-            rows[i] = _row(case, t, calls=1)
+            remark(i, "warm-up call only (time budget)")
+            rows[i] = _row(case, t, calls=1, remark="; ".join(remarks[i]))
         log("  (no timed round fits in the budget left: the rows are the warm-up calls)")
         live = []
     if live:
@@ -803,7 +811,7 @@ def run_cases(cases: Sequence[Case], repeat: int = 5, budget: Optional[_Budget] 
             for i, case, _ in live:
                 times[i].append(_timed(case.fn))
         for i, case, _ in live:
-            rows[i] = _row(case, statistics.median(times[i]), calls=rounds)
+            rows[i] = _row(case, statistics.median(times[i]), calls=rounds, remark="; ".join(remarks[i]))
         if rounds < repeat:
             why = "the rest of the budget is shared with later cases" if later else "what the budget left allows"
             log(f"  ({rounds} timed rounds instead of {repeat}: {why})")
@@ -879,6 +887,9 @@ def format_table(rows: List[dict], targets: List[dict], threads: Optional[Dict[s
             rel = f"{best / r['rate']:8.2f}x" if best and r["role"] != "ternhd" else ""
             rate = _fmt_rate(r["rate"], r["unit"])
             lines.append(f"| {g:8} | {r['name']:{w}} | {r['seconds'] * 1e3:7.2f}ms | {rate:>16} | {rel:>9} |")
+    remarks = [f"  {r['group']} / {r['name']}: {r['remark']}" for r in rows if r.get("remark")]
+    if remarks:
+        lines += ["", "Notes from this run:"] + remarks
     if targets:
         lines += ["", "Targets (ratios measured in this run):" if not quick else
                   "Targets (ratios measured in this run; --quick sizes are far below the targets' sizes, where "
