@@ -101,11 +101,12 @@ def _threads() -> int:
 
 def _pool() -> ThreadPoolExecutor:
     """The worker threads that split single-threaded baselines (NumKong) over ``_threads()``."""
-    pool = _STATE["pool"]
-    if pool is None or pool._max_workers != _threads():  # type: ignore[attr-defined]
+    pool, n = _STATE["pool"], _threads()
+    if pool is None or _STATE.get("pool_threads") != n:
         if pool is not None:
-            pool.shutdown()
-        pool = _STATE["pool"] = ThreadPoolExecutor(_threads(), thread_name_prefix="ternhd-bench")
+            pool.shutdown()  # type: ignore[attr-defined]
+        pool = _STATE["pool"] = ThreadPoolExecutor(n, thread_name_prefix="ternhd-bench")
+        _STATE["pool_threads"] = n
     return pool  # type: ignore[return-value]
 
 
