@@ -804,9 +804,13 @@ def run_cases(cases: Sequence[Case], repeat: int = 5, budget: Optional[_Budget] 
         live = []
     if live:
         per_round = sum(t for _, _, t in live)
-        # 0.8: rounds on a loaded machine run slower than the warm-ups said
-        share = 0.8 * max(budget.left(), 0.0) * len(cases) / max(1, len(cases) + later)
-        rounds = max(1, min(repeat, int(share / max(per_round, 1e-9))))
+        # 0.8: rounds on a loaded machine run slower than the warm-ups said. A group gets its share
+        # of the budget by case count, but at least 3 rounds (a median of 1 is one sample) when
+        # they fit in 30% of what is left; later groups then get fewer rounds or are skipped.
+        left = max(budget.left(), 0.0)
+        share = 0.8 * left * len(cases) / max(1, len(cases) + later)
+        floor = min(3, int(0.3 * left / max(per_round, 1e-9)))
+        rounds = max(1, min(repeat, max(int(share / max(per_round, 1e-9)), floor)))
         times: Dict[int, List[float]] = {i: [] for i, _, _ in live}
         for _ in range(rounds):
             for i, case, _ in live:
