@@ -1,7 +1,9 @@
-"""HDC algebra on packed rows (dim = 4096 trits, 1024 bytes per row) against the numpy reference
-(ternhd.reference: unpack, compute, pack) and, for bind, a numpy version of the same bit formula
-(cases in ternhd.bench). Throughput is in packed input bytes per second; the reference runs on a
-slice, which compares because the throughput is per byte."""
+"""HDC algebra on packed rows (dim = 4096 trits, 1024 bytes per row): ternhd against what a numpy
+user would write (bind: the same bit formula on uint64 words; bundle: table unpack, int16 column
+sums, sign, vectorized pack; permute: a rotation of the packed rows as big-endian uint64 words, and
+table unpack + np.roll + vectorized pack) and against the clarity-first reference (ternhd.reference:
+unpack, compute, pack, on a 1/16 slice). Throughput is in packed input bytes per second, so slices
+compare. Cases in ternhd.bench."""
 import pytest
 
 from ternhd import bench
