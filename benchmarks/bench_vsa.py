@@ -13,11 +13,12 @@ Groups (throughput in hypervectors, similarity pairs or queries per second):
 
 Every case first checks that ternhd's result equals torchhd's on the unpacked trits (for the
 bundle: equal wherever the vote is not tied; torchhd's hard_quantize maps ties to -1, ternhd to 0).
-Threads are pinned (``TERNHD_BENCH_THREADS``, default 2) for both libraries and printed.
+Threads are pinned (``TERNHD_BENCH_THREADS``, default 2) for both libraries and printed, and kept
+with the 1/5/15-minute load averages before and after each case in the JSON's ``extra_info``.
 ``TERNHD_VSA_BENCH_N`` sets the similarity database size (default 100,000; 10,000 when
 ``--benchmark-disable``, as on CI, where the point is that the cases run, not their timings).
 
-    pytest benchmarks/bench_vsa.py -p no:cacheprovider
+    pytest benchmarks/bench_vsa.py -p no:cacheprovider --benchmark-json docs/results/vsa_torchhd.json
 """
 import os
 
@@ -209,7 +210,11 @@ def test_vsa(benchmark, run_case, key):
     group, name = key.split("|")
     case = _case(group, name, benchmark)
     slow = name.startswith("torchhd") and group in ("vsa-sim", "vsa-cleanup")  # seconds per call
+    # the JSON (--benchmark-json) keeps the threads and the machine's load around each case
+    benchmark.extra_info.update(threads_torch=torch.get_num_threads(), threads_ternhd=ternhd.get_num_threads(),
+                                loadavg_before=list(os.getloadavg()))
     run_case(case, rounds=2 if slow else 5)
+    benchmark.extra_info["loadavg_after"] = list(os.getloadavg())
 
 
 def test_vsa_memory_per_vector():
