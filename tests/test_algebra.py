@@ -99,6 +99,21 @@ def test_bundle_ties(simd, n):
     assert (ternhd.bundle(v, threshold=1) == 0).all()
 
 
+def test_bundle_large_is_threaded_and_exact(simd):
+    # 3 groups x 1,500 rows x 2,048 bytes: enough input for the kernel to split over 2 threads
+    rng = np.random.default_rng(6)
+    v = random_packed(rng, (3, 1500), 8192, zeros=0.0)
+    before = ternhd.get_num_threads()
+    ternhd.set_num_threads(2)
+    try:
+        packed, sums = ternhd.bundle(v), ternhd.bundle(v, packed=False)
+    finally:
+        ternhd.set_num_threads(before)
+    want = ternhd.unpack_ternary(v, 8192).sum(axis=-2, dtype=np.int32)
+    np.testing.assert_array_equal(sums, want)
+    np.testing.assert_array_equal(ternhd.unpack_ternary(packed, 8192), np.sign(want))
+
+
 def test_bundle_sums_groups_and_torch(simd):
     rng = np.random.default_rng(5)
     v = random_packed(rng, (2, 3, 37), 150)
