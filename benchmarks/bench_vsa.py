@@ -7,7 +7,8 @@ Groups (throughput in hypervectors, similarity pairs or queries per second):
 * ``vsa-bundle``: multiset bundle of 1,000 vectors into one (re-quantized: ternhd's majority vote;
   torchhd MAP multiset + hard_quantize, BSC multibundle);
 * ``vsa-sim``: 1 query x 100,000 hypervectors (ternhd Index cosine / dot vs torchhd
-  cosine_similarity / dot_similarity, BSC hamming);
+  cosine_similarity / dot_similarity, BSC hamming), and the memory floor of a one-query scan: a
+  torch sum over as many bytes as the Index's bit planes (256 MB);
 * ``vsa-cleanup``: 100 noisy queries cleaned up against an item memory of 1,000 items
   (``ItemMemory.cleanup`` vs torchhd's ``cleanup`` per query and a batched torchhd argmax).
 
@@ -135,6 +136,10 @@ def _cases_sim(n_db):
     theirs = torchhd.cosine_similarity(Q, DB).numpy()
     assert np.allclose(index.pairwise(q), theirs, atol=1e-6)
     assert np.array_equal(ternhd.dot(q, db), torchhd.dot_similarity(Q, DB).numpy().astype(np.int32))
+    # The memory floor of a one-query scan: read as many bytes as the Index's bit planes hold (mask
+    # and sign planes of `words` 64-bit words a row, csrc/similarity.cpp plane_words) with torch's sum.
+    words = max(8, ((db.shape[1] + 15) // 16 + 7) // 8 * 8)
+    planes_bytes = torch.ones(n_db * 2 * words, dtype=torch.int64)
     return [
         bench.Case("vsa-sim", "ternhd Index.pairwise", lambda: index.pairwise(q), n_db, "pairs", "ternhd"),
         bench.Case("vsa-sim", "ternhd Index.pairwise dot", lambda: index.pairwise(q, "dot"), n_db, "pairs",
@@ -144,6 +149,8 @@ def _cases_sim(n_db):
         bench.Case("vsa-sim", "torchhd.dot_similarity", lambda: torchhd.dot_similarity(Q, DB), n_db, "pairs"),
         bench.Case("vsa-sim", "torchhd.cosine_similarity", lambda: torchhd.cosine_similarity(Q, DB), n_db, "pairs"),
         bench.Case("vsa-sim", "torchhd.hamming BSC", lambda: torchhd.hamming_similarity(Qb, DBb), n_db, "pairs"),
+        bench.Case("vsa-sim", "stream Index bytes (sum)", lambda: planes_bytes.sum(), n_db, "pairs",
+                   note=f"torch int64 sum of {planes_bytes.numel() * 8} bytes: the Index's planes, read once"),
     ]
 
 
@@ -185,7 +192,7 @@ GROUPS = {
                    "torchhd.multiset MAP", "torchhd.multibundle BSC"],
     "vsa-sim": ["ternhd Index.pairwise", "ternhd Index.pairwise dot", "ternhd Index.topk k=10",
                 "ternhd.cosine (no Index)", "torchhd.dot_similarity", "torchhd.cosine_similarity",
-                "torchhd.hamming BSC"],
+                "torchhd.hamming BSC", "stream Index bytes (sum)"],
     "vsa-cleanup": ["ternhd ItemMemory.cleanup", "torchhd.cleanup per query", "torchhd cos+argmax batched"],
 }
 _BUILD = {"vsa-random": _cases_random, "vsa-bind": _cases_bind, "vsa-bundle": _cases_bundle,
