@@ -76,11 +76,16 @@ def _data(n_db):
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_threads(request):
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"\nbench_vsa: D={D}, torch threads {torch.get_num_threads()}, ternhd threads "
-                      f"{ternhd.get_num_threads()}, ternhd {ternhd.backend_info()['simd']}, torchhd "
-                      f"{torchhd.__version__}, torch {torch.__version__}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    line = (f"\nbench_vsa: D={D}, torch threads {torch.get_num_threads()}, ternhd threads "
+            f"{ternhd.get_num_threads()}, ternhd {ternhd.backend_info()['simd']}, torchhd "
+            f"{torchhd.__version__}, torch {torch.__version__}, load average {load}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # printed past pytest's capture, so it reaches a redirected log too
+        with capture.global_and_fixture_disabled():
+            print(line, flush=True)
+    else:
+        print(line, flush=True)
     yield
 
 
