@@ -7,17 +7,19 @@ Groups (throughput in hypervectors, similarity pairs or queries per second):
 * ``vsa-bundle``: multiset bundle of 1,000 vectors into one (re-quantized: ternhd's majority vote;
   torchhd MAP multiset + hard_quantize, BSC multibundle);
 * ``vsa-sim``: 1 query x 100,000 hypervectors (ternhd Index cosine / dot vs torchhd
-  cosine_similarity / dot_similarity, BSC hamming);
+  cosine_similarity / dot_similarity, BSC hamming), and the memory floor of a one-query scan: a
+  torch sum over as many bytes as the Index's bit planes (256 MB);
 * ``vsa-cleanup``: 100 noisy queries cleaned up against an item memory of 1,000 items
   (``ItemMemory.cleanup`` vs torchhd's ``cleanup`` per query and a batched torchhd argmax).
 
 Every case first checks that ternhd's result equals torchhd's on the unpacked trits (for the
 bundle: equal wherever the vote is not tied; torchhd's hard_quantize maps ties to -1, ternhd to 0).
-Threads are pinned (``TERNHD_BENCH_THREADS``, default 2) for both libraries and printed.
+Threads are pinned (``TERNHD_BENCH_THREADS``, default 2) for both libraries and printed, and kept
+with the 1/5/15-minute load averages before and after each case in the JSON's ``extra_info``.
 ``TERNHD_VSA_BENCH_N`` sets the similarity database size (default 100,000; 10,000 when
 ``--benchmark-disable``, as on CI, where the point is that the cases run, not their timings).
 
-    pytest benchmarks/bench_vsa.py -p no:cacheprovider
+    pytest benchmarks/bench_vsa.py -p no:cacheprovider --benchmark-json docs/results/vsa_torchhd.json
 """
 import os
 
@@ -74,11 +76,16 @@ def _data(n_db):
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_threads(request):
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"\nbench_vsa: D={D}, torch threads {torch.get_num_threads()}, ternhd threads "
-                      f"{ternhd.get_num_threads()}, ternhd {ternhd.backend_info()['simd']}, torchhd "
-                      f"{torchhd.__version__}, torch {torch.__version__}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    line = (f"\nbench_vsa: D={D}, torch threads {torch.get_num_threads()}, ternhd threads "
+            f"{ternhd.get_num_threads()}, ternhd {ternhd.backend_info()['simd']}, torchhd "
+            f"{torchhd.__version__}, torch {torch.__version__}, load average {load}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # printed past pytest's capture, so it reaches a redirected log too
+        with capture.global_and_fixture_disabled():
+            print(line, flush=True)
+    else:
+        print(line, flush=True)
     yield
 
 
@@ -134,6 +141,10 @@ def _cases_sim(n_db):
     theirs = torchhd.cosine_similarity(Q, DB).numpy()
     assert np.allclose(index.pairwise(q), theirs, atol=1e-6)
     assert np.array_equal(ternhd.dot(q, db), torchhd.dot_similarity(Q, DB).numpy().astype(np.int32))
+    # The memory floor of a one-query scan: read as many bytes as the Index's bit planes hold (mask
+    # and sign planes of `words` 64-bit words a row, csrc/similarity.cpp plane_words) with torch's sum.
+    words = max(8, ((db.shape[1] + 15) // 16 + 7) // 8 * 8)
+    planes_bytes = torch.ones(n_db * 2 * words, dtype=torch.int64)
     return [
         bench.Case("vsa-sim", "ternhd Index.pairwise", lambda: index.pairwise(q), n_db, "pairs", "ternhd"),
         bench.Case("vsa-sim", "ternhd Index.pairwise dot", lambda: index.pairwise(q, "dot"), n_db, "pairs",
@@ -143,6 +154,8 @@ def _cases_sim(n_db):
         bench.Case("vsa-sim", "torchhd.dot_similarity", lambda: torchhd.dot_similarity(Q, DB), n_db, "pairs"),
         bench.Case("vsa-sim", "torchhd.cosine_similarity", lambda: torchhd.cosine_similarity(Q, DB), n_db, "pairs"),
         bench.Case("vsa-sim", "torchhd.hamming BSC", lambda: torchhd.hamming_similarity(Qb, DBb), n_db, "pairs"),
+        bench.Case("vsa-sim", "stream Index bytes (sum)", lambda: planes_bytes.sum(), n_db, "pairs",
+                   note=f"torch int64 sum of {planes_bytes.numel() * 8} bytes: the Index's planes, read once"),
     ]
 
 
@@ -182,9 +195,10 @@ GROUPS = {
     "vsa-bind": ["ternhd vsa.bind", "torchhd.bind MAP", "torchhd.bind BSC"],
     "vsa-bundle": ["ternhd vsa.multiset packed", "ternhd vsa.multiset int32", "torchhd.multiset+normalize",
                    "torchhd.multiset MAP", "torchhd.multibundle BSC"],
-    "vsa-sim": ["ternhd Index.pairwise", "ternhd Index.pairwise dot", "ternhd Index.topk k=10",
-                "ternhd.cosine (no Index)", "torchhd.dot_similarity", "torchhd.cosine_similarity",
-                "torchhd.hamming BSC"],
+    # the memory floor right after the ternhd scans it bounds, before torchhd's multi-second cases
+    "vsa-sim": ["ternhd Index.pairwise", "ternhd Index.pairwise dot", "stream Index bytes (sum)",
+                "ternhd Index.topk k=10", "ternhd.cosine (no Index)", "torchhd.dot_similarity",
+                "torchhd.cosine_similarity", "torchhd.hamming BSC"],
     "vsa-cleanup": ["ternhd ItemMemory.cleanup", "torchhd.cleanup per query", "torchhd cos+argmax batched"],
 }
 _BUILD = {"vsa-random": _cases_random, "vsa-bind": _cases_bind, "vsa-bundle": _cases_bundle,
@@ -209,7 +223,14 @@ def test_vsa(benchmark, run_case, key):
     group, name = key.split("|")
     case = _case(group, name, benchmark)
     slow = name.startswith("torchhd") and group in ("vsa-sim", "vsa-cleanup")  # seconds per call
-    run_case(case, rounds=2 if slow else 5)
+    # Millisecond calls get 25 rounds on both sides: on a shared machine one preempted round in 5
+    # moves a median of a 1 ms case by several ms.
+    rounds = 2 if slow else 25 if group in ("vsa-bind", "vsa-bundle") else 5
+    # the JSON (--benchmark-json) keeps the threads and the machine's load around each case
+    benchmark.extra_info.update(threads_torch=torch.get_num_threads(), threads_ternhd=ternhd.get_num_threads(),
+                                loadavg_before=list(os.getloadavg()))
+    run_case(case, rounds=rounds)
+    benchmark.extra_info["loadavg_after"] = list(os.getloadavg())
 
 
 def test_vsa_memory_per_vector():

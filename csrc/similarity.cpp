@@ -18,6 +18,10 @@
 #include <memory>
 #include <stdexcept>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "bits.hpp"
 #include "similarity.hpp"
 #include "threads.hpp"
@@ -72,6 +76,15 @@ bool convert_all(const uint8_t *p, int64_t rows, int64_t nbytes, Planes &out) {
   out.data.reset(static_cast<uint64_t *>(
       std::malloc(sizeof(uint64_t) * static_cast<size_t>(std::max<int64_t>(1, rows * 2 * out.words)))));
   if (!out.data) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // A large index on transparent huge pages (before the first write): a one-query scan streams all
+  // of it, and 4 KiB pages cost it about 5-10% (measured on the 256 MB planes of 100,000 x 10,000).
+  const size_t bytes = sizeof(uint64_t) * static_cast<size_t>(rows * 2 * out.words);
+  if (bytes >= (size_t{4} << 20)) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(out.data.get()), lo = (a + 4095) & ~uintptr_t{4095};
+    madvise(reinterpret_cast<void *>(lo), a + bytes - lo, MADV_HUGEPAGE);  // advice only: failure is harmless
+  }
+#endif
   out.capacity = rows;
   out.norms.assign(static_cast<size_t>(rows), 0);
   std::atomic<bool> ok{true};
@@ -150,14 +163,20 @@ TERNHD_AVX2 static inline int64_t hsum_epi64_256(__m256i v) {
   return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
 }
 
+// One query streams the database once: memory-bound. Each row is two short streams (mask, sign:
+// 20 cache lines each at D = 10,000) that the hardware prefetcher picks up too late, so the loop
+// prefetches the same lines of the next row (measured 1.4-1.9x on a Zen 3 guest, D = 10,000).
 TERNHD_AVX2 void counts_avx2(const uint64_t *q, const uint64_t *db, int64_t nd, int64_t words, int32_t *both,
                              int32_t *opp) {
   const uint64_t *qm = q, *qs = q + words;
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t j = 0; j < nd; ++j) {
     const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
+    const uint64_t *next = j + 1 < nd ? ds + words : dm;  // the last row prefetches itself
     __m256i a1 = zero, a2 = zero;
     for (int64_t w = 0; w < words; w += 8) {  // words is a multiple of 8: two ymm per step
+      _mm_prefetch(reinterpret_cast<const char *>(next + w), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char *>(next + words + w), _MM_HINT_T0);
       __m256i c1 = zero, c2 = zero;
       for (int h = 0; h < 8; h += 4) {
         __m256i m = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(qm + w + h)),
@@ -180,8 +199,11 @@ TERNHD_AVX512 void counts_avx512(const uint64_t *q, const uint64_t *db, int64_t 
   const uint64_t *qm = q, *qs = q + words;
   for (int64_t j = 0; j < nd; ++j) {
     const uint64_t *dm = db + j * 2 * words, *ds = dm + words;
+    const uint64_t *next = j + 1 < nd ? ds + words : dm;  // the last row prefetches itself
     __m512i a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
-    for (int64_t w = 0; w < words; w += 8) {
+    for (int64_t w = 0; w < words; w += 8) {  // the next row's lines, as in counts_avx2
+      _mm_prefetch(reinterpret_cast<const char *>(next + w), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char *>(next + words + w), _MM_HINT_T0);
       __m512i m = _mm512_and_si512(_mm512_loadu_si512(qm + w), _mm512_loadu_si512(dm + w));
       // m & (qs ^ ds): truth table 0x60 for (A=m, B=qs, C=ds)
       __m512i o = _mm512_ternarylogic_epi64(m, _mm512_loadu_si512(qs + w), _mm512_loadu_si512(ds + w), 0x60);

@@ -73,12 +73,57 @@ def test_bind_errors():
 
 # ---------------------------------------------------------------------------------------- bundle
 @pytest.mark.parametrize("dim", DIMS)
-@pytest.mark.parametrize("n", [1, 2, 5, 8, 130])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 16, 17, 130, 1000])
 def test_bundle_matches_reference(simd, dim, n):
+    # n crosses the bit-sliced kernel's 16-row adder tree and count widths up to 10 bits
     rng = np.random.default_rng(dim * 10 + n)
     v = random_packed(rng, (n,), dim)
-    for thr in (0, 1, 2.5):
+    for thr in (0, 1, 2.5, n - 1, n):
         np.testing.assert_array_equal(ternhd.bundle(v, threshold=thr), ref.bundle(v, thr))
+    sums = ref.unpack_ternary(v, 4 * v.shape[-1]).astype(np.int64).sum(axis=0)
+    got = ternhd.bundle(v, packed=False)
+    assert got.dtype == np.int32 and got.shape == (4 * v.shape[-1],)
+    np.testing.assert_array_equal(got, sums)
+
+
+@pytest.mark.parametrize("n", [2, 3, 32, 1000])
+def test_bundle_ties(simd, n):
+    # rows and their negations: every sum is 0 (a tie: 0 at threshold 0), plus one row for odd n
+    rng = np.random.default_rng(n)
+    half = ref.unpack_ternary(random_packed(rng, (n // 2,), 1001), 1001)
+    t = np.concatenate([half, -half] + ([ref.unpack_ternary(random_packed(rng, (1,), 1001), 1001)] if n % 2 else []))
+    v = ternhd.pack_ternary(t)
+    want = t.sum(axis=0, dtype=np.int32)
+    np.testing.assert_array_equal(ternhd.bundle(v, packed=False)[:1001], want)
+    np.testing.assert_array_equal(ternhd.unpack_ternary(ternhd.bundle(v), 1001), np.sign(want))
+    assert (ternhd.bundle(v, threshold=1) == 0).all()
+
+
+def test_bundle_large_is_threaded_and_exact(simd):
+    # 3 groups x 1,500 rows x 2,048 bytes: enough input for the kernel to split over 2 threads
+    rng = np.random.default_rng(6)
+    v = random_packed(rng, (3, 1500), 8192, zeros=0.0)
+    before = ternhd.get_num_threads()
+    ternhd.set_num_threads(2)
+    try:
+        packed, sums = ternhd.bundle(v), ternhd.bundle(v, packed=False)
+    finally:
+        ternhd.set_num_threads(before)
+    want = ternhd.unpack_ternary(v, 8192).sum(axis=-2, dtype=np.int32)
+    np.testing.assert_array_equal(sums, want)
+    np.testing.assert_array_equal(ternhd.unpack_ternary(packed, 8192), np.sign(want))
+
+
+def test_bundle_sums_groups_and_torch(simd):
+    rng = np.random.default_rng(5)
+    v = random_packed(rng, (2, 3, 37), 150)
+    sums = ternhd.bundle(v, packed=False)
+    assert sums.shape == (2, 3, 152) and sums.dtype == np.int32
+    np.testing.assert_array_equal(sums, ref.unpack_ternary(v, 152).astype(np.int32).sum(axis=-2))
+    torch = pytest.importorskip("torch")
+    out = ternhd.bundle(torch.from_numpy(v), packed=False)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.int32
+    np.testing.assert_array_equal(out.numpy(), sums)
 
 
 def test_bundle_groups_sequence_and_ties(simd):
@@ -132,6 +177,8 @@ def test_bundle_errors():
     for path in PATHS:
         with ternhd.use_simd(path), pytest.raises(ValueError, match="0b11"):
             ternhd.bundle(bad)
+        with ternhd.use_simd(path), pytest.raises(ValueError, match="0b11"):
+            ternhd.bundle(bad, packed=False)
 
 
 # --------------------------------------------------------------------------------------- permute
@@ -186,13 +233,16 @@ def test_permute_errors():
 
 # -------------------------------------------------------------------------------------- hypothesis
 @settings(max_examples=60, deadline=None)
-@given(dim=st.integers(1, 300), rows=st.integers(1, 4), n=st.integers(1, 5), k=st.integers(-1000, 1000),
-       seed=st.integers(0, 2**32 - 1), path=st.sampled_from(PATHS))
-def test_algebra_hypothesis(dim, rows, n, k, seed, path):
+@given(dim=st.integers(1, 300), rows=st.integers(1, 4), n=st.integers(1, 40), k=st.integers(-1000, 1000),
+       thr=st.integers(0, 6), seed=st.integers(0, 2**32 - 1), path=st.sampled_from(PATHS))
+def test_algebra_hypothesis(dim, rows, n, k, thr, seed, path):
     rng = np.random.default_rng(seed)
     a, b = random_packed(rng, (rows,), dim), random_packed(rng, (rows,), dim)
     v = random_packed(rng, (rows, n), dim)
     with ternhd.use_simd(path):
         np.testing.assert_array_equal(ternhd.bind(a, b), ref.bind(a, b))
         np.testing.assert_array_equal(ternhd.bundle(v), ref.bundle(v))
+        np.testing.assert_array_equal(ternhd.bundle(v, threshold=thr), ref.bundle(v, thr))
+        np.testing.assert_array_equal(ternhd.bundle(v, packed=False),
+                                      ref.unpack_ternary(v, 4 * v.shape[-1]).astype(np.int32).sum(axis=-2))
         np.testing.assert_array_equal(ternhd.permute(a, k, dim), ref.permute(a, k, dim))

@@ -127,6 +127,18 @@ def test_memory_per_vector():
 
 
 # ----------------------------------------------------------------------------- algebra = torchhd MAP
+@pytest.mark.parametrize("n", [1, 2, 3, 1000])
+@pytest.mark.parametrize("dim", [1001, 10_000])
+def test_multiset_equals_torchhd(n, dim):
+    # the bit-sliced bundle kernel: sums equal torchhd's multiset, the vote its sign (ties 0)
+    rng = np.random.default_rng(n + dim)
+    t = rand_trits(rng, (n, dim), p_zero=0.0)
+    a, A = ternhd.pack_ternary(t), as_map(t)
+    theirs = torchhd.multiset(A).numpy()
+    assert np.array_equal(vsa.multiset(a, dim=dim), theirs)
+    assert np.array_equal(trits_of(vsa.multiset(a, dim=dim, packed=True), dim), np.sign(theirs))
+
+
 @pytest.mark.parametrize("dim", [64, 1001])
 def test_algebra_equals_torchhd(dim):
     rng = np.random.default_rng(dim)

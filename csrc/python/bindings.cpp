@@ -353,6 +353,18 @@ py::array bundle_rows_py(const py::array &p_in, double thr) {
   return out;
 }
 
+py::array bundle_sums_py(const py::array &p_in) {
+  auto p = input<uint8_t>(p_in, "vectors");
+  if (p.ndim() != 3) value_error("vectors", "expected a 3-D packed array (groups, n, bytes)");
+  const int64_t groups = p.shape(0), n = p.shape(1), nb = p.shape(2);
+  py::array_t<int32_t> out({groups, 4 * nb});
+  const uint8_t *src = p.data();
+  int32_t *dst = out.mutable_data();
+  const Simd simd = active_simd();
+  without_gil([&] { bundle_sums_rows(src, groups, n, nb, dst, simd); });
+  return out;
+}
+
 py::array permute_rows_py(const py::array &a_in, int64_t k, int64_t dim) {
   auto a = input<uint8_t>(a_in, "a", 2);
   const int64_t rows = a.shape(0), nb = a.shape(1);
@@ -549,6 +561,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("bundle_rows", &bundle_rows_py, py::arg("vectors"), py::arg("threshold") = 0.0,
         "Element-wise sum over axis 1 of packed (G, n, B) re-quantized to packed (G, B): +1 if sum > threshold, "
         "-1 if sum < -threshold, else 0.");
+  m.def("bundle_sums", &bundle_sums_py, py::arg("vectors"),
+        "Element-wise int32 sums over axis 1 of packed (G, n, B) -> (G, 4 * B), trit 4 j + q from trit q of byte j "
+        "(bit-sliced counts; padding trits sum to 0).");
   m.def("permute_rows", &permute_rows_py, py::arg("a"), py::arg("k"), py::arg("dim"),
         "Cyclic shift of each packed row by k trits (0 <= k < dim), like numpy.roll on the unpacked trits.");
 

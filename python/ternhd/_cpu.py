@@ -274,12 +274,8 @@ def bundle(vectors: Any, dim: int, threshold: int = 0, packed: bool = True) -> A
     lead, (n, width) = arr.shape[:-2], arr.shape[-2:]
     groups = int(np.prod(lead, dtype=np.int64))
     rows = np.ascontiguousarray(arr).reshape(groups, n, width)
-    if not packed:
-        sums = np.zeros((groups, dim), np.int32)
-        step = max(1, (1 << 22) // max(dim, 1))  # unpack a block of rows at a time
-        for r0 in range(0, n, step):
-            sums += unpack_ternary(rows[:, r0:r0 + step], dim).sum(axis=1, dtype=np.int32)
-        return wrap(sums.reshape(lead + (dim,)))
+    if not packed:  # the same bit-sliced counts as the majority vote, finished as int32
+        return wrap(_core.bundle_sums(rows)[:, :dim].reshape(lead + (dim,)))
     return wrap(_core.bundle_rows(rows, float(threshold)).reshape(lead + (width,)))
 
 

@@ -447,6 +447,57 @@ void test_search() {
 }
 
 // ----------------------------------------------------------------------------- algebra
+// bundle_rows (thresholds 0, 1, 1.5, 2, n - 1, n, huge) and bundle_sums_rows against sums computed
+// trit by trit, on Simd s and scalar; the bit-sliced counts directly against per-bit counts.
+void test_bundle_case(Simd s, int64_t groups, int64_t n, int64_t dim, const std::vector<uint8_t> &v) {
+  const int64_t nb = ceil_div(dim, 4);
+  std::vector<int8_t> t(static_cast<size_t>(groups * n * dim));
+  unpack_rows(v.data(), groups * n, dim, t.data(), Simd::scalar);
+  std::vector<int32_t> want_sums(static_cast<size_t>(groups * 4 * nb), 0);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < dim; ++i) want_sums[g * 4 * nb + i] += t[(g * n + r) * dim + i];
+  context("bundle", s, groups * n, dim, "n=" + std::to_string(n));
+  for (Simd path : {Simd::scalar, s}) {
+    std::vector<int32_t> sums(want_sums.size(), -7);
+    bundle_sums_rows(v.data(), groups, n, nb, sums.data(), path);
+    CHECK(sums == want_sums);
+    for (double thr : {0.0, 1.0, 1.5, 2.0, static_cast<double>(n - 1), static_cast<double>(n), 1e300}) {
+      std::vector<int8_t> q(static_cast<size_t>(groups * dim));
+      const double ti = std::floor(thr);
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = 0; i < dim; ++i) {
+          const int32_t x = want_sums[g * 4 * nb + i];
+          q[g * dim + i] = static_cast<int8_t>(x > ti ? 1 : (x < -ti ? -1 : 0));
+        }
+      std::vector<uint8_t> got(static_cast<size_t>(groups * nb), 0xEE);
+      bundle_rows(v.data(), groups, n, nb, thr, got.data(), path);
+      CHECK(got == ref_pack(q, groups, dim));
+    }
+  }
+  if (groups > 0) {  // the count kernel itself: plane l, bit b of byte j = bit l of the rows' bit-b count
+    const int levels = count_levels(n);
+    std::vector<uint8_t> planes(static_cast<size_t>(levels * nb), 0xEE);
+    CHECK(pick(kCount, s)(v.data(), n, nb, nb, levels, planes.data()));
+    bool same = true;
+    for (int64_t j = 0; j < nb; ++j)
+      for (int b = 0; b < 8; ++b) {
+        int64_t c = 0;
+        for (int64_t r = 0; r < n; ++r) c += (v[r * nb + j] >> b) & 1;
+        for (int l = 0; l < levels; ++l) same &= ((planes[l * nb + j] >> b) & 1) == ((c >> l) & 1);
+      }
+    CHECK(same);
+  }
+  if (groups * n * nb > 0) {  // code 0b11 in the last row's last byte
+    auto bad = v;
+    bad[bad.size() - 1] |= 0x03;
+    std::vector<uint8_t> out(static_cast<size_t>(groups * nb));
+    std::vector<int32_t> sums(static_cast<size_t>(groups * 4 * nb));
+    CHECK(throws<std::invalid_argument>([&] { bundle_rows(bad.data(), groups, n, nb, 0.0, out.data(), s); }));
+    CHECK(throws<std::invalid_argument>([&] { bundle_sums_rows(bad.data(), groups, n, nb, sums.data(), s); }));
+  }
+}
+
 void test_algebra() {
   std::printf("algebra\n");
   // Scalar bind against the trit product.
@@ -484,22 +535,27 @@ void test_algebra() {
           CHECK(
               throws<std::invalid_argument>([&] { bind_rows(a.data(), rows, badb.data(), rows, nb, got.data(), s); }));
         }
-        // bundle: groups x n rows, thresholds 0 and 1.5
-        for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{130}}) {
-          const int64_t groups = std::min<int64_t>(rows, 3);
-          auto v = random_packed(groups * n, dim);
-          for (double thr : {0.0, 1.5}) {
-            std::vector<uint8_t> w(static_cast<size_t>(groups * nb)), g(w.size());
-            context("bundle", s, groups * n, dim, "n=" + std::to_string(n));
-            bundle_rows(v.data(), groups, n, nb, thr, w.data(), Simd::scalar);
-            bundle_rows(v.data(), groups, n, nb, thr, g.data(), s);
-            CHECK(g == w);
-          }
-          if (groups > 0 && dim >= 4) {
-            std::vector<int32_t> s0(static_cast<size_t>(4 * nb)), s1(s0.size());
-            CHECK(pick(kSums, Simd::scalar)(v.data(), n, nb, nb, s0.data()));
-            CHECK(pick(kSums, s)(v.data(), n, nb, nb, s1.data()));
-            CHECK(s0 == s1);
+        // bundle: groups x n rows against the trit-by-trit model (majority with thresholds, int32
+        // sums); n crosses the 16-row adder tree and every count width up to 1000 rows.
+        for (int64_t n :
+             {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{5}, int64_t{16}, int64_t{17}, int64_t{130}, int64_t{1000}}) {
+          const int64_t groups = std::min<int64_t>(rows, n >= 1000 ? 1 : 3);
+          if (n >= 1000 && dim > 257) continue;  // keeps the test fast; the widths below 257 straddle every block
+          test_bundle_case(s, groups, n, dim, random_packed(groups * n, dim));
+        }
+        if (rows == 1) {  // ties everywhere: each row repeated with its negation (sums 0, or +-1 with one more row)
+          for (int64_t n : {int64_t{2}, int64_t{3}, int64_t{32}, int64_t{33}}) {
+            auto half = random_trits(n / 2 * dim);
+            std::vector<int8_t> t(static_cast<size_t>(n * dim), 0);
+            for (int64_t i = 0; i < n / 2 * dim; ++i) {
+              t[i] = half[i];
+              t[n / 2 * dim + i] = static_cast<int8_t>(-half[i]);
+            }
+            if (n % 2) {
+              auto last = random_trits(dim);
+              std::copy(last.begin(), last.end(), t.begin() + 2 * (n / 2) * dim);
+            }
+            test_bundle_case(s, 1, n, dim, ref_pack(t, n, dim));
           }
         }
         // permute by several k, including 0 and dim - 1
@@ -536,6 +592,10 @@ void test_algebra() {
   g_context = "algebra argument checks";
   CHECK(throws<std::invalid_argument>([] { bundle_rows(nullptr, 1, 0, 4, 0.0, nullptr, Simd::scalar); }));
   CHECK(throws<std::invalid_argument>([] { bundle_rows(nullptr, 1, 1, 4, -1.0, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>([] { bundle_sums_rows(nullptr, 1, 0, 4, nullptr, Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>(
+      [] { bundle_sums_rows(nullptr, 1, int64_t{1} << 31, 4, nullptr, Simd::scalar); }));  // int32 sums
+  CHECK(count_levels(1) == 1 && count_levels(2) == 2 && count_levels(1000) == 10 && count_levels(1023) == 10);
   CHECK(throws<std::invalid_argument>([] { permute_rows(nullptr, 1, 2, 8, 8, nullptr, Simd::scalar); }));
   CHECK(throws<std::invalid_argument>([] { permute_rows(nullptr, 1, 3, 1, 8, nullptr, Simd::scalar); }));
   CHECK(throws<std::invalid_argument>([] { bind_rows(nullptr, 2, nullptr, 3, 4, nullptr, Simd::scalar); }));
