@@ -705,6 +705,123 @@ TERNHD_AVX512 void float_word_avx512(const float *qt, const uint64_t *offs, int6
 }
 #endif  // TERNHD_X86
 
+// Few queries (m < kFloatTableMin): the table kernel would leave most of its 16 lanes empty, so each
+// row is scored directly against up to 4 queries in the plane order (permute_query), the lane masks
+// of each 8 trits made once for them.
+void permute_query(const float *q, int64_t dim, int64_t words, float *qp) {
+  for (int64_t k = 0; k < words; ++k)
+    for (int64_t b = 0; b < 64; ++b) {
+      const int64_t p = b / 2, t = 64 * k + (b & 1 ? 32 : 0) + 4 * (p / 4) + 3 - p % 4;
+      qp[64 * k + b] = t < dim ? q[t] : 0.0f;
+    }
+}
+
+void float_dots_scalar(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out) {
+  const uint64_t *m = row, *s = row + words;
+  for (int64_t i = 0; i < nq; ++i) {
+    const float *qi = qp + i * words * 64;
+    float acc = 0.0f;
+    for (int64_t w = 0; w < words; ++w) {
+      const float *q = qi + 64 * w;
+      for (uint64_t pos = m[w] & ~s[w]; pos; pos &= pos - 1) acc += q[__builtin_ctzll(pos)];
+      for (uint64_t neg = m[w] & s[w]; neg; neg &= neg - 1) acc -= q[__builtin_ctzll(neg)];
+    }
+    out[i] = acc;
+  }
+}
+
+#if TERNHD_X86
+namespace {
+TERNHD_AVX2 inline float hsum256_ps(__m256 a) {
+  __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+// NQ queries against one row: the lane masks of each 8 trits are made once and serve NQ queries.
+template <int NQ>
+TERNHD_AVX2 inline void float_dots_avx2_t(const float *qp, const uint64_t *row, int64_t words, float *out) {
+  const uint64_t *m = row, *s = row + words;
+  // Lane l of group g (g = 0..3 of a 32-bit half) takes bit 8g + l to bit 31.
+  const __m256i sh[4] = {_mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24),
+                         _mm256_setr_epi32(23, 22, 21, 20, 19, 18, 17, 16),
+                         _mm256_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8), _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0)};
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  constexpr int A = NQ == 1 ? 4 : 2;  // accumulators per query (independent add chains)
+  __m256 acc[NQ][A];
+  for (int i = 0; i < NQ; ++i)
+    for (int a = 0; a < A; ++a) acc[i][a] = _mm256_setzero_ps();
+  const int64_t qstride = words * 64;
+  for (int64_t w = 0; w < words; ++w) {
+    if (!m[w]) continue;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i m32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(m[w] >> (32 * h))));
+      const __m256i s32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(s[w] >> (32 * h))));
+      const int64_t off = 64 * w + 32 * h;
+      for (int g = 0; g < 4; ++g) {
+        const __m256 keep = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_sllv_epi32(m32, sh[g]), 31));
+        const __m256 sign = _mm256_castsi256_ps(_mm256_and_si256(_mm256_sllv_epi32(s32, sh[g]), top));
+        for (int i = 0; i < NQ; ++i) {
+          const __m256 v = _mm256_and_ps(_mm256_loadu_ps(qp + i * qstride + off + 8 * g), keep);
+          acc[i][g % A] = _mm256_add_ps(acc[i][g % A], _mm256_xor_ps(v, sign));
+        }
+      }
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    __m256 t = acc[i][0];
+    for (int a = 1; a < A; ++a) t = _mm256_add_ps(t, acc[i][a]);
+    out[i] = hsum256_ps(t);
+  }
+}
+
+template <int NQ>
+TERNHD_AVX512 inline void float_dots_avx512_t(const float *qp, const uint64_t *row, int64_t words, float *out) {
+  const uint64_t *m = row, *s = row + words;
+  constexpr int A = NQ == 1 ? 4 : 2;
+  __m512 acc[NQ][A];
+  for (int i = 0; i < NQ; ++i)
+    for (int a = 0; a < A; ++a) acc[i][a] = _mm512_setzero_ps();
+  const int64_t qstride = words * 64;
+  for (int64_t w = 0; w < words; ++w) {
+    const uint64_t pos = m[w] & ~s[w], neg = m[w] & s[w];
+    for (int c = 0; c < 4; ++c) {
+      const __mmask16 pk = static_cast<__mmask16>(pos >> (16 * c)), nk = static_cast<__mmask16>(neg >> (16 * c));
+      for (int i = 0; i < NQ; ++i) {
+        const __m512 q = _mm512_loadu_ps(qp + i * qstride + 64 * w + 16 * c);
+        __m512 &a = acc[i][c % A];
+        a = _mm512_mask_sub_ps(_mm512_mask_add_ps(a, pk, a, q), nk, a, q);
+      }
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    __m512 t = acc[i][0];
+    for (int a = 1; a < A; ++a) t = _mm512_add_ps(t, acc[i][a]);
+    out[i] = _mm512_reduce_add_ps(t);
+  }
+}
+}  // namespace
+
+TERNHD_AVX2 void float_dots_avx2(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out) {
+  switch (nq) {
+    case 1: float_dots_avx2_t<1>(qp, row, words, out); break;
+    case 2: float_dots_avx2_t<2>(qp, row, words, out); break;
+    case 3: float_dots_avx2_t<3>(qp, row, words, out); break;
+    default: float_dots_avx2_t<4>(qp, row, words, out); break;
+  }
+}
+
+TERNHD_AVX512 void float_dots_avx512(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out) {
+  switch (nq) {
+    case 1: float_dots_avx512_t<1>(qp, row, words, out); break;
+    case 2: float_dots_avx512_t<2>(qp, row, words, out); break;
+    case 3: float_dots_avx512_t<3>(qp, row, words, out); break;
+    default: float_dots_avx512_t<4>(qp, row, words, out); break;
+  }
+}
+#endif  // TERNHD_X86
+
 namespace {
 constexpr int64_t kFloatRows = 256;      // database rows per task
 constexpr int64_t kFloatQueryChunk = 8;  // query blocks per task (their sums: 128 KiB)
@@ -734,6 +851,24 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
   check_query_dim(dim, db);
   const int64_t N = db.rows, W = db.words;
   if (m == 0 || N == 0) return;
+  if (m < kFloatTableMin) {
+    std::vector<float> qp(static_cast<size_t>(m * W * 64));
+    for (int64_t i = 0; i < m; ++i) permute_query(q + i * dim, dim, W, qp.data() + i * W * 64);
+    const FloatDotsFn dots = pick(kFloatDots, simd);
+    parallel_for(ceil_div(N, kFloatRows), [&](int64_t rb) {
+      const int64_t d0 = rb * kFloatRows, nd = std::min(kFloatRows, N - d0);
+      DbSource::Block blk;
+      db.load(d0, nd, blk);
+      AlignedFloats c(nd * kL);
+      for (int64_t i0 = 0; i0 < m; i0 += kFloatQueryTile) {
+        const int64_t nq = std::min(kFloatQueryTile, m - i0);
+        for (int64_t r = 0; r < nd; ++r)
+          dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c.get() + r * kL + i0);
+      }
+      sink(0, d0, nd, c.get(), blk.norms);
+    });
+    return;
+  }
   // Words past the last query value add exact zeros: skipped.
   const int64_t Wq = std::min(W, ceil_div(dim, 64));
   const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL;

@@ -79,11 +79,25 @@ void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores
           const char *db_name = "database");
 
 // Asymmetric scores: float32 queries against ternary rows, q . t = sum of q where t = +1 minus the
-// sum where t = -1 (float32 accumulation), by 16-entry tables per 4 positions (similarity.cpp).
+// sum where t = -1 (float32 accumulation). Batches of kFloatTableMin or more queries use 16-entry
+// tables per 4 positions (similarity.cpp); every variant of that kernel gives the same floats.
 constexpr int64_t kFloatLanes = 16;  // queries per block
 // Writes nq <= 16 queries q (nq, dim) position-major into qt (words * 64 positions x 16 lanes, plane
 // order, zeros past dim and past nq).
 void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, float *qt);
+// Batches of fewer than kFloatTableMin queries: nq (1..4) queries against one row, `qp` holding
+// them permuted into the plane order by permute_query, words * 64 floats each, back to back;
+// out[i] = query i . row (float32 accumulation; the variants' sums differ in rounding only).
+constexpr int64_t kFloatTableMin = 6;
+constexpr int64_t kFloatQueryTile = 4;
+using FloatDotsFn = void (*)(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out);
+void float_dots_scalar(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx2(const float *, int64_t, const uint64_t *, int64_t, float *);
+void float_dots_avx512(const float *, int64_t, const uint64_t *, int64_t, float *);
+constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, TERNHD_X86_ONLY(float_dots_avx2),
+                                           TERNHD_X86_ONLY(float_dots_avx512)};
+// Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
+void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
 // One plane word for nd rows: c[r][l] += sum over the word's 64 positions of qt[k][l] * t_r[k].
 // qt: 64 x 16 floats. offs: nd x 4 words, the row's 4-bit nibbles of this word times 8, one a byte
 // (byte j of a word = bits 8j..8j+7): word 0 groups 0..7 of pos = mask & ~sign (group g = bits

@@ -382,9 +382,8 @@ void test_search() {
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   for (int64_t dim : kDims) {
     if (dim == 0) continue;
-    // n = 301: a full 256-row block, then 45 rows (4-row kernel steps and a single-row tail). m: one
-    // partial block of 16 queries, or (two dims) 70 = two tasks of 4 blocks, the last one partial.
-    const int64_t nb = ceil_div(dim, 4), n = 301, m = dim == 65 || dim == 1027 ? 70 : dim % 2 ? 7 : 6;
+    // n = 301: a full 256-row block, then 45 rows (4-row kernel steps and a single-row tail).
+    const int64_t nb = ceil_div(dim, 4), n = 301;
     auto tb = random_trits(n * dim);
     auto b = ref_pack(tb, n, dim);
     // append_rows in pieces equals one conversion; keep_rows compacts.
@@ -408,57 +407,63 @@ void test_search() {
       }
     g_context = "keep_rows dim=" + std::to_string(dim);
     CHECK(kept && grown.rows == o);
-    // Float queries: every path against a float64 sum (float32 rounding), both database forms, and
-    // bit for bit equal to scalar (same tables, same order of adds).
-    std::vector<float> q(static_cast<size_t>(m * dim));
-    for (float &v : q) v = uni(rng);
-    std::vector<double> ref(static_cast<size_t>(m * n)), mag(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t t = 0; t < dim; ++t) mag[i] += std::fabs(q[i * dim + t]);
-      for (int64_t j = 0; j < n; ++j) {
-        double acc = 0;
-        for (int64_t t = 0; t < dim; ++t) acc += double(q[i * dim + t]) * tb[j * dim + t];
-        ref[i * n + j] = acc;
+    // Float queries: every path against a float64 sum (float32 rounding), both database forms. m:
+    // the few-query path (query tiles of 4 and 1, or one of 3); the table path with one partial block of 16;
+    // (two dims) 70 = two tasks of 8 and 1 blocks, the last partial. The table path is bit for bit
+    // equal to scalar on every path (same tables, same order of adds).
+    for (int64_t m : {dim % 2 ? int64_t{5} : int64_t{3}, dim == 65 || dim == 1027 ? int64_t{70} : int64_t{13}}) {
+      const bool table = m >= kFloatTableMin;
+      std::vector<float> q(static_cast<size_t>(m * dim));
+      for (float &v : q) v = uni(rng);
+      std::vector<double> ref(static_cast<size_t>(m * n)), mag(static_cast<size_t>(m));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t t = 0; t < dim; ++t) mag[i] += std::fabs(q[i * dim + t]);
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = 0;
+          for (int64_t t = 0; t < dim; ++t) acc += double(q[i * dim + t]) * tb[j * dim + t];
+          ref[i * n + j] = acc;
+        }
       }
-    }
-    std::vector<float> want(static_cast<size_t>(m * n));
-    for (Simd s : kAllSimd) {
-      if (!simd_supported(s)) continue;
-      context("float_scores", s, m, dim, "");
-      std::vector<float> got(want.size(), -7.0f), got2(want.size(), -7.0f);
-      float_scores(q.data(), m, dim, whole, got.data(), s);
-      float_scores(q.data(), m, dim, PackedRows{b.data(), n, nb}, got2.data(), s);
-      if (s == Simd::scalar) want = got;
-      bool close = true;
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) close &= std::fabs(got[i * n + j] - ref[i * n + j]) <= 1e-5 * (mag[i] + 1);
-      CHECK(close);
-      CHECK(got == want && got2 == got);
-      // Top-k: the scores above (or their cosines), best first, ties to the lower row; both forms.
-      for (Metric mt : {Metric::kDot, Metric::kCosine}) {
-        context("float_topk", s, m, dim, mt == Metric::kDot ? "dot" : "cosine");
-        for (int64_t k : {int64_t{1}, int64_t{10}, n}) {
-          std::vector<float> ts(static_cast<size_t>(m * k)), ts2(ts.size());
-          std::vector<int64_t> ti(ts.size()), ti2(ts.size());
-          float_topk(q.data(), m, dim, whole, k, mt, ts.data(), ti.data(), s);
-          float_topk(q.data(), m, dim, PackedRows{b.data(), n, nb}, k, mt, ts2.data(), ti2.data(), s);
-          bool same = ts == ts2 && ti == ti2;
-          for (int64_t i = 0; i < m; ++i) {
-            double qn = 0;
-            for (int64_t t = 0; t < dim; ++t) qn += double(q[i * dim + t]) * q[i * dim + t];
-            std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n));
-            for (int64_t j = 0; j < n; ++j) {
-              float v = got[i * n + j];
-              if (mt == Metric::kCosine) {
-                const double den = std::sqrt(qn) * std::sqrt(double(whole.norms[j]));
-                v = den > 0 ? float(double(v) / den) : 0.0f;
+      std::vector<float> want(static_cast<size_t>(m * n));
+      for (Simd s : kAllSimd) {
+        if (!simd_supported(s)) continue;
+        context("float_scores", s, m, dim, "");
+        std::vector<float> got(want.size(), -7.0f), got2(want.size(), -7.0f);
+        float_scores(q.data(), m, dim, whole, got.data(), s);
+        float_scores(q.data(), m, dim, PackedRows{b.data(), n, nb}, got2.data(), s);
+        if (s == Simd::scalar) want = got;
+        bool close = true;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) close &= std::fabs(got[i * n + j] - ref[i * n + j]) <= 1e-5 * (mag[i] + 1);
+        CHECK(close);
+        CHECK(got2 == got);
+        if (table) CHECK(got == want);
+        // Top-k: the scores above (or their cosines), best first, ties to the lower row; both forms.
+        for (Metric mt : {Metric::kDot, Metric::kCosine}) {
+          context("float_topk", s, m, dim, mt == Metric::kDot ? "dot" : "cosine");
+          for (int64_t k : {int64_t{1}, int64_t{10}, n}) {
+            std::vector<float> ts(static_cast<size_t>(m * k)), ts2(ts.size());
+            std::vector<int64_t> ti(ts.size()), ti2(ts.size());
+            float_topk(q.data(), m, dim, whole, k, mt, ts.data(), ti.data(), s);
+            float_topk(q.data(), m, dim, PackedRows{b.data(), n, nb}, k, mt, ts2.data(), ti2.data(), s);
+            bool same = ts == ts2 && ti == ti2;
+            for (int64_t i = 0; i < m; ++i) {
+              double qn = 0;
+              for (int64_t t = 0; t < dim; ++t) qn += double(q[i * dim + t]) * q[i * dim + t];
+              std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n));
+              for (int64_t j = 0; j < n; ++j) {
+                float v = got[i * n + j];
+                if (mt == Metric::kCosine) {
+                  const double den = std::sqrt(qn) * std::sqrt(double(whole.norms[j]));
+                  v = den > 0 ? float(double(v) / den) : 0.0f;
+                }
+                all[j] = {-v, j};  // ascending = best first, ties to the lower row
               }
-              all[j] = {-v, j};  // ascending = best first, ties to the lower row
+              std::sort(all.begin(), all.end());
+              for (int64_t j = 0; j < k; ++j) same &= ts[i * k + j] == -all[j].first && ti[i * k + j] == all[j].second;
             }
-            std::sort(all.begin(), all.end());
-            for (int64_t j = 0; j < k; ++j) same &= ts[i * k + j] == -all[j].first && ti[i * k + j] == all[j].second;
+            CHECK(same);
           }
-          CHECK(same);
         }
       }
     }
