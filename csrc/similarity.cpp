@@ -579,8 +579,9 @@ constexpr int64_t kL = kFloatLanes;
 constexpr int kPrev[16] = {0, 0, 0, 2, 0, 4, 4, 6, 0, 8, 8, 10, 8, 12, 12, 14};
 constexpr int kLow[16] = {0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0};
 
-// The 16 groups' tables of one plane word from qt (64 positions x kL lanes) into tab (16 x 16 x kL).
-void build_tables_scalar(const float *qt, float *tab) {
+}  // namespace
+
+void float_tables_scalar(const float *qt, float *tab) {
   for (int g = 0; g < 16; ++g) {
     const float *q = qt + 4 * g * kL;
     float *t = tab + g * 16 * kL;
@@ -589,10 +590,8 @@ void build_tables_scalar(const float *qt, float *tab) {
       for (int64_t l = 0; l < kL; ++l) t[e * kL + l] = t[kPrev[e] * kL + l] + q[kLow[e] * kL + l];
   }
 }
-}  // namespace
 
-void float_word_scalar(const float *qt, const uint64_t *offs, int64_t nd, float *c, float *tab) {
-  build_tables_scalar(qt, tab);
+void float_word_scalar(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
   for (int64_t r = 0; r < nd; ++r) {
     float *cr = c + r * kL;
     for (int half = 0; half < 2; ++half) {
@@ -606,8 +605,7 @@ void float_word_scalar(const float *qt, const uint64_t *offs, int64_t nd, float 
 }
 
 #if TERNHD_X86
-namespace {
-TERNHD_AVX2 void build_tables_avx2(const float *qt, float *tab) {
+TERNHD_AVX2 void float_tables_avx2(const float *qt, float *tab) {
   for (int g = 0; g < 16; ++g)
     for (int h = 0; h < 2; ++h) {
       __m256 q[4], t[16];
@@ -619,7 +617,7 @@ TERNHD_AVX2 void build_tables_avx2(const float *qt, float *tab) {
     }
 }
 
-TERNHD_AVX512 void build_tables_avx512(const float *qt, float *tab) {
+TERNHD_AVX512 void float_tables_avx512(const float *qt, float *tab) {
   for (int g = 0; g < 16; ++g) {
     __m512 q[4], t[16];
     for (int j = 0; j < 4; ++j) q[j] = _mm512_load_ps(qt + (4 * g + j) * kL);
@@ -630,6 +628,7 @@ TERNHD_AVX512 void build_tables_avx512(const float *qt, float *tab) {
   }
 }
 
+namespace {
 // R rows against one word's tables, 2 ymm of 8 lanes per row. R = 4 keeps 8 independent add chains
 // in flight (each chain is 32 adds a word). The offsets come 8 to a 64-bit load and are shifted out
 // (fewer loads: the kernel is load-bound, 4 table loads per group and row).
@@ -688,16 +687,14 @@ TERNHD_AVX512 TERNHD_INLINE void rows_avx512(const char *tab, const uint64_t *o,
 }
 }  // namespace
 
-TERNHD_AVX2 void float_word_avx2(const float *qt, const uint64_t *offs, int64_t nd, float *c, float *tab) {
-  build_tables_avx2(qt, tab);
+TERNHD_AVX2 void float_word_avx2(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
   const char *t = reinterpret_cast<const char *>(tab);
   int64_t r = 0;
   for (; r + 4 <= nd; r += 4) rows_avx2<4>(t, offs + r * 4, c + r * kL);
   for (; r < nd; ++r) rows_avx2<1>(t, offs + r * 4, c + r * kL);
 }
 
-TERNHD_AVX512 void float_word_avx512(const float *qt, const uint64_t *offs, int64_t nd, float *c, float *tab) {
-  build_tables_avx512(qt, tab);
+TERNHD_AVX512 void float_word_avx512(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
   const char *t = reinterpret_cast<const char *>(tab);
   int64_t r = 0;
   for (; r + 4 <= nd; r += 4) rows_avx512<4>(t, offs + r * 4, c + r * kL);
@@ -823,29 +820,38 @@ TERNHD_AVX512 void float_dots_avx512(const float *qp, int64_t nq, const uint64_t
 #endif  // TERNHD_X86
 
 namespace {
-constexpr int64_t kFloatRows = 256;      // database rows per task
-constexpr int64_t kFloatQueryChunk = 8;  // query blocks per task (their sums: 128 KiB)
+constexpr int64_t kFloatRows = 256;       // database rows per task of the few-query path
+constexpr int64_t kFloatTaskRows = 1024;  // at most, per task of the table path (each table serves them all)
 
 // n floats at a 64-byte boundary (no cache-line splits on the 64-byte table entries; the AVX-512
 // variant's aligned loads), portable: a vector with room to slide.
 struct AlignedFloats {
   std::vector<float> buf;
   float *ptr;
-  explicit AlignedFloats(int64_t n) : buf(static_cast<size_t>(n + 16)) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(buf.data());
-    ptr = buf.data() + ((64 - a % 64) % 64) / sizeof(float);
-  }
+  explicit AlignedFloats(int64_t n) : buf(static_cast<size_t>(n + 16)) { ptr = align64(buf.data()); }
   float *get() const { return ptr; }
+  static float *align64(float *p) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    return p + ((64 - a % 64) % 64) / sizeof(float);
+  }
 };
 
-// The asymmetric product, one task per (kFloatRows rows, kFloatQueryChunk query blocks); sink(b, d0,
-// nd, c, norms) takes query block b's sums c (nd x kL: row d0 + r, lane l at c[r * kL + l]).
+// A task's sums: per thread, reused by its next tasks (no fresh pages to fault in per task).
+float *task_sums(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(n + 16)) buf.resize(static_cast<size_t>(n + 16));
+  return AlignedFloats::align64(buf.data());
+}
+
 void check_query_dim(int64_t dim, const DbSource &db) {
   if (dim < 1 || dim > 4 * db.nbytes)
     throw std::invalid_argument("queries: " + std::to_string(dim) + " values per row, the rows hold " +
                                 std::to_string(4 * db.nbytes) + " trits");
 }
 
+// The asymmetric product; sink(b, d0, nd, c, norms) takes query block b's sums c for rows d0..d0+nd
+// (nd x kL: row d0 + r, lane l = query kL * b + l at c[r * kL + l]), from any thread; d0 is a
+// multiple of kFloatRows.
 template <typename Sink>
 void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd simd, const Sink &sink) {
   check_query_dim(dim, db);
@@ -859,36 +865,42 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
       const int64_t d0 = rb * kFloatRows, nd = std::min(kFloatRows, N - d0);
       DbSource::Block blk;
       db.load(d0, nd, blk);
-      AlignedFloats c(nd * kL);
+      float *c = task_sums(nd * kL);
       for (int64_t i0 = 0; i0 < m; i0 += kFloatQueryTile) {
         const int64_t nq = std::min(kFloatQueryTile, m - i0);
-        for (int64_t r = 0; r < nd; ++r)
-          dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c.get() + r * kL + i0);
+        for (int64_t r = 0; r < nd; ++r) dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c + r * kL + i0);
       }
-      sink(0, d0, nd, c.get(), blk.norms);
+      sink(0, d0, nd, c, blk.norms);
     });
     return;
   }
   // Words past the last query value add exact zeros: skipped.
   const int64_t Wq = std::min(W, ceil_div(dim, 64));
-  const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL;
+  const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL, wtab = 16 * 16 * kL;
   AlignedFloats qt(nqb * plane);
   parallel_for(nqb, [&](int64_t b) {
     permute_queries(q + b * kL * dim, std::min(kL, m - b * kL), dim, Wq, qt.get() + b * plane);
   });
+  const FloatTablesFn build = pick(kFloatTables, simd);
   const FloatWordFn word = pick(kFloatWord, simd);
-  const int64_t nrb = ceil_div(N, kFloatRows), nqc = ceil_div(nqb, kFloatQueryChunk);
+  // Tasks of rt rows (kFloatTaskRows, fewer when that leaves under 4 tasks a thread) and, when the
+  // row tasks are still few, a share of the query blocks.
+  const int64_t threads = num_threads();
+  const int64_t rt =
+      std::min(kFloatTaskRows, std::max(kFloatRows, ceil_div(ceil_div(N, 4 * threads), kFloatRows) * kFloatRows));
+  const int64_t nrb = ceil_div(N, rt), nqc = std::min(nqb, ceil_div(2 * threads, nrb));
+  const int64_t per = ceil_div(nqb, nqc);
   parallel_for(nrb * nqc, [&](int64_t task) {
-    const int64_t d0 = (task / nqc) * kFloatRows, nd = std::min(kFloatRows, N - d0);
-    const int64_t b0 = (task % nqc) * kFloatQueryChunk, nb = std::min(nqb, b0 + kFloatQueryChunk) - b0;
+    const int64_t d0 = (task / nqc) * rt, nd = std::min(rt, N - d0);
+    const int64_t b0 = (task % nqc) * per, b1 = std::min(nqb, b0 + per);
+    if (b0 >= b1) return;
     DbSource::Block blk;
     db.load(d0, nd, blk);
-    std::vector<uint64_t> offs(static_cast<size_t>(nd * 4));
-    AlignedFloats c(nb * nd * kL), tab(16 * 16 * kL);
-    std::fill(c.get(), c.get() + nb * nd * kL, 0.0f);
-    for (int64_t w = 0; w < Wq; ++w) {
-      // The rows' nibbles of this word, once for the task's query blocks (see FloatWordFn).
-      for (int64_t r = 0; r < nd; ++r) {
+    // The rows' nibbles, once per task for all its query blocks (see FloatWordFn): offs[w][r][4].
+    thread_local std::vector<uint64_t> offs;
+    offs.resize(static_cast<size_t>(Wq * nd * 4));
+    for (int64_t r = 0; r < nd; ++r)
+      for (int64_t w = 0; w < Wq; ++w) {
         const uint64_t mk = blk.rows[r * 2 * W + w], sg = blk.rows[r * 2 * W + W + w];
         const uint64_t pn[2] = {mk & ~sg, mk & sg};
         for (int h = 0; h < 2; ++h)
@@ -896,13 +908,21 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
             uint64_t x = (pn[h] >> (32 * half)) & 0xFFFFFFFFULL;  // 8 nibbles -> 8 bytes
             x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
             x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
-            offs[static_cast<size_t>(r * 4 + 2 * h + half)] = ((x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL) << 3;
+            offs[static_cast<size_t>((w * nd + r) * 4 + 2 * h + half)] = ((x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL) << 3;
           }
       }
-      for (int64_t b = 0; b < nb; ++b)
-        word(qt.get() + (b0 + b) * plane + w * 64 * kL, offs.data(), nd, c.get() + b * nd * kL, tab.get());
+    // One buffer: a block's sums (nd x kL), then the table of the current block and word (16 KiB,
+    // built per task from qt and used for all nd rows: tables kept for all blocks and words are 4x
+    // the bytes of qt and, read from L3 or memory in the kernel's random order, cost more).
+    float *c = task_sums(nd * kL + wtab), *tab = c + nd * kL;
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(c, c + nd * kL, 0.0f);
+      for (int64_t w = 0; w < Wq; ++w) {
+        build(qt.get() + b * plane + w * 64 * kL, tab);
+        word(tab, offs.data() + w * nd * 4, nd, c);
+      }
+      sink(b, d0, nd, c, blk.norms);
     }
-    for (int64_t b = 0; b < nb; ++b) sink(b0 + b, d0, nd, c.get() + b * nd * kL, blk.norms);
   });
 }
 
@@ -922,7 +942,7 @@ struct FloatCand {
   float score;
   int64_t row;
 };
-inline bool float_better(const FloatCand &x, const FloatCand &y) {
+TERNHD_INLINE bool float_better(const FloatCand &x, const FloatCand &y) {
   const float a = std::isnan(x.score) ? -INFINITY : x.score, b = std::isnan(y.score) ? -INFINITY : y.score;
   return a > b || (a == b && x.row < y.row);
 }
@@ -941,33 +961,44 @@ void float_topk_impl(const float *q, int64_t m, int64_t dim, const DbSource &db,
       for (int64_t t = 0; t < dim; ++t) ss += double(q[i * dim + t]) * double(q[i * dim + t]);
       qnorm[static_cast<size_t>(i)] = std::sqrt(ss);
     }
-  // Each row block's best min(k, rows) per query, best first: cand[(block * m + i) * kk + j].
+  // Each kFloatRows segment's best min(k, rows) per query, best first: cand[(segment * m + i) * kk + j].
   std::vector<FloatCand> cand(static_cast<size_t>(nrb * m * kk));
   float_run(q, m, dim, db, simd, [&](int64_t b, int64_t d0, int64_t nd, const float *c, const int32_t *norms) {
-    std::vector<FloatCand> heap;
+    const auto better = [](const FloatCand &x, const FloatCand &y) { return float_better(x, y); };  // inlined
+    thread_local std::vector<FloatCand> heap;
+    thread_local std::vector<double> root;  // sqrt of the rows' non-zero counts
     heap.reserve(static_cast<size_t>(kk));
-    const int64_t keep = std::min(k, nd);
-    for (int64_t l = 0; l < std::min(kL, m - b * kL); ++l) {
-      const int64_t i = b * kL + l;
-      heap.clear();
-      for (int64_t r = 0; r < nd; ++r) {
-        float s = c[r * kL + l];
-        if (metric == Metric::kCosine) {
-          const double den = qnorm[static_cast<size_t>(i)] * std::sqrt(static_cast<double>(norms[r]));
-          s = den > 0 ? static_cast<float>(static_cast<double>(s) / den) : 0.0f;
+    if (metric == Metric::kCosine) {
+      root.resize(static_cast<size_t>(nd));
+      for (int64_t r = 0; r < nd; ++r) root[static_cast<size_t>(r)] = std::sqrt(static_cast<double>(norms[r]));
+    }
+    for (int64_t s0 = 0; s0 < nd; s0 += kFloatRows) {  // segments of kFloatRows rows: one list each
+      const int64_t ns = std::min(kFloatRows, nd - s0), keep = std::min(k, ns), seg = (d0 + s0) / kFloatRows;
+      for (int64_t l = 0; l < std::min(kL, m - b * kL); ++l) {
+        const int64_t i = b * kL + l;
+        heap.clear();
+        FloatCand worst{0.0f, 0};
+        for (int64_t r = s0; r < s0 + ns; ++r) {
+          float s = c[r * kL + l];
+          if (metric == Metric::kCosine) {
+            const double den = qnorm[static_cast<size_t>(i)] * root[static_cast<size_t>(r)];
+            s = den > 0 ? static_cast<float>(static_cast<double>(s) / den) : 0.0f;
+          }
+          const FloatCand x{s, d0 + r};
+          if (static_cast<int64_t>(heap.size()) < keep) {
+            heap.push_back(x);
+            std::push_heap(heap.begin(), heap.end(), better);  // the worst on top
+            if (static_cast<int64_t>(heap.size()) == keep) worst = heap.front();
+          } else if (better(x, worst)) {  // most rows stop here
+            std::pop_heap(heap.begin(), heap.end(), better);
+            heap.back() = x;
+            std::push_heap(heap.begin(), heap.end(), better);
+            worst = heap.front();
+          }
         }
-        const FloatCand x{s, d0 + r};
-        if (static_cast<int64_t>(heap.size()) < keep) {
-          heap.push_back(x);
-          std::push_heap(heap.begin(), heap.end(), float_better);  // the worst on top
-        } else if (float_better(x, heap.front())) {
-          std::pop_heap(heap.begin(), heap.end(), float_better);
-          heap.back() = x;
-          std::push_heap(heap.begin(), heap.end(), float_better);
-        }
+        std::sort_heap(heap.begin(), heap.end(), better);
+        std::copy(heap.begin(), heap.end(), cand.begin() + (seg * m + i) * kk);
       }
-      std::sort_heap(heap.begin(), heap.end(), float_better);
-      std::copy(heap.begin(), heap.end(), cand.begin() + ((d0 / kFloatRows) * m + i) * kk);
     }
   });
   parallel_for(

@@ -98,15 +98,23 @@ constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, TERNHD_X86_ONLY(fl
                                            TERNHD_X86_ONLY(float_dots_avx512)};
 // Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
-// One plane word for nd rows: c[r][l] += sum over the word's 64 positions of qt[k][l] * t_r[k].
-// qt: 64 x 16 floats. offs: nd x 4 words, the row's 4-bit nibbles of this word times 8, one a byte
-// (byte j of a word = bits 8j..8j+7): word 0 groups 0..7 of pos = mask & ~sign (group g = bits
-// 4g..4g+3), word 1 groups 8..15 of pos, words 2 and 3 the same of neg = mask & sign.
-// c: nd x 16 floats; tab: 16 x 16 x 16 floats of scratch. c and tab 64-byte aligned.
-using FloatWordFn = void (*)(const float *qt, const uint64_t *offs, int64_t nd, float *c, float *tab);
-void float_word_scalar(const float *, const uint64_t *, int64_t, float *, float *);
-void float_word_avx2(const float *, const uint64_t *, int64_t, float *, float *);
-void float_word_avx512(const float *, const uint64_t *, int64_t, float *, float *);
+// The tables of one plane word: qt (64 positions x 16 lanes) -> tab (16 groups x 16 patterns x 16
+// lanes), tab[g][e][l] = sum of qt[4g + j][l] over the set bits j of e, built in one fixed order.
+using FloatTablesFn = void (*)(const float *qt, float *tab);
+void float_tables_scalar(const float *, float *);
+void float_tables_avx2(const float *, float *);
+void float_tables_avx512(const float *, float *);
+constexpr Variants<FloatTablesFn> kFloatTables{float_tables_scalar, TERNHD_X86_ONLY(float_tables_avx2),
+                                               TERNHD_X86_ONLY(float_tables_avx512)};
+// One plane word for nd rows: c[r][l] += sum over the word's 64 positions of qt[k][l] * t_r[k],
+// from that word's tables. offs: nd x 4 words, the row's 4-bit nibbles of this word times 8, one a
+// byte (byte j of a word = bits 8j..8j+7): word 0 groups 0..7 of pos = mask & ~sign (group g =
+// bits 4g..4g+3), word 1 groups 8..15 of pos, words 2 and 3 the same of neg = mask & sign.
+// c: nd x 16 floats. tab and c 64-byte aligned.
+using FloatWordFn = void (*)(const float *tab, const uint64_t *offs, int64_t nd, float *c);
+void float_word_scalar(const float *, const uint64_t *, int64_t, float *);
+void float_word_avx2(const float *, const uint64_t *, int64_t, float *);
+void float_word_avx512(const float *, const uint64_t *, int64_t, float *);
 constexpr Variants<FloatWordFn> kFloatWord{float_word_scalar, TERNHD_X86_ONLY(float_word_avx2),
                                            TERNHD_X86_ONLY(float_word_avx512)};
 // All pairs: q (m, dim) float32 against the rows -> out (m, rows) float32 dot products. Throws

@@ -477,6 +477,43 @@ void test_search() {
   CHECK(p.rows == 1);
   std::vector<float> q(9, 1.0f), out(1);
   CHECK(throws<std::invalid_argument>([&] { float_scores(q.data(), 1, 9, p, out.data(), Simd::scalar); }));
+  {
+    // Tasks of several kFloatRows segments (one thread: 2,600 rows -> tasks of 768 rows, the last of
+    // 296): scores against float64, top-k against the scores, every path.
+    const int64_t n2 = 2600, dim2 = 200, nb2 = ceil_div(dim2, 4), m2 = 20, k2 = 7;
+    auto t2 = random_trits(n2 * dim2);
+    auto b2 = ref_pack(t2, n2, dim2);
+    Planes p2 = to_planes(PackedRows{b2.data(), n2, nb2}, "b");
+    std::vector<float> q2(static_cast<size_t>(m2 * dim2));
+    for (float &v : q2) v = uni(rng);
+    const int saved = num_threads();
+    set_num_threads(1);
+    for (Simd s : kAllSimd) {
+      if (!simd_supported(s)) continue;
+      context("float_topk tasks", s, m2, dim2, "");
+      std::vector<float> sc(static_cast<size_t>(m2 * n2)), ts(static_cast<size_t>(m2 * k2));
+      std::vector<int64_t> ti(ts.size());
+      float_scores(q2.data(), m2, dim2, p2, sc.data(), s);
+      float_topk(q2.data(), m2, dim2, p2, k2, Metric::kDot, ts.data(), ti.data(), s);
+      bool ok = true;
+      for (int64_t i = 0; i < m2; ++i) {
+        std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n2));
+        for (int64_t j = 0; j < n2; ++j) {
+          double ref = 0, mag = 0;
+          for (int64_t t = 0; t < dim2; ++t) {
+            ref += double(q2[i * dim2 + t]) * t2[j * dim2 + t];
+            mag += std::fabs(q2[i * dim2 + t]);
+          }
+          ok &= std::fabs(sc[i * n2 + j] - ref) <= 1e-5 * (mag + 1);
+          all[j] = {-sc[i * n2 + j], j};
+        }
+        std::sort(all.begin(), all.end());
+        for (int64_t j = 0; j < k2; ++j) ok &= ts[i * k2 + j] == -all[j].first && ti[i * k2 + j] == all[j].second;
+      }
+      CHECK(ok);
+    }
+    set_num_threads(saved);
+  }
   g_context = "float_topk dim / k / metric";
   std::vector<int64_t> ix(2);
   CHECK(throws<std::invalid_argument>(
