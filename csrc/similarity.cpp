@@ -947,13 +947,9 @@ TERNHD_INLINE bool float_better(const FloatCand &x, const FloatCand &y) {
   return a > b || (a == b && x.row < y.row);
 }
 
-void float_topk_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, int64_t k, Metric metric,
-                     float *scores, int64_t *indices, Simd simd) {
-  if (metric == Metric::kHamming)
-    throw std::invalid_argument("metric: 'hamming' needs ternary queries (float queries: 'dot' or 'cosine')");
-  check_topk(k, db.rows);
+void float_topk_chunk(const float *q, int64_t m, int64_t dim, const DbSource &db, int64_t k, Metric metric,
+                      float *scores, int64_t *indices, Simd simd) {
   const int64_t N = db.rows, nrb = ceil_div(N, kFloatRows), kk = std::min(k, kFloatRows);
-  check_query_dim(dim, db);
   std::vector<double> qnorm(static_cast<size_t>(m), 0.0);
   if (metric == Metric::kCosine)
     for (int64_t i = 0; i < m; ++i) {
@@ -1031,6 +1027,24 @@ void float_scores(const float *q, int64_t m, int64_t dim, PackedRows db, float *
   float_scores_impl(q, m, dim, DbSource::of(db.data, db.rows, db.nbytes, &bad), out, simd);
   if (bad.load()) invalid_code(db_name);
 }
+
+namespace {
+// Queries in chunks: the candidate lists of a chunk (segments x queries x min(k, 256)) stay near
+// 64 MiB whatever the database and batch sizes (at least 16 queries, one table block, a chunk).
+void float_topk_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, int64_t k, Metric metric,
+                     float *scores, int64_t *indices, Simd simd) {
+  if (metric == Metric::kHamming)
+    throw std::invalid_argument("metric: 'hamming' needs ternary queries (float queries: 'dot' or 'cosine')");
+  check_topk(k, db.rows);
+  check_query_dim(dim, db);
+  const int64_t per_query = ceil_div(db.rows, kFloatRows) * std::min(k, kFloatRows) * 16;  // bytes
+  const int64_t mc = std::max(kL, (int64_t{64} << 20) / per_query / kL * kL);
+  for (int64_t i0 = 0; i0 < m; i0 += mc) {
+    const int64_t n = std::min(mc, m - i0);
+    float_topk_chunk(q + i0 * dim, n, dim, db, k, metric, scores + i0 * k, indices + i0 * k, simd);
+  }
+}
+}  // namespace
 
 void float_topk(const float *q, int64_t m, int64_t dim, const Planes &db, int64_t k, Metric metric, float *scores,
                 int64_t *indices, Simd simd) {

@@ -123,6 +123,18 @@ def test_asymmetric_search_every_path(tmp_path, m, n, dim):
                     assert (np.diff(s, axis=1) <= 0).all()  # best first
 
 
+def test_asymmetric_topk_in_query_chunks():
+    """300,000 rows and k = 256 put a query's candidate lists past 4 MiB, so float_topk runs the 40
+    queries in chunks of 16 (16, 16, 8): int8 queries are exact, so the result equals the reference."""
+    t, p = _data(300_000, 4, seed=21)
+    idx = Index(p, dim=4)
+    q = np.random.default_rng(22).integers(-127, 128, (40, 4)).astype(np.int8)
+    s, i = idx.search(q, 256, "dot")
+    s_ref, i_ref = _ref_topk(_float_ref(q, t, "dot"), 256)
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_array_equal(i, i_ref)
+
+
 def test_rescore_array_and_callable():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((400, 64)).astype(np.float32)
