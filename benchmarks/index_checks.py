@@ -5,6 +5,12 @@
 * asymmetric (float32 query) search vs ternary x ternary search, same index (target >= 0.5x).
 
 Usage: python benchmarks/index_checks.py [--dim 4096] [--rows 1000000] [--tmp DIR] [--skip-view]
+       python benchmarks/index_checks.py --asym-only [--threads N] [--search-rows 100000] [--batch 256]
+
+``--asym-only`` runs only the asymmetric check: ``Index.search`` of float32 queries, int8 queries and
+packed ternary queries against the same index, same k, same number of queries, a fixed thread count,
+timed alternately (the best of ``--reps`` each), for a batch and for one query, and prints
+asym / ternary-x-ternary throughput ratios.
 """
 import argparse
 import os
@@ -36,10 +42,21 @@ def main():
     ap.add_argument("--tmp", default=tempfile.gettempdir())
     ap.add_argument("--skip-view", action="store_true")
     ap.add_argument("--search-rows", type=int, default=100_000)
+    ap.add_argument("--asym-only", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="kernel threads (0: all cores)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     width = (a.dim + 3) // 4
-    print(f"threads={ternhd._core.get_num_threads()} simd={ternhd._core.get_simd()}")
+    if a.threads:
+        ternhd.set_num_threads(a.threads)
+    print(f"threads={ternhd._core.get_num_threads()} simd={ternhd._core.get_simd()} cpus={os.cpu_count()} "
+          f"load={' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if a.asym_only:
+        asym_check(a, rng, width)
+        return
 
     # ---- add 100k into 1M
     base = random_packed(a.rows, width, rng)
@@ -97,6 +114,35 @@ def main():
         print(f"top-10 over {n} x {a.dim}, {m} queries: ternary {tt * 1e3:.1f} ms, float32 query {tf * 1e3:.1f} ms "
               f"-> ratio {tt / tf:.2f}x (target >= 0.5x)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MB")
+
+
+def asym_check(a, rng, width):
+    """Float32 / int8 query search vs packed ternary query search on one index (issue 14: >= 0.5x)."""
+    n = a.search_rows
+    idx = Index(random_packed(n, width, rng), dim=a.dim)
+    for m in (a.batch, 1):
+        queries = {
+            "ternary": random_packed(m, width, rng),
+            "float32": rng.standard_normal((m, a.dim)).astype(np.float32),
+            "int8": rng.integers(-127, 128, (m, a.dim)).astype(np.int8),
+        }
+        for metric in ("cosine", "dot"):
+            best = {}
+            for q in queries.values():  # warm-up
+                idx.search(q, a.k, metric)
+            for _ in range(a.reps):  # alternate, so a load change hits every kind alike
+                for name, q in queries.items():
+                    t0 = time.perf_counter()
+                    idx.search(q, a.k, metric)
+                    best[name] = min(best.get(name, np.inf), time.perf_counter() - t0)
+            tt = best["ternary"]
+            parts = [f"ternary {tt * 1e3:.1f} ms ({m * n / tt / 1e6:.2f} M pairs/s)"]
+            for name in ("float32", "int8"):
+                parts.append(f"{name} {best[name] * 1e3:.1f} ms ({m * n / best[name] / 1e6:.2f} M pairs/s, "
+                             f"ratio {tt / best[name]:.2f}x)")
+            print(f"search k={a.k} {metric}, {m} quer{'y' if m == 1 else 'ies'} x {n} rows x {a.dim} trits "
+                  f"(best of {a.reps}): " + "; ".join(parts) + " (target >= 0.5x)", flush=True)
+    print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

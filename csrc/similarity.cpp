@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -567,8 +568,165 @@ void keep_rows(Planes &p, const uint8_t *keep) {
 }
 
 // ----------------------------------------------------------------------------- asymmetric scores
-// Plane bit b of word k holds 2-bit slot p = b/2 of the group's first (b even) or second (b odd)
+// Table method (a "four Russians" product). Queries go in blocks of kFloatLanes = 16, laid out
+// position-major: qt[k][l] = query l's value at plane position k (plane word k / 64, bit k % 64).
+// Plane bit b of word w holds 2-bit slot p = b/2 of the group's first (b even) or second (b odd)
 // packed 64-bit word, and slot p holds trit 4 (p / 4) + 3 - p % 4 (first trit in the high bits).
+// For each group of 4 plane bits the table holds, for every 4-bit pattern e, the 16 lanes of
+//   tab[g][e][l] = sum of qt[4g + j][l] over the set bits j of e,
+// so a row contributes tab[g][pos nibble] - tab[g][neg nibble] per group: 2 vector adds serve
+// 4 positions x 8 queries where a multiply-add would serve 1 x 8. Every variant builds the table
+// with the same code and adds in the same order (per row: pos then neg, groups 0..15, words in
+// order), so all paths give the same floats.
+void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, float *qt) {
+  for (int64_t k = 0; k < words; ++k)
+    for (int64_t b = 0; b < 64; ++b) {
+      const int64_t p = b / 2, t = 64 * k + (b & 1 ? 32 : 0) + 4 * (p / 4) + 3 - p % 4;
+      float *dst = qt + (64 * k + b) * kFloatLanes;
+      for (int64_t l = 0; l < kFloatLanes; ++l) dst[l] = l < nq && t < dim ? q[l * dim + t] : 0.0f;
+    }
+}
+
+namespace {
+#if defined(__GNUC__) || defined(__clang__)
+#define TERNHD_UNROLL16 _Pragma("GCC unroll 16")
+#else
+#define TERNHD_UNROLL16
+#endif
+
+constexpr int64_t kL = kFloatLanes;
+
+// tab[e] = tab[e without its lowest set bit] + q[that bit] (tab[0] = 0, so tab[2^j] = 0 + q[j]):
+// the fixed order every variant builds the 16 entries of a group in.
+constexpr int kPrev[16] = {0, 0, 0, 2, 0, 4, 4, 6, 0, 8, 8, 10, 8, 12, 12, 14};
+constexpr int kLow[16] = {0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0};
+
+}  // namespace
+
+void float_tables_scalar(const float *qt, float *tab) {
+  for (int g = 0; g < 16; ++g) {
+    const float *q = qt + 4 * g * kL;
+    float *t = tab + g * 16 * kL;
+    for (int64_t l = 0; l < kL; ++l) t[l] = 0.0f;
+    for (int e = 1; e < 16; ++e)
+      for (int64_t l = 0; l < kL; ++l) t[e * kL + l] = t[kPrev[e] * kL + l] + q[kLow[e] * kL + l];
+  }
+}
+
+void float_word_scalar(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
+  for (int64_t r = 0; r < nd; ++r) {
+    float *cr = c + r * kL;
+    for (int half = 0; half < 2; ++half) {
+      uint64_t xp = offs[4 * r + half], xn = offs[4 * r + 2 + half];
+      for (int g = 8 * half; g < 8 * half + 8; ++g, xp >>= 8, xn >>= 8) {
+        const float *tp = tab + g * 16 * kL + (xp & 0xFF) * 2, *tn = tab + g * 16 * kL + (xn & 0xFF) * 2;
+        for (int64_t l = 0; l < kL; ++l) cr[l] = (cr[l] + tp[l]) - tn[l];
+      }
+    }
+  }
+}
+
+#if TERNHD_X86
+TERNHD_AVX2 void float_tables_avx2(const float *qt, float *tab) {
+  for (int g = 0; g < 16; ++g)
+    for (int h = 0; h < 2; ++h) {
+      __m256 q[4], t[16];
+      for (int j = 0; j < 4; ++j) q[j] = _mm256_load_ps(qt + (4 * g + j) * kL + 8 * h);
+      t[0] = _mm256_setzero_ps();
+      TERNHD_UNROLL16
+      for (int e = 1; e < 16; ++e) t[e] = _mm256_add_ps(t[kPrev[e]], q[kLow[e]]);
+      for (int e = 0; e < 16; ++e) _mm256_store_ps(tab + (g * 16 + e) * kL + 8 * h, t[e]);
+    }
+}
+
+TERNHD_AVX512 void float_tables_avx512(const float *qt, float *tab) {
+  for (int g = 0; g < 16; ++g) {
+    __m512 q[4], t[16];
+    for (int j = 0; j < 4; ++j) q[j] = _mm512_load_ps(qt + (4 * g + j) * kL);
+    t[0] = _mm512_setzero_ps();
+    TERNHD_UNROLL16
+    for (int e = 1; e < 16; ++e) t[e] = _mm512_add_ps(t[kPrev[e]], q[kLow[e]]);
+    for (int e = 0; e < 16; ++e) _mm512_store_ps(tab + (g * 16 + e) * kL, t[e]);
+  }
+}
+
+namespace {
+// R rows against one word's tables, 2 ymm of 8 lanes per row. R = 4 keeps 8 independent add chains
+// in flight (each chain is 32 adds a word). The offsets come 8 to a 64-bit load and are shifted out
+// (fewer loads: the kernel is load-bound, 4 table loads per group and row).
+template <int R>
+TERNHD_AVX2 TERNHD_INLINE void rows_avx2(const char *tab, const uint64_t *o, float *c) {
+  __m256 a[R][2];
+  for (int r = 0; r < R; ++r) {
+    a[r][0] = _mm256_load_ps(c + r * kL);
+    a[r][1] = _mm256_load_ps(c + r * kL + 8);
+  }
+  for (int half = 0; half < 2; ++half) {
+    uint64_t xp[R], xn[R];
+    for (int r = 0; r < R; ++r) {
+      xp[r] = o[4 * r + half];
+      xn[r] = o[4 * r + 2 + half];
+    }
+    for (int g = 0; g < 8; ++g, tab += 16 * kL * sizeof(float)) {
+      for (int r = 0; r < R; ++r) {
+        const float *tp = reinterpret_cast<const float *>(tab + (xp[r] & 0xFF) * 8);
+        const float *tn = reinterpret_cast<const float *>(tab + (xn[r] & 0xFF) * 8);
+        xp[r] >>= 8;
+        xn[r] >>= 8;
+        a[r][0] = _mm256_sub_ps(_mm256_add_ps(a[r][0], _mm256_load_ps(tp)), _mm256_load_ps(tn));
+        a[r][1] = _mm256_sub_ps(_mm256_add_ps(a[r][1], _mm256_load_ps(tp + 8)), _mm256_load_ps(tn + 8));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(c + r * kL, a[r][0]);
+    _mm256_store_ps(c + r * kL + 8, a[r][1]);
+  }
+}
+
+// The same with one zmm of 16 lanes per row.
+template <int R>
+TERNHD_AVX512 TERNHD_INLINE void rows_avx512(const char *tab, const uint64_t *o, float *c) {
+  __m512 a[R];
+  for (int r = 0; r < R; ++r) a[r] = _mm512_load_ps(c + r * kL);
+  for (int half = 0; half < 2; ++half) {
+    uint64_t xp[R], xn[R];
+    for (int r = 0; r < R; ++r) {
+      xp[r] = o[4 * r + half];
+      xn[r] = o[4 * r + 2 + half];
+    }
+    for (int g = 0; g < 8; ++g, tab += 16 * kL * sizeof(float)) {
+      for (int r = 0; r < R; ++r) {
+        const float *tp = reinterpret_cast<const float *>(tab + (xp[r] & 0xFF) * 8);
+        const float *tn = reinterpret_cast<const float *>(tab + (xn[r] & 0xFF) * 8);
+        xp[r] >>= 8;
+        xn[r] >>= 8;
+        a[r] = _mm512_sub_ps(_mm512_add_ps(a[r], _mm512_load_ps(tp)), _mm512_load_ps(tn));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_store_ps(c + r * kL, a[r]);
+}
+}  // namespace
+
+TERNHD_AVX2 void float_word_avx2(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
+  const char *t = reinterpret_cast<const char *>(tab);
+  int64_t r = 0;
+  for (; r + 4 <= nd; r += 4) rows_avx2<4>(t, offs + r * 4, c + r * kL);
+  for (; r < nd; ++r) rows_avx2<1>(t, offs + r * 4, c + r * kL);
+}
+
+TERNHD_AVX512 void float_word_avx512(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
+  const char *t = reinterpret_cast<const char *>(tab);
+  int64_t r = 0;
+  for (; r + 4 <= nd; r += 4) rows_avx512<4>(t, offs + r * 4, c + r * kL);
+  for (; r < nd; ++r) rows_avx512<1>(t, offs + r * 4, c + r * kL);
+}
+#endif  // TERNHD_X86
+
+// Few queries (m < kFloatTableMin): the table kernel would leave most of its 16 lanes empty, so each
+// row is scored directly against up to 4 queries in the plane order (permute_query), the lane masks
+// of each 8 trits made once for them.
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp) {
   for (int64_t k = 0; k < words; ++k)
     for (int64_t b = 0; b < 64; ++b) {
@@ -684,27 +842,200 @@ TERNHD_AVX512 void float_dots_avx512(const float *qp, int64_t nq, const uint64_t
 #endif  // TERNHD_X86
 
 namespace {
-void float_scores_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, float *out, Simd simd) {
+constexpr int64_t kFloatRows = 256;       // database rows per task of the few-query path
+constexpr int64_t kFloatTaskRows = 1024;  // at most, per task of the table path (each table serves them all)
+
+// n floats at a 64-byte boundary (no cache-line splits on the 64-byte table entries; the AVX-512
+// variant's aligned loads), portable: a vector with room to slide.
+struct AlignedFloats {
+  std::vector<float> buf;
+  float *ptr;
+  explicit AlignedFloats(int64_t n) : buf(static_cast<size_t>(n + 16)) { ptr = align64(buf.data()); }
+  float *get() const { return ptr; }
+  static float *align64(float *p) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    return p + ((64 - a % 64) % 64) / sizeof(float);
+  }
+};
+
+// A task's sums: per thread, reused by its next tasks (no fresh pages to fault in per task).
+float *task_sums(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(n + 16)) buf.resize(static_cast<size_t>(n + 16));
+  return AlignedFloats::align64(buf.data());
+}
+
+void check_query_dim(int64_t dim, const DbSource &db) {
   if (dim < 1 || dim > 4 * db.nbytes)
     throw std::invalid_argument("queries: " + std::to_string(dim) + " values per row, the rows hold " +
                                 std::to_string(4 * db.nbytes) + " trits");
-  const int64_t W = db.words, N = db.rows;
-  std::vector<float> qp(static_cast<size_t>(std::max<int64_t>(1, m * W * 64)));
-  parallel_for(m, [&](int64_t i) { permute_query(q + i * dim, dim, W, qp.data() + i * W * 64); }, 64);
-  const FloatDotsFn dots = pick(kFloatDots, simd);
-  parallel_for(ceil_div(N, kDbBlock), [&](int64_t b) {
-    const int64_t d0 = b * kDbBlock, nd = std::min(kDbBlock, N - d0);
+}
+
+// The asymmetric product; sink(b, d0, nd, c, norms) takes query block b's sums c for rows d0..d0+nd
+// (nd x kL: row d0 + r, lane l = query kL * b + l at c[r * kL + l]), from any thread; d0 is a
+// multiple of kFloatRows.
+template <typename Sink>
+void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd simd, const Sink &sink) {
+  check_query_dim(dim, db);
+  const int64_t N = db.rows, W = db.words;
+  if (m == 0 || N == 0) return;
+  if (m < kFloatTableMin) {
+    std::vector<float> qp(static_cast<size_t>(m * W * 64));
+    for (int64_t i = 0; i < m; ++i) permute_query(q + i * dim, dim, W, qp.data() + i * W * 64);
+    const FloatDotsFn dots = pick(kFloatDots, simd);
+    parallel_for(ceil_div(N, kFloatRows), [&](int64_t rb) {
+      const int64_t d0 = rb * kFloatRows, nd = std::min(kFloatRows, N - d0);
+      DbSource::Block blk;
+      db.load(d0, nd, blk);
+      float *c = task_sums(nd * kL);
+      for (int64_t i0 = 0; i0 < m; i0 += kFloatQueryTile) {
+        const int64_t nq = std::min(kFloatQueryTile, m - i0);
+        for (int64_t r = 0; r < nd; ++r) dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c + r * kL + i0);
+      }
+      sink(0, d0, nd, c, blk.norms);
+    });
+    return;
+  }
+  // Words past the last query value add exact zeros: skipped.
+  const int64_t Wq = std::min(W, ceil_div(dim, 64));
+  const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL, wtab = 16 * 16 * kL;
+  AlignedFloats qt(nqb * plane);
+  parallel_for(nqb, [&](int64_t b) {
+    permute_queries(q + b * kL * dim, std::min(kL, m - b * kL), dim, Wq, qt.get() + b * plane);
+  });
+  const FloatTablesFn build = pick(kFloatTables, simd);
+  const FloatWordFn word = pick(kFloatWord, simd);
+  // Tasks of rt rows (kFloatTaskRows, fewer when that leaves under 4 tasks a thread) and, when the
+  // row tasks are still few, a share of the query blocks.
+  const int64_t threads = num_threads();
+  const int64_t rt =
+      std::min(kFloatTaskRows, std::max(kFloatRows, ceil_div(ceil_div(N, 4 * threads), kFloatRows) * kFloatRows));
+  const int64_t nrb = ceil_div(N, rt), nqc = std::min(nqb, ceil_div(2 * threads, nrb));
+  const int64_t per = ceil_div(nqb, nqc);
+  parallel_for(nrb * nqc, [&](int64_t task) {
+    const int64_t d0 = (task / nqc) * rt, nd = std::min(rt, N - d0);
+    const int64_t b0 = (task % nqc) * per, b1 = std::min(nqb, b0 + per);
+    if (b0 >= b1) return;
     DbSource::Block blk;
     db.load(d0, nd, blk);
-    float tile[kFloatQueryTile];
-    for (int64_t i0 = 0; i0 < m; i0 += kFloatQueryTile) {
-      const int64_t nq = std::min(kFloatQueryTile, m - i0);
-      for (int64_t j = 0; j < nd; ++j) {
-        dots(qp.data() + i0 * W * 64, nq, blk.rows + j * 2 * W, W, tile);
-        for (int64_t u = 0; u < nq; ++u) out[(i0 + u) * N + d0 + j] = tile[u];
+    // The rows' nibbles, once per task for all its query blocks (see FloatWordFn): offs[w][r][4].
+    thread_local std::vector<uint64_t> offs;
+    offs.resize(static_cast<size_t>(Wq * nd * 4));
+    for (int64_t r = 0; r < nd; ++r)
+      for (int64_t w = 0; w < Wq; ++w) {
+        const uint64_t mk = blk.rows[r * 2 * W + w], sg = blk.rows[r * 2 * W + W + w];
+        const uint64_t pn[2] = {mk & ~sg, mk & sg};
+        for (int h = 0; h < 2; ++h)
+          for (int half = 0; half < 2; ++half) {
+            uint64_t x = (pn[h] >> (32 * half)) & 0xFFFFFFFFULL;  // 8 nibbles -> 8 bytes
+            x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
+            x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
+            offs[static_cast<size_t>((w * nd + r) * 4 + 2 * h + half)] = ((x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL) << 3;
+          }
+      }
+    // One buffer: a block's sums (nd x kL), then the table of the current block and word (16 KiB,
+    // built per task from qt and used for all nd rows: tables kept for all blocks and words are 4x
+    // the bytes of qt and, read from L3 or memory in the kernel's random order, cost more).
+    float *c = task_sums(nd * kL + wtab), *tab = c + nd * kL;
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(c, c + nd * kL, 0.0f);
+      for (int64_t w = 0; w < Wq; ++w) {
+        build(qt.get() + b * plane + w * 64 * kL, tab);
+        word(tab, offs.data() + w * nd * 4, nd, c);
+      }
+      sink(b, d0, nd, c, blk.norms);
+    }
+  });
+}
+
+void float_scores_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, float *out, Simd simd) {
+  const int64_t N = db.rows;
+  float_run(q, m, dim, db, simd, [&](int64_t b, int64_t d0, int64_t nd, const float *c, const int32_t *) {
+    for (int64_t l = 0; l < std::min(kL, m - b * kL); ++l) {
+      float *dst = out + (b * kL + l) * N + d0;
+      for (int64_t r = 0; r < nd; ++r) dst[r] = c[r * kL + l];
+    }
+  });
+}
+
+// A candidate of the float top-k. Order: higher score first (NaN as the lowest), ties to the lower
+// row: a strict total order, so the heap and sort below are well defined for any input.
+struct FloatCand {
+  float score;
+  int64_t row;
+};
+TERNHD_INLINE bool float_better(const FloatCand &x, const FloatCand &y) {
+  const float a = std::isnan(x.score) ? -INFINITY : x.score, b = std::isnan(y.score) ? -INFINITY : y.score;
+  return a > b || (a == b && x.row < y.row);
+}
+
+void float_topk_chunk(const float *q, int64_t m, int64_t dim, const DbSource &db, int64_t k, Metric metric,
+                      float *scores, int64_t *indices, Simd simd) {
+  const int64_t N = db.rows, nrb = ceil_div(N, kFloatRows), kk = std::min(k, kFloatRows);
+  std::vector<double> qnorm(static_cast<size_t>(m), 0.0);
+  if (metric == Metric::kCosine)
+    for (int64_t i = 0; i < m; ++i) {
+      double ss = 0;
+      for (int64_t t = 0; t < dim; ++t) ss += double(q[i * dim + t]) * double(q[i * dim + t]);
+      qnorm[static_cast<size_t>(i)] = std::sqrt(ss);
+    }
+  // Each kFloatRows segment's best min(k, rows) per query, best first: cand[(segment * m + i) * kk + j].
+  std::vector<FloatCand> cand(static_cast<size_t>(nrb * m * kk));
+  float_run(q, m, dim, db, simd, [&](int64_t b, int64_t d0, int64_t nd, const float *c, const int32_t *norms) {
+    const auto better = [](const FloatCand &x, const FloatCand &y) { return float_better(x, y); };  // inlined
+    thread_local std::vector<FloatCand> heap;
+    thread_local std::vector<double> root;  // sqrt of the rows' non-zero counts
+    heap.reserve(static_cast<size_t>(kk));
+    if (metric == Metric::kCosine) {
+      root.resize(static_cast<size_t>(nd));
+      for (int64_t r = 0; r < nd; ++r) root[static_cast<size_t>(r)] = std::sqrt(static_cast<double>(norms[r]));
+    }
+    for (int64_t s0 = 0; s0 < nd; s0 += kFloatRows) {  // segments of kFloatRows rows: one list each
+      const int64_t ns = std::min(kFloatRows, nd - s0), keep = std::min(k, ns), seg = (d0 + s0) / kFloatRows;
+      for (int64_t l = 0; l < std::min(kL, m - b * kL); ++l) {
+        const int64_t i = b * kL + l;
+        heap.clear();
+        FloatCand worst{0.0f, 0};
+        for (int64_t r = s0; r < s0 + ns; ++r) {
+          float s = c[r * kL + l];
+          if (metric == Metric::kCosine) {
+            const double den = qnorm[static_cast<size_t>(i)] * root[static_cast<size_t>(r)];
+            s = den > 0 ? static_cast<float>(static_cast<double>(s) / den) : 0.0f;
+          }
+          const FloatCand x{s, d0 + r};
+          if (static_cast<int64_t>(heap.size()) < keep) {
+            heap.push_back(x);
+            std::push_heap(heap.begin(), heap.end(), better);  // the worst on top
+            if (static_cast<int64_t>(heap.size()) == keep) worst = heap.front();
+          } else if (better(x, worst)) {  // most rows stop here
+            std::pop_heap(heap.begin(), heap.end(), better);
+            heap.back() = x;
+            std::push_heap(heap.begin(), heap.end(), better);
+            worst = heap.front();
+          }
+        }
+        std::sort_heap(heap.begin(), heap.end(), better);
+        std::copy(heap.begin(), heap.end(), cand.begin() + (seg * m + i) * kk);
       }
     }
   });
+  parallel_for(
+      m,
+      [&](int64_t i) {
+        std::vector<FloatCand> all;
+        all.reserve(static_cast<size_t>(nrb * kk));
+        for (int64_t rb = 0; rb < nrb; ++rb) {
+          const int64_t n = std::min(k, std::min(kFloatRows, N - rb * kFloatRows));
+          const FloatCand *src = cand.data() + (rb * m + i) * kk;
+          all.insert(all.end(), src, src + n);
+        }
+        std::partial_sort(all.begin(), all.begin() + k, all.end(), float_better);
+        for (int64_t j = 0; j < k; ++j) {
+          scores[i * k + j] = all[static_cast<size_t>(j)].score;
+          indices[i * k + j] = all[static_cast<size_t>(j)].row;
+        }
+      },
+      16);
 }
 }  // namespace
 
@@ -716,6 +1047,37 @@ void float_scores(const float *q, int64_t m, int64_t dim, PackedRows db, float *
   check_packed_width(db.nbytes, db_name);
   std::atomic<bool> bad{false};
   float_scores_impl(q, m, dim, DbSource::of(db.data, db.rows, db.nbytes, &bad), out, simd);
+  if (bad.load()) invalid_code(db_name);
+}
+
+namespace {
+// Queries in chunks: the candidate lists of a chunk (segments x queries x min(k, 256)) stay near
+// 64 MiB whatever the database and batch sizes (at least 16 queries, one table block, a chunk).
+void float_topk_impl(const float *q, int64_t m, int64_t dim, const DbSource &db, int64_t k, Metric metric,
+                     float *scores, int64_t *indices, Simd simd) {
+  if (metric == Metric::kHamming)
+    throw std::invalid_argument("metric: 'hamming' needs ternary queries (float queries: 'dot' or 'cosine')");
+  check_topk(k, db.rows);
+  check_query_dim(dim, db);
+  const int64_t per_query = ceil_div(db.rows, kFloatRows) * std::min(k, kFloatRows) * 16;  // bytes
+  const int64_t mc = std::max(kL, (int64_t{64} << 20) / per_query / kL * kL);
+  for (int64_t i0 = 0; i0 < m; i0 += mc) {
+    const int64_t n = std::min(mc, m - i0);
+    float_topk_chunk(q + i0 * dim, n, dim, db, k, metric, scores + i0 * k, indices + i0 * k, simd);
+  }
+}
+}  // namespace
+
+void float_topk(const float *q, int64_t m, int64_t dim, const Planes &db, int64_t k, Metric metric, float *scores,
+                int64_t *indices, Simd simd) {
+  float_topk_impl(q, m, dim, DbSource::of(db), k, metric, scores, indices, simd);
+}
+
+void float_topk(const float *q, int64_t m, int64_t dim, PackedRows db, int64_t k, Metric metric, float *scores,
+                int64_t *indices, Simd simd, const char *db_name) {
+  check_packed_width(db.nbytes, db_name);
+  std::atomic<bool> bad{false};
+  float_topk_impl(q, m, dim, DbSource::of(db.data, db.rows, db.nbytes, &bad), k, metric, scores, indices, simd);
   if (bad.load()) invalid_code(db_name);
 }
 

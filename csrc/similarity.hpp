@@ -79,21 +79,56 @@ void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores
           const char *db_name = "database");
 
 // Asymmetric scores: float32 queries against ternary rows, q . t = sum of q where t = +1 minus the
-// sum where t = -1 (float32 accumulation). `qp` holds nq (1..4) queries permuted into the plane
-// order by permute_query, words * 64 floats each, back to back; out[i] = query i . row.
+// sum where t = -1 (float32 accumulation). Batches of kFloatTableMin or more queries use 16-entry
+// tables per 4 positions (similarity.cpp); every variant of that kernel gives the same floats.
+constexpr int64_t kFloatLanes = 16;  // queries per block
+// Writes nq <= 16 queries q (nq, dim) position-major into qt (words * 64 positions x 16 lanes, plane
+// order, zeros past dim and past nq).
+void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, float *qt);
+// Batches of fewer than kFloatTableMin queries: nq (1..4) queries against one row, `qp` holding
+// them permuted into the plane order by permute_query, words * 64 floats each, back to back;
+// out[i] = query i . row (float32 accumulation; the variants' sums differ in rounding only).
+constexpr int64_t kFloatTableMin = 6;
+constexpr int64_t kFloatQueryTile = 4;
 using FloatDotsFn = void (*)(const float *qp, int64_t nq, const uint64_t *row, int64_t words, float *out);
 void float_dots_scalar(const float *, int64_t, const uint64_t *, int64_t, float *);
 void float_dots_avx2(const float *, int64_t, const uint64_t *, int64_t, float *);
 void float_dots_avx512(const float *, int64_t, const uint64_t *, int64_t, float *);
 constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, TERNHD_X86_ONLY(float_dots_avx2),
                                            TERNHD_X86_ONLY(float_dots_avx512)};
-constexpr int64_t kFloatQueryTile = 4;  // queries per kernel call
 // Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
+// The tables of one plane word: qt (64 positions x 16 lanes) -> tab (16 groups x 16 patterns x 16
+// lanes), tab[g][e][l] = sum of qt[4g + j][l] over the set bits j of e, built in one fixed order.
+using FloatTablesFn = void (*)(const float *qt, float *tab);
+void float_tables_scalar(const float *, float *);
+void float_tables_avx2(const float *, float *);
+void float_tables_avx512(const float *, float *);
+constexpr Variants<FloatTablesFn> kFloatTables{float_tables_scalar, TERNHD_X86_ONLY(float_tables_avx2),
+                                               TERNHD_X86_ONLY(float_tables_avx512)};
+// One plane word for nd rows: c[r][l] += sum over the word's 64 positions of qt[k][l] * t_r[k],
+// from that word's tables. offs: nd x 4 words, the row's 4-bit nibbles of this word times 8, one a
+// byte (byte j of a word = bits 8j..8j+7): word 0 groups 0..7 of pos = mask & ~sign (group g =
+// bits 4g..4g+3), word 1 groups 8..15 of pos, words 2 and 3 the same of neg = mask & sign.
+// c: nd x 16 floats. tab and c 64-byte aligned.
+using FloatWordFn = void (*)(const float *tab, const uint64_t *offs, int64_t nd, float *c);
+void float_word_scalar(const float *, const uint64_t *, int64_t, float *);
+void float_word_avx2(const float *, const uint64_t *, int64_t, float *);
+void float_word_avx512(const float *, const uint64_t *, int64_t, float *);
+constexpr Variants<FloatWordFn> kFloatWord{float_word_scalar, TERNHD_X86_ONLY(float_word_avx2),
+                                           TERNHD_X86_ONLY(float_word_avx512)};
 // All pairs: q (m, dim) float32 against the rows -> out (m, rows) float32 dot products. Throws
 // std::invalid_argument when dim exceeds the rows' 4 * nbytes trits (or, for packed rows, on 0b11).
 void float_scores(const float *q, int64_t m, int64_t dim, const Planes &db, float *out, Simd simd);
 void float_scores(const float *q, int64_t m, int64_t dim, PackedRows db, float *out, Simd simd,
                   const char *db_name = "database");
+// Top-k of the same: scores (m, k) float32 and int64 row indices (m, k), best first, ties to the
+// lower row. metric kDot: q . t; kCosine: q . t / (|q| sqrt(nnz(t))) (float64 divide, rounded to
+// float32, 0 where the denominator is 0), ranked on the float32 value. Throws std::invalid_argument
+// as float_scores does, for kHamming, and unless 1 <= k <= rows.
+void float_topk(const float *q, int64_t m, int64_t dim, const Planes &db, int64_t k, Metric metric, float *scores,
+                int64_t *indices, Simd simd);
+void float_topk(const float *q, int64_t m, int64_t dim, PackedRows db, int64_t k, Metric metric, float *scores,
+                int64_t *indices, Simd simd, const char *db_name = "database");
 
 }  // namespace ternhd

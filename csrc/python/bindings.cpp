@@ -315,6 +315,40 @@ py::array index_float_scores(const Planes &self, const py::array &q_in) {
   return std::move(out);
 }
 
+// Asymmetric top-k: float32 queries (M, dim) -> float32 scores (M, k) and int64 rows (M, k).
+template <typename Run>
+py::tuple float_topk_into(int64_t rows, int64_t k, int64_t db_rows, Run run) {
+  check_topk(k, db_rows);
+  py::array_t<float> scores({rows, k});
+  py::array_t<int64_t> idx({rows, k});
+  float *s = scores.mutable_data();
+  int64_t *ix = idx.mutable_data();
+  without_gil([&] { run(s, ix); });
+  return py::make_tuple(scores, idx);
+}
+
+py::tuple float_topk_py(const py::array &q_in, const py::array &db_in, int64_t k, const std::string &metric) {
+  const Metric mt = parse_metric(metric);
+  Packed db = packed_input(db_in, "database");
+  py::array q = float_queries(q_in, db.shape(1));
+  const PackedRows pd = packed_rows(db);
+  const int64_t m = q.shape(0), dim = q.shape(1);
+  const float *src = static_cast<const float *>(q.data());
+  const Simd simd = active_simd();
+  return float_topk_into(m, k, pd.rows,
+                         [&](float *s, int64_t *ix) { float_topk(src, m, dim, pd, k, mt, s, ix, simd, "database"); });
+}
+
+py::tuple index_float_topk(const Planes &self, const py::array &q_in, int64_t k, const std::string &metric) {
+  const Metric mt = parse_metric(metric);
+  py::array q = float_queries(q_in, self.nbytes);
+  const int64_t m = q.shape(0), dim = q.shape(1);
+  const float *src = static_cast<const float *>(q.data());
+  const Simd simd = active_simd();
+  return float_topk_into(m, k, self.rows,
+                         [&](float *s, int64_t *ix) { float_topk(src, m, dim, self, k, mt, s, ix, simd); });
+}
+
 void index_append(Planes &self, const py::array &rows_in) {
   Packed p = packed_input(rows_in, "vectors");
   append_rows(self, packed_rows(p), "vectors");  // the GIL stays held: no search runs meanwhile
@@ -550,10 +584,15 @@ PYBIND11_MODULE(_core, m) {
       .def("topk", &index_topk, py::arg("queries"), py::arg("k"), py::arg("metric"))
       .def("float_scores", &index_float_scores, py::arg("queries"),
            "float32 queries (M, dim) -> float32 (M, rows): sum of q where t = +1 minus where t = -1.")
+      .def("float_topk", &index_float_topk, py::arg("queries"), py::arg("k"), py::arg("metric"),
+           "float32 queries (M, dim) -> the k best rows: float32 scores (M, k), int64 rows (M, k); metric 'dot' "
+           "or 'cosine' (q . t / (|q| sqrt(nnz t)), 0 for a zero row), best first, ties to the lower row.")
       .def("append", &index_append, py::arg("vectors"), "Appends packed rows (N, nbytes) (amortized growth).")
       .def("keep", &index_keep, py::arg("keep"), "Keeps the rows whose uint8 flag is non-zero, in order.");
   m.def("float_scores", &float_scores_py, py::arg("queries"), py::arg("database"),
         "float32 queries (M, dim) against packed rows (N, B) -> float32 (M, N) exact dot products.");
+  m.def("float_topk", &float_topk_py, py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("metric"),
+        "float32 queries (M, dim) against packed rows (N, B) -> the k best rows, as PlanesIndex.float_topk.");
 
   // ---- algebra
   m.def("bind_rows", &bind_rows_py, py::arg("a"), py::arg("b"),

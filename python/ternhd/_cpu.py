@@ -177,6 +177,10 @@ class Index:
         """float32 queries ``(M, dim)`` -> float32 ``(M, N)``: ``q . t`` for every row."""
         return self._planes.float_scores(np.ascontiguousarray(queries, dtype=np.float32))
 
+    def float_topk(self, queries: np.ndarray, k: int, metric: str) -> Tuple[np.ndarray, np.ndarray]:
+        """float32 queries ``(M, dim)`` -> float32 scores and int64 rows ``(M, k)``, best first ("dot" / "cosine")."""
+        return self._planes.float_topk(np.ascontiguousarray(queries, dtype=np.float32), k, metric)
+
     def _queries(self, queries: Any) -> Tuple[np.ndarray, Any]:
         nq, wrap = to_numpy(queries, "queries")
         q2 = check_packed(nq, "queries")
@@ -237,6 +241,9 @@ class PackedView:
 
     def float_scores(self, queries: np.ndarray) -> np.ndarray:
         return _core.float_scores(np.ascontiguousarray(queries, dtype=np.float32), self._packed)
+
+    def float_topk(self, queries: np.ndarray, k: int, metric: str) -> Tuple[np.ndarray, np.ndarray]:
+        return _core.float_topk(np.ascontiguousarray(queries, dtype=np.float32), self._packed, k, metric)
 
     def topk(self, queries: Any, k: int, metric: str = "cosine") -> Tuple[Any, Any]:
         if k > len(self):

@@ -432,6 +432,8 @@ class Index:
         return out
 
     def _float_topk(self, q: Any, k: int, metric: str) -> Tuple[Any, Any]:
+        if hasattr(self.impl, "float_topk"):  # CPU: scores and selection fused, no (M, N) matrix
+            return self.impl.float_topk(q, k, metric)
         n = max(len(self), 1)
         step = max(1, (1 << 24) // n)
         parts = [_topk_rows(self._float_scores(q[i:i + step], metric), k) for i in range(0, q.shape[0], step)]

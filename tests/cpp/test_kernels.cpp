@@ -382,7 +382,8 @@ void test_search() {
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   for (int64_t dim : kDims) {
     if (dim == 0) continue;
-    const int64_t nb = ceil_div(dim, 4), n = 300, m = dim % 2 ? 7 : 6;  // query tiles of 4 and 3 or 2
+    // n = 301: a full 256-row block, then 45 rows (4-row kernel steps and a single-row tail).
+    const int64_t nb = ceil_div(dim, 4), n = 301;
     auto tb = random_trits(n * dim);
     auto b = ref_pack(tb, n, dim);
     // append_rows in pieces equals one conversion; keep_rows compacts.
@@ -406,33 +407,65 @@ void test_search() {
       }
     g_context = "keep_rows dim=" + std::to_string(dim);
     CHECK(kept && grown.rows == o);
-    // Float queries: the naive sum, then every path against scalar, both database forms.
-    std::vector<float> q(static_cast<size_t>(m * dim));
-    for (float &v : q) v = uni(rng);
-    std::vector<float> want(static_cast<size_t>(m * n));
-    context("float_scores", Simd::scalar, m, dim, "");
-    float_scores(q.data(), m, dim, whole, want.data(), Simd::scalar);
-    bool ok = true;
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double ref = 0, mag = 0;
-        for (int64_t t = 0; t < dim; ++t) {
-          ref += double(q[i * dim + t]) * tb[j * dim + t];
-          mag += std::fabs(q[i * dim + t]);
+    // Float queries: every path against a float64 sum (float32 rounding), both database forms. m:
+    // the few-query path (query tiles of 4 and 1, or one of 3); the table path with one partial block of 16;
+    // (two dims) 70 = two tasks of 8 and 1 blocks, the last partial. The table path is bit for bit
+    // equal to scalar on every path (same tables, same order of adds).
+    for (int64_t m : {dim % 2 ? int64_t{5} : int64_t{3}, dim == 65 || dim == 1027 ? int64_t{70} : int64_t{13}}) {
+      const bool table = m >= kFloatTableMin;
+      std::vector<float> q(static_cast<size_t>(m * dim));
+      for (float &v : q) v = uni(rng);
+      std::vector<double> ref(static_cast<size_t>(m * n)), mag(static_cast<size_t>(m));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t t = 0; t < dim; ++t) mag[i] += std::fabs(q[i * dim + t]);
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = 0;
+          for (int64_t t = 0; t < dim; ++t) acc += double(q[i * dim + t]) * tb[j * dim + t];
+          ref[i * n + j] = acc;
         }
-        ok &= std::fabs(want[i * n + j] - ref) <= 1e-5 * (mag + 1);
       }
-    CHECK(ok);
-    for (Simd s : kAllSimd) {
-      if (!simd_supported(s)) continue;
-      context("float_scores", s, m, dim, "");
-      std::vector<float> got(want.size()), got2(want.size());
-      float_scores(q.data(), m, dim, whole, got.data(), s);
-      float_scores(q.data(), m, dim, PackedRows{b.data(), n, nb}, got2.data(), s);
-      bool close = true;
-      for (size_t i = 0; i < want.size(); ++i)
-        close &= std::fabs(got[i] - want[i]) <= 1e-5f * (dim + 1) && got2[i] == got[i];
-      CHECK(close);
+      std::vector<float> want(static_cast<size_t>(m * n));
+      for (Simd s : kAllSimd) {
+        if (!simd_supported(s)) continue;
+        context("float_scores", s, m, dim, "");
+        std::vector<float> got(want.size(), -7.0f), got2(want.size(), -7.0f);
+        float_scores(q.data(), m, dim, whole, got.data(), s);
+        float_scores(q.data(), m, dim, PackedRows{b.data(), n, nb}, got2.data(), s);
+        if (s == Simd::scalar) want = got;
+        bool close = true;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) close &= std::fabs(got[i * n + j] - ref[i * n + j]) <= 1e-5 * (mag[i] + 1);
+        CHECK(close);
+        CHECK(got2 == got);
+        if (table) CHECK(got == want);
+        // Top-k: the scores above (or their cosines), best first, ties to the lower row; both forms.
+        for (Metric mt : {Metric::kDot, Metric::kCosine}) {
+          context("float_topk", s, m, dim, mt == Metric::kDot ? "dot" : "cosine");
+          for (int64_t k : {int64_t{1}, int64_t{10}, n}) {
+            std::vector<float> ts(static_cast<size_t>(m * k)), ts2(ts.size());
+            std::vector<int64_t> ti(ts.size()), ti2(ts.size());
+            float_topk(q.data(), m, dim, whole, k, mt, ts.data(), ti.data(), s);
+            float_topk(q.data(), m, dim, PackedRows{b.data(), n, nb}, k, mt, ts2.data(), ti2.data(), s);
+            bool same = ts == ts2 && ti == ti2;
+            for (int64_t i = 0; i < m; ++i) {
+              double qn = 0;
+              for (int64_t t = 0; t < dim; ++t) qn += double(q[i * dim + t]) * q[i * dim + t];
+              std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n));
+              for (int64_t j = 0; j < n; ++j) {
+                float v = got[i * n + j];
+                if (mt == Metric::kCosine) {
+                  const double den = std::sqrt(qn) * std::sqrt(double(whole.norms[j]));
+                  v = den > 0 ? float(double(v) / den) : 0.0f;
+                }
+                all[j] = {-v, j};  // ascending = best first, ties to the lower row
+              }
+              std::sort(all.begin(), all.end());
+              for (int64_t j = 0; j < k; ++j) same &= ts[i * k + j] == -all[j].first && ti[i * k + j] == all[j].second;
+            }
+            CHECK(same);
+          }
+        }
+      }
     }
   }
   g_context = "append_rows width / float_scores dim";
@@ -444,6 +477,60 @@ void test_search() {
   CHECK(p.rows == 1);
   std::vector<float> q(9, 1.0f), out(1);
   CHECK(throws<std::invalid_argument>([&] { float_scores(q.data(), 1, 9, p, out.data(), Simd::scalar); }));
+  {
+    // Tasks of several kFloatRows segments (one thread: 2,600 rows -> tasks of 768 rows, the last of
+    // 296): scores against float64, top-k against the scores, every path.
+    const int64_t n2 = 2600, dim2 = 200, nb2 = ceil_div(dim2, 4), m2 = 20, k2 = 7;
+    auto t2 = random_trits(n2 * dim2);
+    auto b2 = ref_pack(t2, n2, dim2);
+    Planes p2 = to_planes(PackedRows{b2.data(), n2, nb2}, "b");
+    std::vector<float> q2(static_cast<size_t>(m2 * dim2));
+    for (float &v : q2) v = uni(rng);
+    const int saved = num_threads();
+    set_num_threads(1);
+    for (Simd s : kAllSimd) {
+      if (!simd_supported(s)) continue;
+      context("float_topk tasks", s, m2, dim2, "");
+      std::vector<float> sc(static_cast<size_t>(m2 * n2)), ts(static_cast<size_t>(m2 * k2));
+      std::vector<int64_t> ti(ts.size());
+      float_scores(q2.data(), m2, dim2, p2, sc.data(), s);
+      float_topk(q2.data(), m2, dim2, p2, k2, Metric::kDot, ts.data(), ti.data(), s);
+      bool ok = true;
+      for (int64_t i = 0; i < m2; ++i) {
+        std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n2));
+        for (int64_t j = 0; j < n2; ++j) {
+          double ref = 0, mag = 0;
+          for (int64_t t = 0; t < dim2; ++t) {
+            ref += double(q2[i * dim2 + t]) * t2[j * dim2 + t];
+            mag += std::fabs(q2[i * dim2 + t]);
+          }
+          ok &= std::fabs(sc[i * n2 + j] - ref) <= 1e-5 * (mag + 1);
+          all[j] = {-sc[i * n2 + j], j};
+        }
+        std::sort(all.begin(), all.end());
+        for (int64_t j = 0; j < k2; ++j) ok &= ts[i * k2 + j] == -all[j].first && ti[i * k2 + j] == all[j].second;
+      }
+      CHECK(ok);
+    }
+    set_num_threads(saved);
+  }
+  g_context = "float_topk dim / k / metric";
+  std::vector<int64_t> ix(2);
+  CHECK(throws<std::invalid_argument>(
+      [&] { float_topk(q.data(), 1, 9, p, 1, Metric::kDot, out.data(), ix.data(), Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>(
+      [&] { float_topk(q.data(), 1, 8, p, 2, Metric::kDot, out.data(), ix.data(), Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>(
+      [&] { float_topk(q.data(), 1, 8, p, 0, Metric::kDot, out.data(), ix.data(), Simd::scalar); }));
+  CHECK(throws<std::invalid_argument>(
+      [&] { float_topk(q.data(), 1, 8, p, 1, Metric::kHamming, out.data(), ix.data(), Simd::scalar); }));
+  // NaN scores rank last (a total order: no out-of-range sort on any input).
+  std::vector<float> qn = {std::nanf(""), 1, 1, 1, 1, 1, 1, 1};
+  std::vector<uint8_t> rows2 = {0x40, 0x00, 0x00, 0x00};  // row 0 has a trit under the NaN, row 1 is zero
+  Planes p2 = to_planes(PackedRows{rows2.data(), 2, 2}, "b");
+  std::vector<float> s2(2);
+  float_topk(qn.data(), 1, 8, p2, 2, Metric::kDot, s2.data(), ix.data(), Simd::scalar);
+  CHECK(ix[0] == 1 && ix[1] == 0 && s2[0] == 0.0f && std::isnan(s2[1]));
 }
 
 // ----------------------------------------------------------------------------- algebra
