@@ -45,6 +45,11 @@ __all__ = [
     "efficiency_above_chance",
     "mean_std",
     "CLASSIFIERS",
+    "CENTERINGS",
+    "center_parts",
+    "centered",
+    "swapped",
+    "validation_transfer",
 ]
 
 CLASSIFIERS = ("logreg", "centroid")
@@ -55,6 +60,13 @@ DEFAULT_STUDENT = "smollm2@auto"
 # the one with the best mean validation transfer accuracy over the seeds is used (see choose_readout).
 AUTO_LAYERS = (6, 9, 12, 15)
 AUTO_POOLINGS = ("mean", "last")
+# Per-side preprocessing of the embeddings before alignment and HDC encoding, its statistics fitted on
+# that side's anchor rows (unlabelled texts both sides have): "none", "mean" (subtract the anchor
+# mean) or "standardize" (and divide each dimension by its anchor std). A decoder's middle-layer
+# residual stream carries a few dimensions with very large values shared by every text; uncentred,
+# they dominate every random projection, so all HDC vectors (and every class prototype) are nearly
+# the same vector. Chosen on validation: docs/results/centering_validation_sst2_minilm_smollm2.json.
+CENTERINGS = ("none", "mean", "standardize")
 
 
 def _pool_size(cfg: "TransferConfig", ds: TextDataset) -> Optional[int]:
@@ -130,6 +142,7 @@ class TransferConfig:
     align_kwargs: Dict[str, Any] = field(default_factory=dict)
     pool: Optional[int] = -1
     data: Optional[str] = None
+    center: str = "none"
 
 
 @dataclass
@@ -308,6 +321,118 @@ def prepare(
     return data
 
 
+def _make_aligner(align: str, seed: int, align_kwargs: Optional[dict], dim: int, tau: float, threshold: Any,
+                  proj_seed: int):
+    """``make_aligner`` with the encoder's settings passed to aligners that take them (``backproject``
+    must encode the teacher's anchors with the very encoder the protocol uses)."""
+    from .align import ALIGNERS
+
+    kw = dict(align_kwargs or {})
+    cls = ALIGNERS.get(align)
+    if cls is not None:
+        names = cls.__init__.__code__.co_varnames
+        for k, v in (("dim", dim), ("tau", tau), ("threshold", threshold), ("proj_seed", proj_seed)):
+            if k in names:
+                kw.setdefault(k, v)
+    return make_aligner(align, seed=seed, **kw)
+
+
+def center_parts(parts: Dict[str, np.ndarray], mode: str, fit_on: str = "anchor") -> Dict[str, np.ndarray]:
+    """Preprocess one side's embeddings with statistics of its ``fit_on`` rows only.
+
+    Args:
+        parts: ``{part: float32 (N_part, d)}`` of one model (train, val, test, anchor).
+        mode: one of :data:`CENTERINGS`: ``"none"`` (returned as is), ``"mean"`` (subtract the mean
+            of the ``fit_on`` rows), ``"standardize"`` (also divide each dimension by their std;
+            constant dimensions are left unscaled).
+        fit_on: the part whose rows give the statistics (default the anchors: unlabelled, and every
+            side of a transfer has them; test rows never enter).
+
+    Returns:
+        a new dict of float32 arrays of the same shapes.
+    """
+    if mode not in CENTERINGS:
+        raise ValueError(f"mode: expected one of {CENTERINGS}, got {mode!r}")
+    if mode == "none":
+        return parts
+    if fit_on not in parts:
+        raise ValueError(f"fit_on: no part {fit_on!r} among {sorted(parts)}")
+    x = np.asarray(parts[fit_on], dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"parts[{fit_on!r}]: expected at least 2 rows (N, d), got shape {x.shape}")
+    mu = x.mean(0)
+    sc = np.ones_like(mu)
+    if mode == "standardize":
+        sd = x.std(0)
+        sc = np.where(sd > 1e-12 * max(float(sd.max()), 1e-30), sd, 1.0)
+    return {k: ((np.asarray(v, dtype=np.float64) - mu) / sc).astype(np.float32) for k, v in parts.items()}
+
+
+def centered(sd: SeedData, mode: str, fit_on: str = "anchor") -> SeedData:
+    """``sd`` with each side preprocessed by :func:`center_parts` (each with its own statistics)."""
+    if mode == "none":
+        return sd
+    return SeedData(sd.split, center_parts(sd.teacher, mode, fit_on), center_parts(sd.student, mode, fit_on),
+                    sd.labels, sd.selection)
+
+
+def swapped(sd: SeedData) -> SeedData:
+    """``sd`` with teacher and student exchanged (the reverse direction)."""
+    return SeedData(sd.split, sd.student, sd.teacher, sd.labels, sd.selection)
+
+
+def validation_transfer(
+    sd: SeedData,
+    align: str,
+    dim: int = 4096,
+    tau: float = 0.3,
+    threshold: str = "std",
+    proj_seed: int = 0,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    C: float = 0.1,
+    prototype_tau: float = 0.0,
+    align_kwargs: Optional[dict] = None,
+    ceiling: bool = True,
+) -> Dict[str, Dict[str, float]]:
+    """Validation scores for choosing a setting (aligner, preprocessing) without the test split.
+
+    The aligner is fitted on the anchors; classifiers with FIXED hyper-parameters (logistic
+    regression ``C``, centroid prototype threshold ``prototype_tau``) are trained on the teacher's
+    aligned HDC *training* vectors only and scored on the student's aligned *validation* vectors (no
+    validation label is used for training or for a choice inside). With ``ceiling``, the same
+    classifiers trained on the student's own (unaligned) HDC training vectors, scored on its
+    validation vectors.
+
+    Returns ``{"transfer": {clf: acc}, "ceiling": {clf: acc}, "alignment": alignment_metrics of the
+    validation pairs}``.
+    """
+    te, st, y = sd.teacher, sd.student, sd.labels
+    al = fit_aligner(_make_aligner(align, sd.split.seed, align_kwargs, dim, tau, threshold, proj_seed), te["anchor"],
+                     st["anchor"], sd.split.seed)
+    enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+    tv = al.transform_teacher(te["val"])
+    sv = al.transform_student(st["val"])
+    htr = enc.encode(al.transform_teacher(te["train"]), packed=True)
+    hva = enc.encode(sv, packed=True)
+
+    def fit_score(kind, tr, va):
+        if kind == "logreg":
+            clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(tr, y["train"])
+        elif kind == "centroid":
+            clf = CentroidClassifier(dim, tau=prototype_tau).fit(tr, y["train"])
+        else:
+            raise ValueError(f"classifiers: unknown classifier {kind!r}; choose from {CLASSIFIERS}")
+        return clf.score(va, y["val"])
+
+    out: Dict[str, Dict[str, float]] = {"transfer": {c: fit_score(c, htr, hva) for c in classifiers}}
+    if ceiling:
+        enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: st[p] for p in ("train", "val")})
+        out["ceiling"] = {c: fit_score(c, own["train"], own["val"]) for c in classifiers}
+    out["alignment"] = alignment_metrics(tv, sv, n=500, seed=sd.split.seed)
+    return out
+
+
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return {k: enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True) for k, v in d.items()}
 
@@ -393,8 +518,8 @@ def transfer_metrics(
     k = len(te["anchor"]) if n_anchor is None else min(n_anchor, len(te["anchor"]))
     t0 = time.perf_counter()
     # unpaired aligners (vec2vec) see disjoint halves of the anchors on the two sides
-    al = fit_aligner(make_aligner(align, seed=sd.split.seed, **(align_kwargs or {})), te["anchor"][:k],
-                     st["anchor"][:k], sd.split.seed)
+    al = fit_aligner(_make_aligner(align, sd.split.seed, align_kwargs, dim, tau, threshold, proj_seed),
+                     te["anchor"][:k], st["anchor"][:k], sd.split.seed)
     t_align = time.perf_counter() - t0
     ta = {p: al.transform_teacher(te[p]) for p in ("train", "val", "test")}
     sa = {p: al.transform_student(st[p]) for p in ("train", "val", "test")}
@@ -481,6 +606,7 @@ def run_transfer(
     selection = data[0].selection if data else []
     per_seed = []
     for sd in data:
+        sd = centered(sd, cfg.center)
         q = quantization_metrics(
             sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed, classifiers=cfg.classifiers
         )

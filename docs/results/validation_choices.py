@@ -1,0 +1,205 @@
+"""Settings of the main job chosen on VALIDATION (never the test split), on the main job's cached
+embeddings (same splits, same read-out chosen on validation).
+
+Stages (each writes its own JSON next to this file, so a later stage can be rerun alone):
+
+* ``centering`` — why SmolLM2's centroid ceiling sat at chance, and the per-side preprocessing
+  (none / mean / standardize, statistics from each side's anchor rows) chosen by validation transfer
+  of the forward direction with the current default aligner.
+  -> ``centering_validation_<dataset>_<teacher>_<student>.json``
+* ``aligners`` — every aligner of ``ternhd.pipeline.align.ALIGNERS``, both directions (teacher ->
+  student and student -> teacher), with the chosen preprocessing: validation transfer (fixed C = 0.1,
+  classifiers trained on the teacher's training vectors only; the choice), then the test numbers
+  (transfer, ceiling, efficiency, above chance, alignment metrics among 500 test pairs) of every
+  aligner, so the table shows what each buys. The chosen aligner per direction = the best mean
+  validation transfer (logistic regression).
+  -> ``aligner_by_direction_<dataset>_<teacher>_<student>.json``
+
+    TERNHD_CACHE=... TERNHD_DATA=... python docs/results/validation_choices.py [--stages centering,aligners]
+        [--dataset sst2] [--teacher minilm] [--student smollm2@auto] [--aligners a,b,...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ternhd.encoder import HDCEncoder
+from ternhd.pipeline.align import ALIGNERS
+from ternhd.pipeline.classify import CentroidClassifier
+from ternhd.pipeline.datasets import cwd_data_dir
+from ternhd.pipeline.transfer import (
+    CENTERINGS,
+    TransferConfig,
+    centered,
+    environment,
+    prepare,
+    summarize,
+    swapped,
+    transfer_metrics,
+    validation_transfer,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def log(m: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)
+
+
+def safe(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in s)
+
+
+def diagnose(x: np.ndarray, y: np.ndarray, dim: int, seed: int) -> dict:
+    """How much of one side's embeddings is a vector shared by every text, and what it does to the
+    HDC vectors and to the class prototypes. ``x``: float (N, d) training rows, ``y`` their labels."""
+    x64 = x.astype(np.float64)
+    mu = x64.mean(0)
+    sq = (x64 ** 2).sum(1).mean()
+    e = (x64 ** 2).mean(0)
+    top = np.argsort(e)[::-1][:5]
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(x), 2000), rng.integers(0, len(x), 2000)
+    keep = i != j
+    i, j = i[keep], j[keep]
+
+    def pair_cos(z):
+        zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return float((zn[i] * zn[j]).sum(1).mean())
+
+    out = {"n_rows": int(len(x)), "width": int(x.shape[1]),
+           "mean_vector_share_of_energy": float((mu ** 2).sum() / sq),
+           "top5_dims": [int(k) for k in top], "top5_dims_share_of_energy": float(e[top].sum() / e.sum()),
+           "top5_dims_abs_mean_over_median_dim_rms": [float(abs(mu[k]) / np.median(np.sqrt(e))) for k in top],
+           "random_pair_cosine": {"raw": pair_cos(x64), "mean_centered": pair_cos(x64 - mu)}}
+    for mode in ("none", "mean"):
+        z = x if mode == "none" else (x64 - mu).astype(np.float32)
+        enc = HDCEncoder(x.shape[1], dim=dim, tau=0.3, seed=seed)
+        h = enc.encode(np.ascontiguousarray(z, dtype=np.float32), packed=True)
+        protos = CentroidClassifier(dim, tau=0.0).fit(h, y).prototypes_
+        from ternhd.packing import unpack_ternary
+
+        p = unpack_ternary(protos, dim).astype(np.float64)
+        pn = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+        out.setdefault("class_prototype_cosine", {})[mode] = float(pn[0] @ pn[1])
+    return out
+
+
+def stage_centering(data, cfg, a, res_common) -> str:
+    res = dict(res_common, what="centering: cause of the chance-level centroid ceiling, and the choice on validation",
+               criterion=f"mean validation transfer accuracy over the seeds and both classifiers (logistic "
+                         f"regression C=0.1, centroid prototypes tau=0), forward direction ({a.teacher} -> "
+                         f"{a.student}), aligner {cfg.align}; statistics from each side's anchor rows; test split "
+                         f"not used", diagnosis={}, validation={})
+    for side in ("teacher", "student"):
+        sd = data[0]
+        res["diagnosis"][side] = diagnose(getattr(sd, side)["train"], sd.labels["train"], cfg.dim, sd.split.seed)
+        log(f"diagnosis {side}: {json.dumps(res['diagnosis'][side])[:400]}")
+    for mode in CENTERINGS:
+        per = {"forward": [], "reverse": []}
+        for sd in data:
+            c = centered(sd, mode)
+            per["forward"].append(validation_transfer(c, cfg.align, cfg.dim, cfg.tau, proj_seed=sd.split.seed))
+            per["reverse"].append(validation_transfer(swapped(c), cfg.align, cfg.dim, cfg.tau,
+                                                      proj_seed=sd.split.seed))
+        res["validation"][mode] = {d: {"summary": summarize(v), "per_seed": v} for d, v in per.items()}
+        f = res["validation"][mode]["forward"]["summary"]
+        log(f"center={mode}: forward val transfer {f['transfer']}, ceiling {f['ceiling']}")
+    score = {m: float(np.mean([res["validation"][m]["forward"]["summary"]["transfer"][c]["mean"]
+                               for c in ("logreg", "centroid")])) for m in CENTERINGS}
+    res["score"] = score
+    res["chosen"] = max(CENTERINGS, key=lambda m: (score[m], -CENTERINGS.index(m)))
+    out = HERE / f"centering_validation_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    out.write_text(json.dumps(res, indent=1, default=float))
+    log(f"{out.name}: chosen {res['chosen']} {score}")
+    return res["chosen"]
+
+
+def stage_aligners(data, cfg, a, res_common, center: str) -> None:
+    out = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    res = json.loads(out.read_text()) if out.exists() and a.resume else {}
+    res.update(res_common, what="aligner x direction: chosen on validation, test numbers of every aligner",
+               center=center, criterion="mean validation transfer accuracy over the seeds (logistic regression "
+               "C=0.1 trained on the teacher's aligned HDC training vectors only, scored on the student's "
+               "aligned validation vectors); test split not used for the choice")
+    res.setdefault("directions", {})
+    names = [n for n in a.aligners.split(",") if n in ALIGNERS] if a.aligners else list(ALIGNERS)
+    dirs = {"forward": f"{a.teacher} -> {a.student}", "reverse": f"{a.student} -> {a.teacher}"}
+    cdata = [centered(sd, center) for sd in data]
+    for d in a.directions.split(","):
+        dd = res["directions"].setdefault(d, {"pair": dirs[d], "aligners": {}})
+        seeds = [c if d == "forward" else swapped(c) for c in cdata]
+        ceilings = {}
+        for name in names:
+            if name in dd["aligners"]:
+                continue
+            t0 = time.perf_counter()
+            val, test = [], []
+            for sd in seeds:
+                val.append(validation_transfer(sd, name, cfg.dim, cfg.tau, proj_seed=sd.split.seed, ceiling=False))
+                m = transfer_metrics(sd, name, cfg.dim, cfg.tau, proj_seed=sd.split.seed,
+                                     ceiling=ceilings.get(sd.split.seed), aligned_ceiling=False)
+                ceilings[sd.split.seed] = m["ceiling"]
+                m["seed"] = sd.split.seed
+                test.append(m)
+            dd["aligners"][name] = {
+                "validation": {"summary": summarize(val), "per_seed": val},
+                "test": {"summary": summarize([{k: v for k, v in r.items() if k != "seed"} for r in test]),
+                         "per_seed": test},
+                "seconds": time.perf_counter() - t0}
+            v = dd["aligners"][name]["validation"]["summary"]["transfer"]["logreg"]["mean"]
+            t = dd["aligners"][name]["test"]["summary"]["transfer"]["logreg"]["mean"]
+            log(f"{d} {name}: val {v:.3f} test {t:.3f} ({time.perf_counter() - t0:.0f}s)")
+            out.write_text(json.dumps(res, indent=1, default=float))  # after every aligner: a kill keeps the rest
+        done = list(dd["aligners"])
+        val = {n: dd["aligners"][n]["validation"]["summary"]["transfer"]["logreg"]["mean"] for n in done}
+        dd["chosen"] = max(done, key=lambda n: (val[n], -done.index(n)))
+        log(f"{d}: chosen {dd['chosen']}")
+        out.write_text(json.dumps(res, indent=1, default=float))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stages", default="centering,aligners")
+    ap.add_argument("--dataset", default="sst2")
+    ap.add_argument("--teacher", default="minilm")
+    ap.add_argument("--student", default="smollm2@auto")
+    ap.add_argument("--aligners", default="")
+    ap.add_argument("--directions", default="forward,reverse")
+    ap.add_argument("--center", default=None, help="skip the centering stage's choice and use this")
+    ap.add_argument("--align", default=None, help="aligner of the centering stage (default: TransferConfig's)")
+    ap.add_argument("--resume", action="store_true", help="keep the aligners an earlier run already wrote")
+    a = ap.parse_args()
+    data_root = cwd_data_dir()
+    kw = {"align": a.align} if a.align else {}
+    cfg = TransferConfig(teacher=a.teacher, student=a.student, dataset=a.dataset, progress=False,
+                         data=None if data_root is None else str(data_root), **kw)
+    t0 = time.perf_counter()
+    env0 = environment()
+    data = prepare(cfg, log=log)
+    common = {"config": {"dataset": a.dataset, "teacher": a.teacher, "student": a.student, "dim": cfg.dim,
+                         "tau": cfg.tau, "seeds": list(cfg.seeds), "n_anchor": cfg.n_anchor},
+              "readout_selection": data[0].selection, "sizes": dict(data[0].split.info),
+              "command": "python docs/results/validation_choices.py " + " ".join(sys.argv[1:]),
+              "environment": {"start": env0}, "seconds_prepare": time.perf_counter() - t0}
+    stages = a.stages.split(",")
+    center = a.center
+    if "centering" in stages and center is None:
+        center = stage_centering(data, cfg, a, dict(common, environment={"start": env0, "end": environment()}))
+    if "aligners" in stages:
+        stage_aligners(data, cfg, a, common, center or cfg.center)
+        p = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+        r = json.loads(p.read_text())
+        r["environment"]["end"] = environment()
+        p.write_text(json.dumps(r, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
