@@ -266,3 +266,23 @@ def test_validation_transfer_ranks_aligners_without_the_test_split():
     assert validation_transfer(broken, "procrustes", dim=1024, proj_seed=1) == pro
     rev = validation_transfer(swapped(sd), "procrustes", dim=1024, proj_seed=1)
     assert rev["transfer"]["logreg"] > 0.85
+
+
+def test_alignment_stage_hdc_aligns_the_ternary_vectors():
+    from ternhd.packing import unpack_ternary
+    from ternhd.pipeline.transfer import hdc_stage
+
+    sd = _offset_seed(offset=0.0, seed=5)
+    h = hdc_stage(sd.student, 1024, 0.3, "std", 2)
+    enc = ternhd.HDCEncoder(sd.student["train"].shape[1], dim=1024, tau=0.3, seed=2)
+    np.testing.assert_array_equal(h["test"], unpack_ternary(enc.encode(sd.student["test"], packed=True), 1024))
+    assert set(np.unique(h["train"])) == {-1.0, 0.0, 1.0}
+    pro = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), stage="hdc", aligned_ceiling=False)
+    none = transfer_metrics(sd, "none", dim=1024, classifiers=("logreg",), stage="hdc", aligned_ceiling=False)
+    flt = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), aligned_ceiling=False)
+    assert pro["stage"] == "hdc" and flt["stage"] == "float"
+    assert pro["ceiling"] == flt["ceiling"]  # the ceiling is the student's own HDC accuracy either way
+    assert pro["transfer"]["logreg"] > 0.9 and none["transfer"]["logreg"] < 0.6
+    assert pro["alignment"]["mean_rank"] < 2 < none["alignment"]["mean_rank"]
+    with pytest.raises(ValueError, match="^stage"):
+        transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), stage="both")

@@ -106,6 +106,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="per-side preprocessing before alignment and encoding, fitted on each side's anchor rows "
         "(default: the one chosen on validation, see ternhd.pipeline.transfer.TransferConfig.center)",
     )
+    g.add_argument(
+        "--align-stage",
+        default="float",
+        choices=["float", "hdc"],
+        help="align the float embeddings before encoding (float, the paper's notebooks; default) or each "
+        "model's own HDC vectors (hdc, the paper's figure)",
+    )
     g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
     g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
     g.add_argument(
@@ -165,6 +172,7 @@ def _config(args: argparse.Namespace):
     extra = {} if args.center is None else {"center": args.center}
     return TransferConfig(
         **extra,
+        align_stage=args.align_stage,
         teacher=args.teacher,
         student=args.student or DEFAULT_STUDENT,
         pool=args.pool,

@@ -50,6 +50,8 @@ __all__ = [
     "centered",
     "swapped",
     "validation_transfer",
+    "hdc_stage",
+    "STAGES",
 ]
 
 CLASSIFIERS = ("logreg", "centroid")
@@ -143,6 +145,7 @@ class TransferConfig:
     pool: Optional[int] = -1
     data: Optional[str] = None
     center: str = "none"
+    align_stage: str = "float"  # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure)
 
 
 @dataclass
@@ -337,6 +340,31 @@ def _make_aligner(align: str, seed: int, align_kwargs: Optional[dict], dim: int,
     return make_aligner(align, seed=seed, **kw)
 
 
+STAGES = ("float", "hdc")
+
+
+def hdc_stage(
+    parts: Dict[str, np.ndarray], dim: int, tau: float, threshold: Any, proj_seed: int
+) -> Dict[str, np.ndarray]:
+    """One side's own HDC vectors as float32 ``{part: (N, dim)}`` in {-1, 0, 1}: what an aligner sees
+    when it aligns the HDC vectors (the paper's figure) instead of the float embeddings (its
+    notebooks). Each side is encoded by its own ``HDCEncoder(d, dim, tau, threshold, seed=proj_seed)``."""
+    from ..packing import unpack_ternary
+
+    d = next(iter(parts.values())).shape[1]
+    enc = HDCEncoder(d, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+    return {k: unpack_ternary(enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True), dim)
+            .astype(np.float32) for k, v in parts.items()}
+
+
+def _stage_sides(te, st, stage, dim, tau, threshold, proj_seed):
+    if stage not in STAGES:
+        raise ValueError(f"stage: expected one of {STAGES}, got {stage!r}")
+    if stage == "float":
+        return te, st
+    return hdc_stage(te, dim, tau, threshold, proj_seed), hdc_stage(st, dim, tau, threshold, proj_seed)
+
+
 def center_parts(parts: Dict[str, np.ndarray], mode: str, fit_on: str = "anchor") -> Dict[str, np.ndarray]:
     """Preprocess one side's embeddings with statistics of its ``fit_on`` rows only.
 
@@ -393,6 +421,7 @@ def validation_transfer(
     prototype_tau: float = 0.0,
     align_kwargs: Optional[dict] = None,
     ceiling: bool = True,
+    stage: str = "float",
 ) -> Dict[str, Dict[str, float]]:
     """Validation scores for choosing a setting (aligner, preprocessing) without the test split.
 
@@ -401,12 +430,17 @@ def validation_transfer(
     aligned HDC *training* vectors only and scored on the student's aligned *validation* vectors (no
     validation label is used for training or for a choice inside). With ``ceiling``, the same
     classifiers trained on the student's own (unaligned) HDC training vectors, scored on its
-    validation vectors.
+    validation vectors. ``stage``: align the float embeddings (``"float"``) or each side's own HDC
+    vectors (``"hdc"``, see :func:`hdc_stage`); the aligned vectors are then encoded by one shared
+    projection either way.
 
     Returns ``{"transfer": {clf: acc}, "ceiling": {clf: acc}, "alignment": alignment_metrics of the
     validation pairs}``.
     """
-    te, st, y = sd.teacher, sd.student, sd.labels
+    y = sd.labels
+    keep = ("train", "val", "anchor")
+    te, st = _stage_sides({k: sd.teacher[k] for k in keep}, {k: sd.student[k] for k in keep}, stage, dim, tau,
+                          threshold, proj_seed)
     al = fit_aligner(_make_aligner(align, sd.split.seed, align_kwargs, dim, tau, threshold, proj_seed), te["anchor"],
                      st["anchor"], sd.split.seed)
     enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
@@ -426,8 +460,8 @@ def validation_transfer(
 
     out: Dict[str, Dict[str, float]] = {"transfer": {c: fit_score(c, htr, hva) for c in classifiers}}
     if ceiling:
-        enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
-        own = _encode(enc_s, {p: st[p] for p in ("train", "val")})
+        enc_s = HDCEncoder(sd.student["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: sd.student[p] for p in ("train", "val")})
         out["ceiling"] = {c: fit_score(c, own["train"], own["val"]) for c in classifiers}
     out["alignment"] = alignment_metrics(tv, sv, n=500, seed=sd.split.seed)
     return out
@@ -505,15 +539,21 @@ def transfer_metrics(
     align_kwargs: Optional[dict] = None,
     reverse: bool = False,
     aligned_ceiling: bool = True,
+    stage: str = "float",
 ) -> Dict[str, Any]:
     """Fit ``align`` on the first ``n_anchor`` anchors, encode, train on teacher, test on student.
 
     ``ceiling`` ({classifier: acc}) is computed here when not given. ``reverse`` swaps the roles
     (student becomes the teacher). ``aligned_ceiling``: also train and test on the student's aligned
-    vectors (a diagnostic of what the alignment keeps). Returns accuracies, efficiencies, alignment
+    vectors (a diagnostic of what the alignment keeps). ``stage``: ``"float"`` aligns the float
+    embeddings (the paper's notebooks), ``"hdc"`` each side's own HDC vectors (the paper's figure; see
+    :func:`hdc_stage`); the aligned vectors are encoded by one shared projection either way, and the
+    ceiling is the student's own HDC accuracy in both. Returns accuracies, efficiencies, alignment
     diagnostics, timings.
     """
     te, st = (sd.student, sd.teacher) if reverse else (sd.teacher, sd.student)
+    st_raw = st
+    te, st = _stage_sides(te, st, stage, dim, tau, threshold, proj_seed)
     y = sd.labels
     k = len(te["anchor"]) if n_anchor is None else min(n_anchor, len(te["anchor"]))
     t0 = time.perf_counter()
@@ -526,8 +566,8 @@ def transfer_metrics(
     enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
     th, sh = _encode(enc, ta), _encode(enc, sa)
     if ceiling is None:
-        enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
-        own = _encode(enc_s, {p: st[p] for p in ("train", "val", "test")})
+        enc_s = HDCEncoder(st_raw["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: st_raw[p] for p in ("train", "val", "test")})
         ceiling = {
             c: _fit_eval(
                 c,
@@ -543,6 +583,7 @@ def transfer_metrics(
         }
     res: Dict[str, Any] = {
         "align": align,
+        "stage": stage,
         "n_anchor": k,
         "dim": dim,
         "align_seconds": t_align,
@@ -621,6 +662,7 @@ def run_transfer(
             ceiling=q["student"]["hdc"],
             align_kwargs=cfg.align_kwargs,
             aligned_ceiling=cfg.aligned_ceiling,
+            stage=cfg.align_stage,
         )
         m["quantization"] = q
         m["seed"] = sd.split.seed
