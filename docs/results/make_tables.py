@@ -76,10 +76,26 @@ def table_main() -> str:
     return "\n".join(out)
 
 
+def _time_from_log(json_name: str):
+    """``/usr/bin/time`` figures from the log committed beside a JSON (``<stem>.log`` or the JSON's stem
+    without its ``_sst2_...`` tail), the line ``WALL %e s, user %U s, sys %S s, maxrss %M KB``."""
+    stem = json_name[:-5]
+    for log in (HERE / f"{stem}.log", HERE / f"{stem.split('_sst2_')[0]}.log"):
+        if log.exists():
+            m = re.search(r"WALL ([\d.]+) s, user ([\d.]+) s, sys ([\d.]+) s", log.read_text())
+            if m:
+                wall, user, sys_ = map(float, m.groups())
+                return {"wall_s": wall, "user_s": user, "system_s": sys_,
+                        "percent_cpu": round(100 * (user + sys_) / wall)}
+    return None
+
+
 def table_timing() -> str:
     out = ["| run | cold cache | wall | of which embedding + model conversion | CPU time (user + sys) | load average start -> end (2 cores) | torch threads | JSON |",
            "|---|---|---|---|---|---|---|---|"]
-    for label, f in (("`ternhd transfer --align contrastive` (the main job before CCA was chosen; 3 seeds)",
+    for label, f in (("`ternhd transfer` (main job, CCA; 3 seeds), machine otherwise idle",
+                      "main_cold_cache_quiet_sst2_minilm_smollm2.json"),
+                     ("`ternhd transfer --align contrastive` (the main job before CCA was chosen; 3 seeds)",
                       "main_contrastive_sst2_minilm_smollm2.json"),
                      ("`ternhd transfer` (main job, CCA), rerun on the warm cache", "main_sst2_minilm_smollm2.json"),
                      ("reverse, SmolLM2 -> MiniLM, CCA", "reverse_sst2_smollm2_minilm.json"),
@@ -93,7 +109,7 @@ def table_timing() -> str:
         st, en = env.get("start", {}), env.get("end", {})
         c = st.get("cache_at_start") or r.get("cache_at_start") or {}
         cold = ("yes" if c.get("embeddings") == 0 and c.get("models") == 0 else "no") if c else ""
-        tv = r.get("run", {}).get("time_v")
+        tv = r.get("run", {}).get("time_v") or _time_from_log(f)
         cpu = f"{tv['user_s'] + tv['system_s']:.0f} s ({tv['percent_cpu']}% of one core)" if tv else "not recorded"
         out.append(f"| {label} | {cold} | {r['seconds']['total']:.0f} s | {r['seconds']['embed']:.0f} s | {cpu} | "
                    f"{st.get('loadavg', [0])[0]:.1f} -> {en.get('loadavg', [0])[0]:.1f} | {st.get('torch_threads')} | "
@@ -185,7 +201,117 @@ def table_aligner() -> str:
     return "\n".join(out)
 
 
-TABLES = {"aligner": table_aligner, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+def _json_named(prefix: str) -> list:
+    return sorted(HERE.glob(f"{prefix}*.json"))
+
+
+def table_centering() -> str:
+    files = _json_named("centering_validation_")
+    if not files:
+        return "(not measured)"
+    out = []
+    for f in files:
+        r = load(f.name)
+        c = r["config"]
+        out += [f"Diagnosis on seed {c['seeds'][0]}'s training rows ({f.name}):", "",
+                "| side | width | share of the mean squared norm in the mean vector | share in the 5 largest "
+                "dimensions | random pair cosine raw / mean-centred | cosine between the 2 class prototypes "
+                "(HDC) raw / mean-centred |", "|---|---|---|---|---|---|"]
+        for side, name in (("teacher", c["teacher"]), ("student", r["readout_selection"][0]["chosen"]
+                                                        if r.get("readout_selection") else c["student"])):
+            d = r["diagnosis"][side]
+            pc = d.get("class_prototype_cosine", {})
+            out.append(f"| {side} {name} | {d['width']} | {d['mean_vector_share_of_energy'] * 100:.1f}% | "
+                       f"{d['top5_dims_share_of_energy'] * 100:.1f}% | {d['random_pair_cosine']['raw']:.2f} / "
+                       f"{d['random_pair_cosine']['mean_centered']:.2f} | "
+                       f"{pc.get('none', float('nan')):.3f} / {pc.get('mean', float('nan')):.3f} |")
+        out += ["", f"Validation (mean ± std over seeds {', '.join(map(str, c['seeds']))}; aligner "
+                    f"{r['criterion'].split('aligner ')[1].split(';')[0]}):", "",
+                "| preprocessing | forward transfer logreg | forward transfer centroid | forward ceiling logreg | "
+                "forward ceiling centroid | reverse transfer logreg | reverse transfer centroid | reverse ceiling "
+                "centroid | score |", "|---|---|---|---|---|---|---|---|---|"]
+        for mode, v in r["validation"].items():
+            fw, rv = v["forward"]["summary"], v["reverse"]["summary"]
+            mark = " **(chosen)**" if mode == r["chosen"] else ""
+            out.append(f"| {mode}{mark} | {pm(fw['transfer']['logreg'])} | {pm(fw['transfer']['centroid'])} | "
+                       f"{pm(fw['ceiling']['logreg'])} | {pm(fw['ceiling']['centroid'])} | "
+                       f"{pm(rv['transfer']['logreg'])} | {pm(rv['transfer']['centroid'])} | "
+                       f"{pm(rv['ceiling']['centroid'])} | {r['score'][mode] * 100:.1f} |")
+        out.append(f"| criterion | {r['criterion']} | | | | | | | |")
+    return "\n".join(out)
+
+
+def table_aligners() -> str:
+    files = _json_named("aligner_by_direction_")
+    if not files:
+        return "(not measured)"
+    out = ["| direction | aligner | validation transfer | test transfer | ceiling | efficiency | above chance | "
+           "mean cosine | top-1 of 500 | mean rank of 500 | centroid transfer / ceiling |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        for d, dd in r["directions"].items():
+            for name, v in dd["aligners"].items():
+                vs, ts = v["validation"]["summary"], v["test"]["summary"]
+                al = ts["alignment"]
+                mark = " **(chosen)**" if name == dd.get("chosen") else ""
+                out.append(
+                    f"| {dd['pair']} | {name}{mark} | {pm(vs['transfer']['logreg'])} | {pm(ts['transfer']['logreg'])} | "
+                    f"{pm(ts['ceiling']['logreg'])} | {pm(ts['efficiency']['logreg'])} | "
+                    f"{pm(ts['efficiency_above_chance']['logreg'])} | {al['mean_cosine']['mean']:.2f} | "
+                    f"{al['top1']['mean'] * 100:.1f}% | {al['mean_rank']['mean']:.1f} | "
+                    f"{pm(ts['transfer']['centroid'])} / {pm(ts['ceiling']['centroid'])} |")
+        out.append(f"| JSON | `results/{f.name}` (preprocessing: {r['center']}) | | | | | | | | | |")
+    return "\n".join(out)
+
+
+def table_stages() -> str:
+    files = _json_named("align_stage_")
+    if not files:
+        return "(not measured)"
+    out = ["| direction | aligner | aligned | validation transfer | test transfer | efficiency | above chance | "
+           "mean cosine (test pairs) | top-1 of 500 |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        for d, dd in r["directions"].items():
+            for name, v in dd["aligners"].items():
+                for stage, label in (("float", "float embeddings (notebooks)"), ("hdc", "HDC vectors (figure)")):
+                    vs, ts = v[stage]["validation"]["summary"], v[stage]["test"]["summary"]
+                    al = ts["alignment"]
+                    out.append(f"| {dd['pair']} | {name} | {label} | {pm(vs['transfer']['logreg'])} | "
+                               f"{pm(ts['transfer']['logreg'])} | {pm(ts['efficiency']['logreg'])} | "
+                               f"{pm(ts['efficiency_above_chance']['logreg'])} | {al['mean_cosine']['mean']:.2f} | "
+                               f"{al['top1']['mean'] * 100:.1f}% |")
+        out.append(f"| JSON | `results/{f.name}` | | | | | | | |")
+    return "\n".join(out)
+
+
+def table_int8() -> str:
+    files = _json_named("int8_")
+    if not files:
+        return "(not measured)"
+    out = ["| SmolLM2 weights | read-out (chosen on validation) | validation transfer | test transfer | ceiling | "
+           "efficiency | embedding CPU s (same texts, process) | embedding wall s |", "|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        rows = r["embedding_time"]["rows"]
+        for key, label in (("float32", "float32"), ("int8", "int8 dynamic")):
+            v = r[key]["aligner_result"]
+            vs, ts = v["validation"]["summary"], v["test"]["summary"]
+            tm = [x for x in rows if x["quantize"] == key]
+            cpu = " / ".join(f"{x['cpu_s']:.1f}" for x in tm)
+            wall = " / ".join(f"{x['wall_s']:.1f}" for x in tm)
+            out.append(f"| {label} | {r[key]['readout']} | {pm(vs['transfer']['logreg'])} | "
+                       f"{pm(ts['transfer']['logreg'])} | {pm(ts['ceiling']['logreg'])} | "
+                       f"{pm(ts['efficiency']['logreg'])} | {cpu} | {wall} |")
+        out.append(f"| becomes the default | {'yes' if r['becomes_default'] else 'no'} "
+                   f"({r['validation_difference_points']:+.1f} points on validation; {r['criterion']}) | | | | | | |")
+        out.append(f"| JSON | `results/{f.name}` (aligner {r['aligner']}, preprocessing {r['center']}; "
+                   f"{rows[0]['texts']} texts timed per row, 2 repetitions) | | | | | | |")
+    return "\n".join(out)
+
+
+TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "aligner": table_aligner, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 

@@ -122,7 +122,7 @@ def stage_centering(data, cfg, a, res_common) -> str:
 
 
 def stage_aligners(data, cfg, a, res_common, center: str) -> None:
-    out = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    out = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}{a.tag}.json"
     res = json.loads(out.read_text()) if out.exists() and a.resume else {}
     res.update(res_common, what="aligner x direction: chosen on validation, test numbers of every aligner",
                center=center, criterion="mean validation transfer accuracy over the seeds (logistic regression "
@@ -164,6 +164,110 @@ def stage_aligners(data, cfg, a, res_common, center: str) -> None:
         out.write_text(json.dumps(res, indent=1, default=float))
 
 
+def _aligner_results(a) -> dict:
+    """The aligner stage's directions, merged over its files (one per direction when run in parallel)."""
+    dirs = {}
+    for f in sorted(HERE.glob(f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_*.json")):
+        for d, dd in json.loads(f.read_text())["directions"].items():
+            dirs[d] = dict(dd, file=f.name)
+    return dirs
+
+
+def _run_aligner(sd_list, name, cfg, stage):
+    val, test = [], []
+    for sd in sd_list:
+        val.append(validation_transfer(sd, name, cfg.dim, cfg.tau, proj_seed=sd.split.seed, ceiling=False,
+                                       stage=stage))
+        m = transfer_metrics(sd, name, cfg.dim, cfg.tau, proj_seed=sd.split.seed, aligned_ceiling=False, stage=stage)
+        m["seed"] = sd.split.seed
+        test.append(m)
+    return {"validation": {"summary": summarize(val), "per_seed": val},
+            "test": {"summary": summarize([{k: v for k, v in r.items() if k != "seed"} for r in test]),
+                     "per_seed": test}}
+
+
+def stage_stages(data, cfg, a, res_common, center: str) -> None:
+    """Float-stage vs HDC-stage alignment for the aligner chosen per direction (and Procrustes)."""
+    ab = {"directions": _aligner_results(a)}
+    out = HERE / f"align_stage_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    res = dict(res_common, what="alignment on the float embeddings (the notebooks) vs on each model's own HDC "
+               "vectors (the paper's figure); same splits, seeds, centering and classifiers; the float rows are "
+               "copied from " + ", ".join(sorted({dd["file"] for dd in ab["directions"].values()})),
+               center=center, directions={})
+    cdata = [centered(sd, center) for sd in data]
+    for d, dd in ab["directions"].items():
+        if d not in a.directions.split(","):
+            continue
+        seeds = [c if d == "forward" else swapped(c) for c in cdata]
+        names = list(dict.fromkeys([dd["chosen"], "procrustes"]))
+        rd = res["directions"][d] = {"pair": dd["pair"], "chosen": dd["chosen"], "aligners": {}}
+        for name in names:
+            t0 = time.perf_counter()
+            rd["aligners"][name] = {"float": dd["aligners"][name], "hdc": _run_aligner(seeds, name, cfg, "hdc")}
+            rd["aligners"][name]["seconds_hdc"] = time.perf_counter() - t0
+            h = rd["aligners"][name]["hdc"]
+            log(f"stage hdc {d} {name}: val {h['validation']['summary']['transfer']['logreg']['mean']:.3f} "
+                f"test {h['test']['summary']['transfer']['logreg']['mean']:.3f}")
+            out.write_text(json.dumps(res, indent=1, default=float))
+    res["environment"]["end"] = environment()
+    out.write_text(json.dumps(res, indent=1, default=float))
+
+
+def _cpu_time(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def stage_int8(data, cfg, a, res_common, center: str) -> None:
+    """SmolLM2 with int8 dynamic quantization of its Linear layers vs float32: validation (the choice)
+    and test transfer with the aligner chosen for this direction, and the embedding time of both on
+    the same texts, measured alternately in one process."""
+    from ternhd.pipeline.embed import HFEmbedder, parse_spec
+
+    ab = {"directions": _aligner_results(a)}
+    name = ab["directions"]["forward"]["chosen"]
+    out = HERE / f"int8_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    q = a.student + ":int8"
+    cfg8 = TransferConfig(teacher=a.teacher, student=q, dataset=a.dataset, progress=False, data=cfg.data)
+    t0 = time.perf_counter()
+    data8 = prepare(cfg8, log=log)
+    t_prep = time.perf_counter() - t0
+    chosen8 = data8[0].selection[0]["chosen"] if data8[0].selection else q
+    res = dict(res_common, what="int8 dynamic quantization of SmolLM2 (the ':int8' read-out) beside float32",
+               aligner=name, center=center, student_int8=q, seconds_prepare_int8=t_prep,
+               readout_selection_int8=data8[0].selection,
+               float32={"readout": data[0].selection[0]["chosen"] if data[0].selection else a.student,
+                        "aligner_result": ab["directions"]["forward"]["aligners"][name]},
+               criterion="int8 becomes the default only if its mean validation transfer (logistic regression, "
+               "the aligner chosen for float32) is not lower than float32's by more than 0.5 points")
+    res["int8"] = dict(readout=chosen8, aligner_result=_run_aligner([centered(sd, center) for sd in data8], name,
+                                                                    cfg, "float"))
+    # embedding time on the same texts, float32 and int8 alternately (the load changes slowly)
+    texts = sorted({t for sd in data for t in sd.split.anchor})[:200]
+    ro = parse_spec(chosen8.replace(":int8", ""))
+    timing = []
+    for rep in range(2):
+        for quant in (None, "int8"):
+            emb = HFEmbedder(ro["name"], layer=ro["layer"], pooling=ro["pooling"], quantize=quant, progress=False,
+                             batch_size=64)
+            emb._load()
+            wall, cpu = _cpu_time(lambda: emb.embed(texts))
+            timing.append({"quantize": quant or "float32", "rep": rep, "texts": len(texts), "wall_s": wall,
+                           "cpu_s": cpu, "loadavg": list(os.getloadavg())})
+            log(f"timing {quant}: {wall:.1f}s wall {cpu:.1f}s cpu")
+    res["embedding_time"] = {"readout": chosen8, "rows": timing,
+                             "note": "process CPU seconds and wall seconds of embedding the same texts; model "
+                                     "load not included"}
+    v32 = ab["directions"]["forward"]["aligners"][name]["validation"]["summary"]["transfer"]["logreg"]["mean"]
+    v8 = res["int8"]["aligner_result"]["validation"]["summary"]["transfer"]["logreg"]["mean"]
+    res["validation_difference_points"] = 100 * (v8 - v32)
+    res["becomes_default"] = bool(v8 >= v32 - 0.005)
+    res["environment"]["end"] = environment()
+    out.write_text(json.dumps(res, indent=1, default=float))
+    log(f"{out.name}: int8 val {v8:.3f} vs fp32 {v32:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stages", default="centering,aligners")
@@ -175,6 +279,7 @@ def main() -> None:
     ap.add_argument("--center", default=None, help="skip the centering stage's choice and use this")
     ap.add_argument("--align", default=None, help="aligner of the centering stage (default: TransferConfig's)")
     ap.add_argument("--resume", action="store_true", help="keep the aligners an earlier run already wrote")
+    ap.add_argument("--tag", default="", help="suffix of the aligner stage's JSON name (e.g. -forward)")
     a = ap.parse_args()
     data_root = cwd_data_dir()
     kw = {"align": a.align} if a.align else {}
@@ -194,10 +299,16 @@ def main() -> None:
         center = stage_centering(data, cfg, a, dict(common, environment={"start": env0, "end": environment()}))
     if "aligners" in stages:
         stage_aligners(data, cfg, a, common, center or cfg.center)
-        p = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+        p = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}{a.tag}.json"
         r = json.loads(p.read_text())
         r["environment"]["end"] = environment()
         p.write_text(json.dumps(r, indent=1, default=float))
+    if center is None:
+        center = cfg.center
+    if "stages" in stages:
+        stage_stages(data, cfg, a, common, center)
+    if "int8" in stages:
+        stage_int8(data, cfg, a, common, center)
 
 
 if __name__ == "__main__":
