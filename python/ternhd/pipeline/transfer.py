@@ -67,7 +67,7 @@ AUTO_POOLINGS = ("mean", "last")
 # mean) or "standardize" (and divide each dimension by its anchor std). A decoder's middle-layer
 # residual stream carries a few dimensions with very large values shared by every text; uncentred,
 # they dominate every random projection, so all HDC vectors (and every class prototype) are nearly
-# the same vector. Chosen on validation: docs/results/centering_validation_sst2_minilm_smollm2.json.
+# the same vector. "mean" was chosen on validation: docs/results/centering_validation_sst2_minilm_smollm2-auto.json.
 CENTERINGS = ("none", "mean", "standardize")
 
 
@@ -144,7 +144,7 @@ class TransferConfig:
     align_kwargs: Dict[str, Any] = field(default_factory=dict)
     pool: Optional[int] = -1
     data: Optional[str] = None
-    center: str = "none"
+    center: str = "mean"  # chosen on validation (docs/results/centering_validation_sst2_minilm_smollm2-auto.json)
     align_stage: str = "float"  # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure)
 
 
@@ -683,6 +683,11 @@ def run_transfer(
         "per_seed": per_seed,
         "summary": summary,
         "readout_selection": selection,
+        "center": {
+            "mode": cfg.center,
+            "statistics": "each side's anchor rows",
+            "default_chosen_on_validation": "docs/results/centering_validation_sst2_minilm_smollm2-auto.json",
+        },
         "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
         "n_texts": len({t for sd in data for part in _split_texts(sd.split).values() for t in part}),
         "seconds": {"embed": t_embed, "total": time.perf_counter() - t0},
