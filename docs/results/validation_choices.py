@@ -164,6 +164,35 @@ def stage_aligners(data, cfg, a, res_common, center: str) -> None:
         out.write_text(json.dumps(res, indent=1, default=float))
 
 
+def stage_merge(a) -> None:
+    """Merge the aligner stage's partial files (``--tag``: one process per direction or per share of
+    the aligners) into one JSON, choose per direction over all aligners, and remove the parts."""
+    parts = sorted(HERE.glob(f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}-*.json"))
+    if not parts:
+        return
+    merged: dict = {}
+    for f in parts:
+        r = json.loads(f.read_text())
+        base = {k: v for k, v in r.items() if k not in ("directions", "environment")}
+        merged.update({k: v for k, v in base.items() if k not in merged})
+        merged.setdefault("environment", {}).setdefault("parts", {})[f.name] = r.get("environment")
+        for d, dd in r["directions"].items():
+            md = merged.setdefault("directions", {}).setdefault(d, {"pair": dd["pair"], "aligners": {}})
+            for name, v in dd["aligners"].items():
+                md["aligners"].setdefault(name, v)
+    order = [n for n in ALIGNERS]
+    for d, md in merged["directions"].items():
+        md["aligners"] = dict(sorted(md["aligners"].items(), key=lambda kv: order.index(kv[0])))
+        done = list(md["aligners"])
+        val = {n: md["aligners"][n]["validation"]["summary"]["transfer"]["logreg"]["mean"] for n in done}
+        md["chosen"] = max(done, key=lambda n: (val[n], -done.index(n)))
+        log(f"merge {d}: chosen {md['chosen']} among {done}")
+    out = HERE / f"aligner_by_direction_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
+    out.write_text(json.dumps(merged, indent=1, default=float))
+    for f in parts:
+        f.unlink()
+
+
 def _aligner_results(a) -> dict:
     """The aligner stage's directions, merged over its files (one per direction when run in parallel)."""
     dirs = {}
@@ -225,11 +254,12 @@ def stage_int8(data, cfg, a, res_common, center: str) -> None:
     the same texts, measured alternately in one process."""
     from ternhd.pipeline.embed import HFEmbedder, parse_spec
 
-    ab = {"directions": _aligner_results(a)}
-    name = ab["directions"]["forward"]["chosen"]
+    ab = {"directions": _aligner_results(a)} if not a.align else None
+    name = a.align or ab["directions"]["forward"]["chosen"]
     out = HERE / f"int8_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
     q = a.student + ":int8"
     cfg8 = TransferConfig(teacher=a.teacher, student=q, dataset=a.dataset, progress=False, data=cfg.data)
+    log(f"int8: embedding {q}")
     t0 = time.perf_counter()
     data8 = prepare(cfg8, log=log)
     t_prep = time.perf_counter() - t0
@@ -238,7 +268,8 @@ def stage_int8(data, cfg, a, res_common, center: str) -> None:
                aligner=name, center=center, student_int8=q, seconds_prepare_int8=t_prep,
                readout_selection_int8=data8[0].selection,
                float32={"readout": data[0].selection[0]["chosen"] if data[0].selection else a.student,
-                        "aligner_result": ab["directions"]["forward"]["aligners"][name]},
+                        "aligner_result": ab["directions"]["forward"]["aligners"][name] if ab else
+                        _run_aligner([centered(sd, center) for sd in data], name, cfg, "float")},
                criterion="int8 becomes the default only if its mean validation transfer (logistic regression, "
                "the aligner chosen for float32) is not lower than float32's by more than 0.5 points")
     res["int8"] = dict(readout=chosen8, aligner_result=_run_aligner([centered(sd, center) for sd in data8], name,
@@ -259,7 +290,7 @@ def stage_int8(data, cfg, a, res_common, center: str) -> None:
     res["embedding_time"] = {"readout": chosen8, "rows": timing,
                              "note": "process CPU seconds and wall seconds of embedding the same texts; model "
                                      "load not included"}
-    v32 = ab["directions"]["forward"]["aligners"][name]["validation"]["summary"]["transfer"]["logreg"]["mean"]
+    v32 = res["float32"]["aligner_result"]["validation"]["summary"]["transfer"]["logreg"]["mean"]
     v8 = res["int8"]["aligner_result"]["validation"]["summary"]["transfer"]["logreg"]["mean"]
     res["validation_difference_points"] = 100 * (v8 - v32)
     res["becomes_default"] = bool(v8 >= v32 - 0.005)
@@ -281,6 +312,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the aligners an earlier run already wrote")
     ap.add_argument("--tag", default="", help="suffix of the aligner stage's JSON name (e.g. -forward)")
     a = ap.parse_args()
+    if a.stages == "merge":
+        return stage_merge(a)
     data_root = cwd_data_dir()
     kw = {"align": a.align} if a.align else {}
     cfg = TransferConfig(teacher=a.teacher, student=a.student, dataset=a.dataset, progress=False,
