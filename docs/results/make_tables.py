@@ -50,10 +50,10 @@ def _chosen(res: dict) -> str:
 
 
 def table_main() -> str:
-    runs = [("MiniLM -> SmolLM2, CCA (the main job)", "main_sst2_minilm_smollm2.json"),
-            ("MiniLM -> SmolLM2, contrastive (the cold-cache timing run)", "main_contrastive_sst2_minilm_smollm2.json"),
-            ("SmolLM2 -> MiniLM (reverse), CCA", "reverse_sst2_smollm2_minilm.json"),
-            ("SmolLM2 -> MiniLM (reverse), contrastive", "reverse_contrastive_sst2_smollm2_minilm.json")]
+    runs = [("MiniLM -> SmolLM2 (the main job)", "main_sst2_minilm_smollm2.json"),
+            ("SmolLM2 -> MiniLM (reverse)", "reverse_sst2_smollm2_minilm.json"),
+            ("MiniLM -> SmolLM2, before centring (the cold-cache timing run, commit 508ce96)",
+             "main_cold_cache_quiet_sst2_minilm_smollm2.json")]
     files = [f for _, f in runs if (HERE / f).exists()]
     runs = [(n, load(f)) for n, f in runs if (HERE / f).exists()]
     cols = [n for n, _ in runs]
@@ -68,9 +68,13 @@ def table_main() -> str:
     for k, vals in rows.items():
         out.append(f"| {k} | " + " | ".join(vals) + f" | {paper.get(k, '')} |")
     out.append("| read-out chosen on validation | " + " | ".join(_chosen(r) for _, r in runs) + " | |")
-    out.append("| aligner | " + " | ".join(r["config"]["align"] for _, r in runs) + " | contrastive |")
-    out.append("| centroid classifier: transfer / ceiling | " + " | ".join(
-        f"{pm(r['summary']['transfer']['centroid'])} / {pm(r['summary']['ceiling']['centroid'])}"
+    out.append("| aligner (chosen on validation per direction) | " + " | ".join(r["config"]["align"] for _, r in runs)
+               + " | contrastive |")
+    out.append("| centring (anchor statistics) | " + " | ".join(r["config"].get("center", "none") for _, r in runs)
+               + " | |")
+    out.append("| centroid classifier: transfer / ceiling / efficiency | " + " | ".join(
+        f"{pm(r['summary']['transfer']['centroid'])} / {pm(r['summary']['ceiling']['centroid'])} / "
+        f"{pm(r['summary']['efficiency']['centroid'])}"
         if "centroid" in r["summary"]["transfer"] else "" for _, r in runs) + " | |")
     out.append("| JSON | " + " | ".join(f"`results/{f}`" for f in files) + " | |")
     return "\n".join(out)
@@ -95,13 +99,12 @@ def table_timing() -> str:
            "|---|---|---|---|---|---|---|---|"]
     for label, f in (("`ternhd transfer` (main job, CCA; 3 seeds), machine otherwise idle",
                       "main_cold_cache_quiet_sst2_minilm_smollm2.json"),
-                     ("`ternhd transfer --align contrastive` (the main job before CCA was chosen; 3 seeds)",
+                     ("`ternhd transfer --align contrastive`, before CCA was chosen and before centring",
                       "main_contrastive_sst2_minilm_smollm2.json"),
-                     ("`ternhd transfer` (main job, CCA), rerun on the warm cache", "main_sst2_minilm_smollm2.json"),
-                     ("reverse, SmolLM2 -> MiniLM, CCA", "reverse_sst2_smollm2_minilm.json"),
-                     ("reverse, SmolLM2 -> MiniLM, contrastive", "reverse_contrastive_sst2_smollm2_minilm.json"),
+                     ("`ternhd transfer` (main job, centred), rerun on a warm cache", "main_sst2_minilm_smollm2.json"),
+                     ("reverse, SmolLM2 -> MiniLM (centred), warm cache", "reverse_sst2_smollm2_minilm.json"),
                      ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
-                     ("control: MiniLM -> LSA", "control_sst2_minilm_lsa.json")):
+                     ("control: MiniLM -> LSA, before centring", "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
         r = load(f)
@@ -121,12 +124,11 @@ def table_datasets() -> str:
     out = ["| dataset | classes | transfer | ceiling | efficiency | above chance | teacher HDC | read-out | JSON | paper transfer / efficiency |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for label, f, k, paper in (("SST-2", "main_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
-                               ("SST-2", "main_contrastive_sst2_minilm_smollm2.json", 2, f"{PAPER['transfer']} / {PAPER['efficiency']}"),
                                ("AG News", "agnews_minilm_smollm2.json", 4, f"{PAPER['agnews_transfer']} / {PAPER['agnews_efficiency']}")):
         if not (HERE / f).exists():
             continue
         r = load(f)
-        label = f"{label} ({r['config']['align']})"
+        label = f"{label} ({r['config']['align']}, centring {r['config'].get('center', 'none')})"
         s = r["summary"]
         out.append(f"| {label} | {k} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
                    f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | "
@@ -137,9 +139,10 @@ def table_datasets() -> str:
 def table_controls() -> str:
     out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
            "|---|---|---|---|---|---|---|"]
-    for label, kind, f in (("MiniLM -> SmolLM2, contrastive", "cross-architecture (encoder -> decoder)",
+    for label, kind, f in (("MiniLM -> SmolLM2, contrastive, before centring", "cross-architecture (encoder -> decoder)",
                             "main_contrastive_sst2_minilm_smollm2.json"),
-                           ("MiniLM -> LSA, contrastive", "control: TF-IDF + SVD, no neural network", "control_sst2_minilm_lsa.json")):
+                           ("MiniLM -> LSA, contrastive, before centring", "control: TF-IDF + SVD, no neural network",
+                            "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
         s = load(f)["summary"]
@@ -171,7 +174,7 @@ def table_levers() -> str:
 
 
 def table_readout() -> str:
-    f = "main_contrastive_sst2_minilm_smollm2.json"
+    f = "main_sst2_minilm_smollm2.json"
     if not (HERE / f).exists():
         return "(not measured)"
     sel = load(f).get("readout_selection") or []
@@ -273,16 +276,22 @@ def table_stages() -> str:
            "mean cosine (test pairs) | top-1 of 500 |", "|---|---|---|---|---|---|---|---|---|"]
     for f in files:
         r = load(f.name)
+        flt_file = f.name.replace("align_stage_", "aligner_by_direction_")
+        flt = load(flt_file)["directions"] if (HERE / flt_file).exists() else {}
         for d, dd in r["directions"].items():
             for name, v in dd["aligners"].items():
-                for stage, label in (("float", "float embeddings (notebooks)"), ("hdc", "HDC vectors (figure)")):
-                    vs, ts = v[stage]["validation"]["summary"], v[stage]["test"]["summary"]
+                rows = [("float embeddings (notebooks)", flt.get(d, {}).get("aligners", {}).get(name)),
+                        ("HDC vectors (figure)", v["hdc"])]
+                for label, x in rows:
+                    if x is None:
+                        continue
+                    vs, ts = x["validation"]["summary"], x["test"]["summary"]
                     al = ts["alignment"]
                     out.append(f"| {dd['pair']} | {name} | {label} | {pm(vs['transfer']['logreg'])} | "
                                f"{pm(ts['transfer']['logreg'])} | {pm(ts['efficiency']['logreg'])} | "
                                f"{pm(ts['efficiency_above_chance']['logreg'])} | {al['mean_cosine']['mean']:.2f} | "
                                f"{al['top1']['mean'] * 100:.1f}% |")
-        out.append(f"| JSON | `results/{f.name}` | | | | | | | |")
+        out.append(f"| JSON | `results/{f.name}` (HDC rows), `results/{flt_file}` (float rows) | | | | | | | |")
     return "\n".join(out)
 
 
@@ -311,7 +320,7 @@ def table_int8() -> str:
     return "\n".join(out)
 
 
-TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "aligner": table_aligner, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 

@@ -216,29 +216,34 @@ def _run_aligner(sd_list, name, cfg, stage):
 
 
 def stage_stages(data, cfg, a, res_common, center: str) -> None:
-    """Float-stage vs HDC-stage alignment for the aligner chosen per direction (and Procrustes)."""
-    ab = {"directions": _aligner_results(a)}
+    """Alignment of each model's own HDC vectors (the paper's figure) for the aligners ``--stage-aligners``
+    (default: the ones chosen per direction); the float-stage rows of the same aligners are in the
+    aligner stage's JSON (same splits, seeds, centring, classifiers), read from there by make_tables."""
     out = HERE / f"align_stage_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}.json"
-    res = dict(res_common, what="alignment on the float embeddings (the notebooks) vs on each model's own HDC "
-               "vectors (the paper's figure); same splits, seeds, centering and classifiers; the float rows are "
-               "copied from " + ", ".join(sorted({dd["file"] for dd in ab["directions"].values()})),
-               center=center, directions={})
+    res = json.loads(out.read_text()) if out.exists() and a.resume else {}
+    res.update(res_common, what="alignment of each model's own HDC vectors (the paper's figure); the float-stage "
+               "rows (the notebooks) are the aligner stage's", center=center)
+    res.setdefault("directions", {})
+    dirs = {"forward": f"{a.teacher} -> {a.student}", "reverse": f"{a.student} -> {a.teacher}"}
     cdata = [centered(sd, center) for sd in data]
-    for d, dd in ab["directions"].items():
-        if d not in a.directions.split(","):
+    if a.stage_aligners:
+        jobs = [(d, n) for n in a.stage_aligners.split(",") for d in a.directions.split(",")]
+    else:
+        chosen = _aligner_results(a)
+        jobs = [(d, chosen[d]["chosen"]) for d in a.directions.split(",")]
+    for d, name in jobs:
+        rd = res["directions"].setdefault(d, {"pair": dirs[d], "aligners": {}})
+        if name in rd["aligners"]:
             continue
         seeds = [c if d == "forward" else swapped(c) for c in cdata]
-        names = list(dict.fromkeys([dd["chosen"], "procrustes"]))
-        rd = res["directions"][d] = {"pair": dd["pair"], "chosen": dd["chosen"], "aligners": {}}
-        for name in names:
-            t0 = time.perf_counter()
-            rd["aligners"][name] = {"float": dd["aligners"][name], "hdc": _run_aligner(seeds, name, cfg, "hdc")}
-            rd["aligners"][name]["seconds_hdc"] = time.perf_counter() - t0
-            h = rd["aligners"][name]["hdc"]
-            log(f"stage hdc {d} {name}: val {h['validation']['summary']['transfer']['logreg']['mean']:.3f} "
-                f"test {h['test']['summary']['transfer']['logreg']['mean']:.3f}")
-            out.write_text(json.dumps(res, indent=1, default=float))
-    res["environment"]["end"] = environment()
+        t0 = time.perf_counter()
+        rd["aligners"][name] = {"hdc": _run_aligner(seeds, name, cfg, "hdc")}
+        rd["aligners"][name]["seconds"] = time.perf_counter() - t0
+        h = rd["aligners"][name]["hdc"]
+        log(f"stage hdc {d} {name}: val {h['validation']['summary']['transfer']['logreg']['mean']:.3f} "
+            f"test {h['test']['summary']['transfer']['logreg']['mean']:.3f}")
+        out.write_text(json.dumps(res, indent=1, default=float))
+    res["environment"] = dict(res.get("environment", {}), end=environment())
     out.write_text(json.dumps(res, indent=1, default=float))
 
 
@@ -310,6 +315,7 @@ def main() -> None:
     ap.add_argument("--center", default=None, help="skip the centering stage's choice and use this")
     ap.add_argument("--align", default=None, help="aligner of the centering stage (default: TransferConfig's)")
     ap.add_argument("--resume", action="store_true", help="keep the aligners an earlier run already wrote")
+    ap.add_argument("--stage-aligners", default="", help="aligners of the 'stages' stage (default: the chosen)")
     ap.add_argument("--tag", default="", help="suffix of the aligner stage's JSON name (e.g. -forward)")
     a = ap.parse_args()
     if a.stages == "merge":
