@@ -189,21 +189,6 @@ def table_readout() -> str:
     return "\n".join(out)
 
 
-def table_aligner() -> str:
-    files = sorted(HERE.glob("aligner_validation_*.json"))
-    if not files:
-        return "(not measured)"
-    out = ["| pair (dataset) | aligner | validation transfer (mean of 3 seeds) | per seed | JSON |", "|---|---|---|---|---|"]
-    for f in files:
-        r = load(f.name)
-        c = r["config"]
-        for name, v in r["val_transfer"].items():
-            mark = " **(best)**" if name == r["chosen"] else ""
-            out.append(f"| {c['teacher']} -> {c['student']} ({c['dataset']}) | {name}{mark} | {v['mean'] * 100:.1f} | "
-                       + ", ".join(f"{x * 100:.1f}" for x in v["per_seed"]) + f" | `results/{f.name}` |")
-    return "\n".join(out)
-
-
 def _json_named(prefix: str) -> list:
     return sorted(HERE.glob(f"{prefix}*.json"))
 

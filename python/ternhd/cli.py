@@ -87,10 +87,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--align",
-        default="cca",
-        help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: cca, the best of "
-        "procrustes / cca / contrastive on the validation split for MiniLM -> SmolLM2, "
-        "docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)",
+        default=None,
+        help="alignment: none, procrustes, cca, contrastive, vec2vec, ridge, relative, backproject, and the "
+        "paper's procrustes-paper, cca-paper, contrastive-paper (default: TransferConfig.align, the one chosen "
+        "on the validation split for MiniLM -> SmolLM2, "
+        "docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)",
     )
     g.add_argument(
         "--pool",
@@ -157,6 +158,8 @@ def _config(args: argparse.Namespace):
             raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
     from .pipeline.align import ALIGNERS
 
+    if args.align is None:
+        args.align = TransferConfig.align
     if args.align not in ALIGNERS:
         raise SystemExit(f"--align: unknown {args.align!r}; choose from {', '.join(sorted(ALIGNERS))}")
     import torch

@@ -126,7 +126,7 @@ class TransferConfig:
     teacher: str = "minilm"
     student: str = DEFAULT_STUDENT
     dataset: str = "sst2"
-    align: str = "cca"  # chosen on validation (docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)
+    align: str = "cca"  # chosen on validation (docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)
     dim: int = 4096
     tau: float = 0.3
     threshold: str = "std"
