@@ -26,6 +26,8 @@ def load(name: str) -> dict:
 
 
 def pm(ms: dict, scale: float = 100.0, nd: int = 1) -> str:
+    if ms["mean"] != ms["mean"]:
+        return "not measured"
     return f"{ms['mean'] * scale:.{nd}f} ± {ms['std'] * scale:.{nd}f}"
 
 
@@ -44,6 +46,20 @@ def _transfer_rows(res: dict, clf: str = "logreg") -> dict:
     }
 
 
+def _as_main(r: dict) -> dict:
+    """A run_transfer JSON as is; an aligner x direction JSON as the reverse direction's chosen
+    aligner, in run_transfer's shape (its float and teacher rows are not measured there)."""
+    if "directions" not in r:
+        return r
+    rd = r["directions"]["reverse"]
+    ts = rd["aligners"][rd["chosen"]]["test"]["summary"]
+    nan = {"mean": float("nan"), "std": float("nan")}
+    q = {"teacher": {"float": nan, "hdc": {"logreg": nan}}, "student": {"float": nan, "hdc": ts["ceiling"]}}
+    sel = [{"side": "teacher", "chosen": r["config"]["student"] + " (the forward direction's choice)"}]
+    return {"summary": dict(ts, quantization=q), "config": {"align": rd["chosen"], "center": r["center"]},
+            "readout_selection": sel}
+
+
 def _chosen(res: dict) -> str:
     sel = res.get("readout_selection") or []
     return "; ".join(f"{x['side']} {x['chosen']}" for x in sel) or "fixed"
@@ -54,8 +70,18 @@ def table_main() -> str:
             ("SmolLM2 -> MiniLM (reverse)", "reverse_sst2_smollm2_minilm.json"),
             ("MiniLM -> SmolLM2, before centring (the cold-cache timing run, commit 508ce96)",
              "main_cold_cache_quiet_sst2_minilm_smollm2.json")]
-    files = [f for _, f in runs if (HERE / f).exists()]
-    runs = [(n, load(f)) for n, f in runs if (HERE / f).exists()]
+    runs = [(n, f) for n, f in runs if (HERE / f).exists()]
+    if not (HERE / "reverse_sst2_smollm2_minilm.json").exists() or \
+            load("reverse_sst2_smollm2_minilm.json").get("config", {}).get("center", "none") == "none":
+        # the centred reverse direction comes from the aligner x direction run (its chosen aligner)
+        runs = [(n, f) for n, f in runs if f != "reverse_sst2_smollm2_minilm.json"]
+        ab = _json_named("aligner_by_direction_")
+        if ab:
+            rd = load(ab[0].name)["directions"].get("reverse")
+            if rd and rd.get("chosen"):
+                runs.insert(1, ("SmolLM2 -> MiniLM (reverse; from the aligner x direction run)", ab[0].name))
+    files = [f for _, f in runs]
+    runs = [(n, _as_main(load(f))) for n, f in runs]
     cols = [n for n, _ in runs]
     rows = {}
     for _, r in runs:
