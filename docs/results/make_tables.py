@@ -310,7 +310,7 @@ def table_int8() -> str:
     files = _json_named("int8_")
     if not files:
         return "(not measured)"
-    out = ["| SmolLM2 weights | read-out (chosen on validation) | validation transfer | test transfer | ceiling | "
+    out = ["| SmolLM2 weights | read-out | validation transfer | test transfer | ceiling | "
            "efficiency | embedding CPU s (same texts, process) | embedding wall s |", "|---|---|---|---|---|---|---|---|"]
     for f in files:
         r = load(f.name)
