@@ -128,8 +128,8 @@ def table_timing() -> str:
                      ("`ternhd transfer --align contrastive`, before CCA was chosen and before centring",
                       "main_contrastive_sst2_minilm_smollm2.json"),
                      ("`ternhd transfer` (main job, centred), rerun on a warm cache", "main_sst2_minilm_smollm2.json"),
-                     ("reverse, SmolLM2 -> MiniLM (centred), warm cache", "reverse_sst2_smollm2_minilm.json"),
-                     ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
+                     ("reverse, SmolLM2 -> MiniLM, CCA, before centring", "reverse_sst2_smollm2_minilm.json"),
+                     ("AG News, MiniLM -> SmolLM2, before centring", "agnews_minilm_smollm2.json"),
                      ("control: MiniLM -> LSA, before centring", "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
