@@ -129,6 +129,22 @@ def test_cli_share_teach_and_learn(tmp_path, capsys):
     assert res["teacher"] == "lsa:32" and res["student"] == "lsa:24" and res["n_anchor"] == 150
     assert res["accuracy"] > 0.75, res
     assert "accuracy" in capsys.readouterr().out
+    # the file route equals the in-process protocol with the same aligner (backproject), splits and seed
+    from ternhd.pipeline.transfer import TransferConfig, run_transfer
+
+    for center in ("none", "mean"):
+        kf = tmp_path / f"k-{center}.tnhd"
+        assert cli.main(["share", "teach", "--teacher", "lsa:32", "--out", str(kf), "--dim", "1024",
+                         "--center", center] + common) == 0
+        assert cli.main(["share", "learn", str(kf), "--student", "lsa:24", "--json", str(out)] + common) == 0
+        got = json.loads(out.read_text())
+        assert got["center"] == center
+        cfg = TransferConfig(teacher="lsa:32", student="lsa:24", dataset=str(data), seeds=(3,), n_train=200,
+                             n_test=100, n_anchor=150, pool=0, cache_dir="", dim=1024, align="backproject",
+                             classifiers=("centroid",), center=center, progress=False)
+        inproc = run_transfer(cfg, log=lambda m: None)["per_seed"][0]
+        assert inproc["sizes"]["test"] == got["n_test"]
+        assert inproc["transfer"]["centroid"] == got["accuracy"], (center, inproc["transfer"], got)
     kfile.write_bytes(kfile.read_bytes()[:-3])
     with pytest.raises(PacketError):
         cli.main(["share", "learn", str(kfile), "--student", "lsa:24"] + common)

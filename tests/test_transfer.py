@@ -194,3 +194,95 @@ def test_same_label_pairs_and_pair_transfer(tmp_path):
     for m in ("bind", "infersent"):
         assert 0.0 <= s[m]["transfer"] <= 1.0
         assert s[m]["efficiency"] == pytest.approx(s[m]["transfer"] / s[m]["ceiling"])
+
+
+def _offset_seed(offset=5000.0, seed=11):
+    """Two classes in 24 dims plus one huge dimension shared by every text (what a decoder's residual
+    stream has): the student's rows carry it, the teacher's are a rotated clean view."""
+    from ternhd.pipeline.datasets import Split
+
+    x, y = _blobs(900, 24, 2, seed, shift=0.6)
+    q, _ = np.linalg.qr(np.random.default_rng(seed + 1).standard_normal((24, 24)))
+    s = np.concatenate([x @ q, np.full((len(x), 1), offset, np.float32)], 1)
+    s = (s + 0.1 * np.random.default_rng(seed + 2).standard_normal(s.shape)).astype(np.float32)
+    parts = {"train": slice(0, 450), "val": slice(450, 550), "test": slice(550, 700), "anchor": slice(700, 900)}
+    sp = Split(0, ([""] * 450, y[parts["train"]]), ([""] * 100, y[parts["val"]]), ([""] * 150, y[parts["test"]]),
+               [""] * 200)
+    return SeedData(sp, {k: x[v] for k, v in parts.items()}, {k: s[v] for k, v in parts.items()},
+                    {k: y[parts[k]] for k in ("train", "val", "test")})
+
+
+def test_centering_fixes_the_centroid_ceiling_of_a_shared_offset():
+    from ternhd.pipeline.transfer import centered, quantization_metrics
+
+    sd = _offset_seed()
+    raw = quantization_metrics(sd, 2048, proj_seed=3, classifiers=("centroid",), float_baseline=False)
+    cen = quantization_metrics(centered(sd, "mean"), 2048, proj_seed=3, classifiers=("centroid",),
+                               float_baseline=False)
+    std = quantization_metrics(centered(sd, "standardize"), 2048, proj_seed=3, classifiers=("centroid",),
+                               float_baseline=False)
+    # the offset makes every HDC vector (and both prototypes) nearly the same: near chance
+    assert raw["student"]["hdc"]["centroid"] < 0.65, raw
+    assert cen["student"]["hdc"]["centroid"] > 0.85, cen
+    assert std["student"]["hdc"]["centroid"] > 0.85, std
+    # the teacher had no offset: centering leaves its accuracy where it was
+    assert abs(cen["teacher"]["hdc"]["centroid"] - raw["teacher"]["hdc"]["centroid"]) < 0.08
+
+
+def test_center_parts_uses_only_the_fit_rows():
+    from ternhd.pipeline.transfer import center_parts
+
+    rng = np.random.default_rng(0)
+    parts = {k: (rng.standard_normal((n, 5)) * [1, 2, 3, 4, 0] + 7).astype(np.float32)
+             for k, n in (("train", 30), ("val", 10), ("test", 20), ("anchor", 40))}
+    out = center_parts(parts, "standardize")
+    np.testing.assert_allclose(out["anchor"].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out["anchor"][:, :4].std(0), 1, rtol=1e-4)
+    np.testing.assert_allclose(out["anchor"][:, 4], 0, atol=1e-5)  # a constant dimension is not divided by 0
+    mu, sd = parts["anchor"].astype(np.float64).mean(0), parts["anchor"].astype(np.float64).std(0)
+    np.testing.assert_allclose(out["test"][:, :4], ((parts["test"] - mu) / np.where(sd > 0, sd, 1))[:, :4],
+                               rtol=1e-4, atol=1e-4)
+    moved = dict(parts, test=parts["test"] + 100)  # the test rows never enter the statistics
+    np.testing.assert_array_equal(center_parts(moved, "mean")["train"], center_parts(parts, "mean")["train"])
+    assert center_parts(parts, "none") is parts
+    with pytest.raises(ValueError, match="^mode"):
+        center_parts(parts, "whiten")
+    with pytest.raises(ValueError, match="^fit_on"):
+        center_parts(parts, "mean", fit_on="pool")
+
+
+def test_validation_transfer_ranks_aligners_without_the_test_split():
+    from ternhd.pipeline.transfer import swapped, validation_transfer
+
+    sd = _offset_seed(offset=0.0, seed=5)
+    pro = validation_transfer(sd, "procrustes", dim=1024, proj_seed=1)
+    none = validation_transfer(sd, "none", dim=1024, proj_seed=1)
+    assert pro["transfer"]["logreg"] > 0.85 and pro["transfer"]["logreg"] > none["transfer"]["logreg"] + 0.15
+    assert pro["alignment"]["mean_rank"] < none["alignment"]["mean_rank"]
+    assert set(pro["ceiling"]) == {"logreg", "centroid"}
+    # the test rows play no part: scrambling them changes nothing
+    broken = SeedData(sd.split, dict(sd.teacher, test=sd.teacher["test"][::-1] * 0),
+                      dict(sd.student, test=sd.student["test"] * 0), sd.labels)
+    assert validation_transfer(broken, "procrustes", dim=1024, proj_seed=1) == pro
+    rev = validation_transfer(swapped(sd), "procrustes", dim=1024, proj_seed=1)
+    assert rev["transfer"]["logreg"] > 0.85
+
+
+def test_alignment_stage_hdc_aligns_the_ternary_vectors():
+    from ternhd.packing import unpack_ternary
+    from ternhd.pipeline.transfer import hdc_stage
+
+    sd = _offset_seed(offset=0.0, seed=5)
+    h = hdc_stage(sd.student, 1024, 0.3, "std", 2)
+    enc = ternhd.HDCEncoder(sd.student["train"].shape[1], dim=1024, tau=0.3, seed=2)
+    np.testing.assert_array_equal(h["test"], unpack_ternary(enc.encode(sd.student["test"], packed=True), 1024))
+    assert set(np.unique(h["train"])) == {-1.0, 0.0, 1.0}
+    pro = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), stage="hdc", aligned_ceiling=False)
+    none = transfer_metrics(sd, "none", dim=1024, classifiers=("logreg",), stage="hdc", aligned_ceiling=False)
+    flt = transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), aligned_ceiling=False)
+    assert pro["stage"] == "hdc" and flt["stage"] == "float"
+    assert pro["ceiling"] == flt["ceiling"]  # the ceiling is the student's own HDC accuracy either way
+    assert pro["transfer"]["logreg"] > 0.9 and none["transfer"]["logreg"] < 0.6
+    assert pro["alignment"]["mean_rank"] < 2 < none["alignment"]["mean_rank"]
+    with pytest.raises(ValueError, match="^stage"):
+        transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), stage="both")

@@ -87,10 +87,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--align",
-        default="cca",
-        help="alignment: none, procrustes, cca, contrastive, vec2vec, ... (default: cca, the best of "
-        "procrustes / cca / contrastive on the validation split for MiniLM -> SmolLM2, "
-        "docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)",
+        default=None,
+        help="alignment: none, procrustes, cca, contrastive, vec2vec, ridge, relative, backproject, and the "
+        "paper's procrustes-paper, cca-paper, contrastive-paper (default: TransferConfig.align, the one chosen "
+        "on the validation split for MiniLM -> SmolLM2, "
+        "docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)",
     )
     g.add_argument(
         "--pool",
@@ -98,6 +99,20 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=-1,
         help="distinct texts all seeds draw from (-1 = auto: 10%% more than one seed needs, so each "
         "text is embedded once for all seeds; 0 = the whole dataset)",
+    )
+    g.add_argument(
+        "--center",
+        default=None,
+        choices=["none", "mean", "standardize"],
+        help="per-side preprocessing before alignment and encoding, fitted on each side's anchor rows "
+        "(default: the one chosen on validation, see ternhd.pipeline.transfer.TransferConfig.center)",
+    )
+    g.add_argument(
+        "--align-stage",
+        default="float",
+        choices=["float", "hdc"],
+        help="align the float embeddings before encoding (float, the paper's notebooks; default) or each "
+        "model's own HDC vectors (hdc, the paper's figure)",
     )
     g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
     g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
@@ -143,6 +158,8 @@ def _config(args: argparse.Namespace):
             raise SystemExit(f"--classifiers: unknown {c!r}; choose from {CLASSIFIERS}")
     from .pipeline.align import ALIGNERS
 
+    if args.align is None:
+        args.align = TransferConfig.align
     if args.align not in ALIGNERS:
         raise SystemExit(f"--align: unknown {args.align!r}; choose from {', '.join(sorted(ALIGNERS))}")
     import torch
@@ -155,7 +172,10 @@ def _config(args: argparse.Namespace):
     from .pipeline.transfer import DEFAULT_STUDENT
 
     data = args.data if args.data is not None else cwd_data_dir()
+    extra = {} if args.center is None else {"center": args.center}
     return TransferConfig(
+        **extra,
+        align_stage=args.align_stage,
         teacher=args.teacher,
         student=args.student or DEFAULT_STUDENT,
         pool=args.pool,
@@ -382,17 +402,34 @@ def _share_embed(spec: str, fit_texts, parts, args: argparse.Namespace):
 def _cmd_share_teach(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if args.center is None:
+        from .pipeline.transfer import TransferConfig
+
+        args.center = TransferConfig.center
+
     from .encoder import HDCEncoder
     from .knowledge import SharedKnowledge
+    from .pipeline.classify import CentroidClassifier
+    from .pipeline.transfer import center_parts
 
     ds, sp = _share_split(args)
     texts = sp.train[0] + sp.val[0]
     labels = np.concatenate([sp.train[1], sp.val[1]])
+    # LSA is fitted on train + val + anchor texts in this order, as the in-process protocol does
     x, a = _share_embed(args.teacher, texts + sp.anchor, [texts, sp.anchor], args)
+    n_tr = len(sp.train[0])
+    parts = center_parts({"train": x[:n_tr], "val": x[n_tr:], "anchor": a}, args.center)
     enc = HDCEncoder(x.shape[1], dim=args.dim, tau=args.tau, seed=args.seed)
+    # the prototypes' threshold is chosen on the teacher's validation split, as the protocol's centroid
+    # classifier does (CentroidClassifier.fit_select), then the prototypes are bundled from train + val
+    cc = CentroidClassifier(args.dim).fit_select(
+        enc.encode(parts["train"], packed=True), sp.train[1], enc.encode(parts["val"], packed=True), sp.val[1]
+    )
     classes = [str(c) for c in ds.label_names]
-    info = dict(teacher=args.teacher, dataset=args.dataset, seed=args.seed, n_train=len(texts), n_anchor=len(sp.anchor))
-    kn = SharedKnowledge.from_teacher(enc, x, labels, a, sp.anchor, classes=classes, info=info)
+    info = dict(teacher=args.teacher, dataset=args.dataset, seed=args.seed, n_train=len(texts),
+                n_anchor=len(sp.anchor), center=args.center, prototype_tau=cc.tau)
+    kn = SharedKnowledge.from_teacher(enc, np.concatenate([parts["train"], parts["val"]]), labels, parts["anchor"],
+                                      sp.anchor, classes=classes, prototype_tau=cc.tau, info=info)
     n = kn.save(args.out, model_id=args.teacher[:256])
     print(
         f"{args.out}: {n} bytes ({len(kn.classifier.classes)} prototypes, {len(sp.anchor)} anchors, D={args.dim}); "
@@ -411,7 +448,13 @@ def _cmd_share_learn(args: argparse.Namespace) -> int:
     overlap = set(sp.test[0]) & set(kn.anchor_texts)
     test = [(t, y) for t, y in zip(*sp.test) if t not in overlap]
     tx, ty = [t for t, _ in test], np.asarray([y for _, y in test], dtype=np.int64)
-    a, x = _share_embed(args.student, kn.anchor_texts + sp.train[0], [kn.anchor_texts, tx], args)
+    # LSA: fitted on the student's train + val + anchor texts, as the in-process protocol does
+    a, x = _share_embed(args.student, sp.train[0] + sp.val[0] + kn.anchor_texts, [kn.anchor_texts, tx], args)
+    from .pipeline.transfer import center_parts
+
+    center = kn.info.get("center", "none")  # the teacher's choice; the student uses its own anchor statistics
+    parts = center_parts({"anchor": a, "test": x}, center)
+    a, x = parts["anchor"], parts["test"]
     st = SharedStudent(kn, a, alpha="auto" if args.alpha is None else args.alpha)
     acc = st.score(x, ty)
     res = dict(
@@ -422,6 +465,7 @@ def _cmd_share_learn(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_test=len(tx),
         n_anchor=len(kn.anchor_texts),
+        center=center,
         alpha=st.alpha,
         accuracy=acc,
         chance=float(np.bincount(ty).max() / max(1, len(ty))),
@@ -459,6 +503,13 @@ def _add_share(sub) -> None:
             q.add_argument("--out", required=True, help="knowledge file to write (.tnhd)")
             q.add_argument("--dim", type=int, default=4096, help="HDC dimension D (4096)")
             q.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (0.3)")
+            q.add_argument(
+                "--center",
+                default=None,
+                choices=["none", "mean", "standardize"],
+                help="per-side preprocessing (anchor statistics), recorded in the file so the student applies "
+                "it too (default: the transfer protocol's)",
+            )
         else:
             q.add_argument("knowledge", help="knowledge file written by 'share teach'")
             q.add_argument("--student", required=True, help="student embedder spec (e.g. smollm2, minilm, lsa:K)")

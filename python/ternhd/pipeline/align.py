@@ -19,6 +19,8 @@ into one common space that both sides then encode with the *same* HDC projection
   (``procrustes-paper``), :class:`PaperCCAAligner` (``cca-paper``), :class:`PaperContrastiveAligner`
   (``contrastive-paper``).
 * Beyond the paper: :class:`RelativeAligner` (``relative``, training-free), :class:`RidgeAligner` (``ridge``).
+* :class:`BackProjectAligner` (``backproject``): the map ``ternhd share learn`` fits (knowledge without
+  the teacher model), so the in-process protocol can reproduce the file route exactly.
 * Metrics of aligned test pairs: :func:`alignment_metrics` (mean cosine, top-1, mean rank among n).
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 __all__ = ["Aligner", "NoAlignment", "ProcrustesAligner", "CCAAligner", "ContrastiveAligner", "Vec2VecAligner",
            "PaperProcrustesAligner", "PaperCCAAligner", "PaperContrastiveAligner", "RelativeAligner", "RidgeAligner",
+           "BackProjectAligner",
            "make_aligner", "ALIGNERS", "top1_matching", "mean_pair_cosine", "mean_rank", "alignment_metrics",
            "fit_aligner", "is_paired"]
 
@@ -748,11 +751,48 @@ class RidgeAligner(Aligner):
         return x
 
 
+class BackProjectAligner(Aligner):
+    """What ``ternhd share learn`` does (:class:`ternhd.knowledge.SharedStudent`), as an aligner: the
+    teacher keeps its own space (``transform_teacher`` is the identity, ``out_dim = d_t``); the
+    student is mapped into it by ridge regression (intercept; penalty ``alpha``, or ``"auto"``:
+    :func:`ternhd.knowledge.choose_alpha`, cross-validated on the anchors) onto the teacher's anchor
+    *HDC vectors* projected back (:func:`ternhd.knowledge.back_project`), not onto its float
+    embeddings: all a student holding only a knowledge packet has. The teacher's encoder is
+    ``HDCEncoder(d_t, dim, tau, threshold, seed=proj_seed)``; :func:`ternhd.pipeline.transfer.transfer_metrics`
+    passes its own ``dim``, ``tau``, ``threshold`` and ``proj_seed``, so both encode with the same one."""
+
+    name = "backproject"
+
+    def __init__(self, dim: int = 4096, tau: float = 0.3, threshold: Any = "std", proj_seed: int = 0,
+                 alpha: Any = "auto"):
+        super().__init__()
+        if alpha != "auto" and not (isinstance(alpha, (int, float)) and alpha >= 0):
+            raise ValueError(f"alpha: expected a number >= 0 or 'auto', got {alpha!r}")
+        self.dim, self.tau, self.threshold, self.proj_seed, self.alpha = dim, tau, threshold, proj_seed, alpha
+
+    def _fit(self, t, s):
+        from ..encoder import HDCEncoder
+        from ..knowledge import _ridge, back_project, choose_alpha
+
+        self.out_dim = self.d_t
+        enc = HDCEncoder(self.d_t, dim=self.dim, tau=self.tau, threshold=self.threshold, seed=self.proj_seed)
+        target = back_project(enc, enc.encode(t, packed=True))
+        xs = s.astype(np.float64)
+        self.alpha_ = choose_alpha(xs, target) if self.alpha == "auto" else float(self.alpha)
+        self.w, self.mx, self.my = _ridge(xs, target, self.alpha_)
+
+    def _t(self, x):
+        return x
+
+    def _s(self, x):
+        return (x.astype(np.float64) - self.mx) @ self.w + self.my
+
+
 ALIGNERS: Dict[str, Type[Aligner]] = {"none": NoAlignment, "procrustes": ProcrustesAligner, "cca": CCAAligner,
                                       "contrastive": ContrastiveAligner, "vec2vec": Vec2VecAligner,
                                       "procrustes-paper": PaperProcrustesAligner, "cca-paper": PaperCCAAligner,
                                       "contrastive-paper": PaperContrastiveAligner, "relative": RelativeAligner,
-                                      "ridge": RidgeAligner}
+                                      "ridge": RidgeAligner, "backproject": BackProjectAligner}
 
 
 def make_aligner(name: str, seed: int = 0, **kw: Any) -> Aligner:

@@ -45,6 +45,13 @@ __all__ = [
     "efficiency_above_chance",
     "mean_std",
     "CLASSIFIERS",
+    "CENTERINGS",
+    "center_parts",
+    "centered",
+    "swapped",
+    "validation_transfer",
+    "hdc_stage",
+    "STAGES",
 ]
 
 CLASSIFIERS = ("logreg", "centroid")
@@ -55,6 +62,13 @@ DEFAULT_STUDENT = "smollm2@auto"
 # the one with the best mean validation transfer accuracy over the seeds is used (see choose_readout).
 AUTO_LAYERS = (6, 9, 12, 15)
 AUTO_POOLINGS = ("mean", "last")
+# Per-side preprocessing of the embeddings before alignment and HDC encoding, its statistics fitted on
+# that side's anchor rows (unlabelled texts both sides have): "none", "mean" (subtract the anchor
+# mean) or "standardize" (and divide each dimension by its anchor std). A decoder's middle-layer
+# residual stream carries a few dimensions with very large values shared by every text; uncentred,
+# they dominate every random projection, so all HDC vectors (and every class prototype) are nearly
+# the same vector. "mean" was chosen on validation: docs/results/centering_validation_sst2_minilm_smollm2-auto.json.
+CENTERINGS = ("none", "mean", "standardize")
 
 
 def _pool_size(cfg: "TransferConfig", ds: TextDataset) -> Optional[int]:
@@ -112,7 +126,7 @@ class TransferConfig:
     teacher: str = "minilm"
     student: str = DEFAULT_STUDENT
     dataset: str = "sst2"
-    align: str = "cca"  # chosen on validation (docs/results/aligner_validation_sst2_minilm_smollm2-9-mean.json)
+    align: str = "cca"  # chosen on validation (docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)
     dim: int = 4096
     tau: float = 0.3
     threshold: str = "std"
@@ -130,6 +144,8 @@ class TransferConfig:
     align_kwargs: Dict[str, Any] = field(default_factory=dict)
     pool: Optional[int] = -1
     data: Optional[str] = None
+    center: str = "mean"  # chosen on validation (docs/results/centering_validation_sst2_minilm_smollm2-auto.json)
+    align_stage: str = "float"  # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure)
 
 
 @dataclass
@@ -308,6 +324,149 @@ def prepare(
     return data
 
 
+def _make_aligner(align: str, seed: int, align_kwargs: Optional[dict], dim: int, tau: float, threshold: Any,
+                  proj_seed: int):
+    """``make_aligner`` with the encoder's settings passed to aligners that take them (``backproject``
+    must encode the teacher's anchors with the very encoder the protocol uses)."""
+    from .align import ALIGNERS
+
+    kw = dict(align_kwargs or {})
+    cls = ALIGNERS.get(align)
+    if cls is not None:
+        names = cls.__init__.__code__.co_varnames
+        for k, v in (("dim", dim), ("tau", tau), ("threshold", threshold), ("proj_seed", proj_seed)):
+            if k in names:
+                kw.setdefault(k, v)
+    return make_aligner(align, seed=seed, **kw)
+
+
+STAGES = ("float", "hdc")
+
+
+def hdc_stage(
+    parts: Dict[str, np.ndarray], dim: int, tau: float, threshold: Any, proj_seed: int
+) -> Dict[str, np.ndarray]:
+    """One side's own HDC vectors as float32 ``{part: (N, dim)}`` in {-1, 0, 1}: what an aligner sees
+    when it aligns the HDC vectors (the paper's figure) instead of the float embeddings (its
+    notebooks). Each side is encoded by its own ``HDCEncoder(d, dim, tau, threshold, seed=proj_seed)``."""
+    from ..packing import unpack_ternary
+
+    d = next(iter(parts.values())).shape[1]
+    enc = HDCEncoder(d, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+    return {k: unpack_ternary(enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True), dim)
+            .astype(np.float32) for k, v in parts.items()}
+
+
+def _stage_sides(te, st, stage, dim, tau, threshold, proj_seed):
+    if stage not in STAGES:
+        raise ValueError(f"stage: expected one of {STAGES}, got {stage!r}")
+    if stage == "float":
+        return te, st
+    return hdc_stage(te, dim, tau, threshold, proj_seed), hdc_stage(st, dim, tau, threshold, proj_seed)
+
+
+def center_parts(parts: Dict[str, np.ndarray], mode: str, fit_on: str = "anchor") -> Dict[str, np.ndarray]:
+    """Preprocess one side's embeddings with statistics of its ``fit_on`` rows only.
+
+    Args:
+        parts: ``{part: float32 (N_part, d)}`` of one model (train, val, test, anchor).
+        mode: one of :data:`CENTERINGS`: ``"none"`` (returned as is), ``"mean"`` (subtract the mean
+            of the ``fit_on`` rows), ``"standardize"`` (also divide each dimension by their std;
+            constant dimensions are left unscaled).
+        fit_on: the part whose rows give the statistics (default the anchors: unlabelled, and every
+            side of a transfer has them; test rows never enter).
+
+    Returns:
+        a new dict of float32 arrays of the same shapes.
+    """
+    if mode not in CENTERINGS:
+        raise ValueError(f"mode: expected one of {CENTERINGS}, got {mode!r}")
+    if mode == "none":
+        return parts
+    if fit_on not in parts:
+        raise ValueError(f"fit_on: no part {fit_on!r} among {sorted(parts)}")
+    x = np.asarray(parts[fit_on], dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"parts[{fit_on!r}]: expected at least 2 rows (N, d), got shape {x.shape}")
+    mu = x.mean(0)
+    sc = np.ones_like(mu)
+    if mode == "standardize":
+        sd = x.std(0)
+        sc = np.where(sd > 1e-12 * max(float(sd.max()), 1e-30), sd, 1.0)
+    return {k: ((np.asarray(v, dtype=np.float64) - mu) / sc).astype(np.float32) for k, v in parts.items()}
+
+
+def centered(sd: SeedData, mode: str, fit_on: str = "anchor") -> SeedData:
+    """``sd`` with each side preprocessed by :func:`center_parts` (each with its own statistics)."""
+    if mode == "none":
+        return sd
+    return SeedData(sd.split, center_parts(sd.teacher, mode, fit_on), center_parts(sd.student, mode, fit_on),
+                    sd.labels, sd.selection)
+
+
+def swapped(sd: SeedData) -> SeedData:
+    """``sd`` with teacher and student exchanged (the reverse direction)."""
+    return SeedData(sd.split, sd.student, sd.teacher, sd.labels, sd.selection)
+
+
+def validation_transfer(
+    sd: SeedData,
+    align: str,
+    dim: int = 4096,
+    tau: float = 0.3,
+    threshold: str = "std",
+    proj_seed: int = 0,
+    classifiers: Sequence[str] = CLASSIFIERS,
+    C: float = 0.1,
+    prototype_tau: float = 0.0,
+    align_kwargs: Optional[dict] = None,
+    ceiling: bool = True,
+    stage: str = "float",
+) -> Dict[str, Dict[str, float]]:
+    """Validation scores for choosing a setting (aligner, preprocessing) without the test split.
+
+    The aligner is fitted on the anchors; classifiers with FIXED hyper-parameters (logistic
+    regression ``C``, centroid prototype threshold ``prototype_tau``) are trained on the teacher's
+    aligned HDC *training* vectors only and scored on the student's aligned *validation* vectors (no
+    validation label is used for training or for a choice inside). With ``ceiling``, the same
+    classifiers trained on the student's own (unaligned) HDC training vectors, scored on its
+    validation vectors. ``stage``: align the float embeddings (``"float"``) or each side's own HDC
+    vectors (``"hdc"``, see :func:`hdc_stage`); the aligned vectors are then encoded by one shared
+    projection either way.
+
+    Returns ``{"transfer": {clf: acc}, "ceiling": {clf: acc}, "alignment": alignment_metrics of the
+    validation pairs}``.
+    """
+    y = sd.labels
+    keep = ("train", "val", "anchor")
+    te, st = _stage_sides({k: sd.teacher[k] for k in keep}, {k: sd.student[k] for k in keep}, stage, dim, tau,
+                          threshold, proj_seed)
+    al = fit_aligner(_make_aligner(align, sd.split.seed, align_kwargs, dim, tau, threshold, proj_seed), te["anchor"],
+                     st["anchor"], sd.split.seed)
+    enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+    tv = al.transform_teacher(te["val"])
+    sv = al.transform_student(st["val"])
+    htr = enc.encode(al.transform_teacher(te["train"]), packed=True)
+    hva = enc.encode(sv, packed=True)
+
+    def fit_score(kind, tr, va):
+        if kind == "logreg":
+            clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(tr, y["train"])
+        elif kind == "centroid":
+            clf = CentroidClassifier(dim, tau=prototype_tau).fit(tr, y["train"])
+        else:
+            raise ValueError(f"classifiers: unknown classifier {kind!r}; choose from {CLASSIFIERS}")
+        return clf.score(va, y["val"])
+
+    out: Dict[str, Dict[str, float]] = {"transfer": {c: fit_score(c, htr, hva) for c in classifiers}}
+    if ceiling:
+        enc_s = HDCEncoder(sd.student["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: sd.student[p] for p in ("train", "val")})
+        out["ceiling"] = {c: fit_score(c, own["train"], own["val"]) for c in classifiers}
+    out["alignment"] = alignment_metrics(tv, sv, n=500, seed=sd.split.seed)
+    return out
+
+
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return {k: enc.encode(np.ascontiguousarray(v, dtype=np.float32), packed=True) for k, v in d.items()}
 
@@ -380,29 +539,35 @@ def transfer_metrics(
     align_kwargs: Optional[dict] = None,
     reverse: bool = False,
     aligned_ceiling: bool = True,
+    stage: str = "float",
 ) -> Dict[str, Any]:
     """Fit ``align`` on the first ``n_anchor`` anchors, encode, train on teacher, test on student.
 
     ``ceiling`` ({classifier: acc}) is computed here when not given. ``reverse`` swaps the roles
     (student becomes the teacher). ``aligned_ceiling``: also train and test on the student's aligned
-    vectors (a diagnostic of what the alignment keeps). Returns accuracies, efficiencies, alignment
+    vectors (a diagnostic of what the alignment keeps). ``stage``: ``"float"`` aligns the float
+    embeddings (the paper's notebooks), ``"hdc"`` each side's own HDC vectors (the paper's figure; see
+    :func:`hdc_stage`); the aligned vectors are encoded by one shared projection either way, and the
+    ceiling is the student's own HDC accuracy in both. Returns accuracies, efficiencies, alignment
     diagnostics, timings.
     """
     te, st = (sd.student, sd.teacher) if reverse else (sd.teacher, sd.student)
+    st_raw = st
+    te, st = _stage_sides(te, st, stage, dim, tau, threshold, proj_seed)
     y = sd.labels
     k = len(te["anchor"]) if n_anchor is None else min(n_anchor, len(te["anchor"]))
     t0 = time.perf_counter()
     # unpaired aligners (vec2vec) see disjoint halves of the anchors on the two sides
-    al = fit_aligner(make_aligner(align, seed=sd.split.seed, **(align_kwargs or {})), te["anchor"][:k],
-                     st["anchor"][:k], sd.split.seed)
+    al = fit_aligner(_make_aligner(align, sd.split.seed, align_kwargs, dim, tau, threshold, proj_seed),
+                     te["anchor"][:k], st["anchor"][:k], sd.split.seed)
     t_align = time.perf_counter() - t0
     ta = {p: al.transform_teacher(te[p]) for p in ("train", "val", "test")}
     sa = {p: al.transform_student(st[p]) for p in ("train", "val", "test")}
     enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
     th, sh = _encode(enc, ta), _encode(enc, sa)
     if ceiling is None:
-        enc_s = HDCEncoder(st["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
-        own = _encode(enc_s, {p: st[p] for p in ("train", "val", "test")})
+        enc_s = HDCEncoder(st_raw["train"].shape[1], dim=dim, tau=tau, threshold=threshold, seed=proj_seed)
+        own = _encode(enc_s, {p: st_raw[p] for p in ("train", "val", "test")})
         ceiling = {
             c: _fit_eval(
                 c,
@@ -418,6 +583,7 @@ def transfer_metrics(
         }
     res: Dict[str, Any] = {
         "align": align,
+        "stage": stage,
         "n_anchor": k,
         "dim": dim,
         "align_seconds": t_align,
@@ -481,6 +647,7 @@ def run_transfer(
     selection = data[0].selection if data else []
     per_seed = []
     for sd in data:
+        sd = centered(sd, cfg.center)
         q = quantization_metrics(
             sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed, classifiers=cfg.classifiers
         )
@@ -495,6 +662,7 @@ def run_transfer(
             ceiling=q["student"]["hdc"],
             align_kwargs=cfg.align_kwargs,
             aligned_ceiling=cfg.aligned_ceiling,
+            stage=cfg.align_stage,
         )
         m["quantization"] = q
         m["seed"] = sd.split.seed
@@ -515,6 +683,11 @@ def run_transfer(
         "per_seed": per_seed,
         "summary": summary,
         "readout_selection": selection,
+        "center": {
+            "mode": cfg.center,
+            "statistics": "each side's anchor rows",
+            "default_chosen_on_validation": "docs/results/centering_validation_sst2_minilm_smollm2-auto.json",
+        },
         "n_classes": int(len(np.unique(np.concatenate([sd.labels["train"], sd.labels["test"]])))),
         "n_texts": len({t for sd in data for part in _split_texts(sd.split).values() for t in part}),
         "seconds": {"embed": t_embed, "total": time.perf_counter() - t0},
