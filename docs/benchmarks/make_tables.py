@@ -17,6 +17,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/doc_tables.py
+import doc_tables  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "BENCHMARKS.md"
 
@@ -135,25 +138,11 @@ TABLES: Dict[str, Callable[[], str]] = {
 
 
 def render(text: str) -> str:
-    for name, fn in TABLES.items():
-        pat = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
-        if pat.search(text):
-            table = fn()
-            text = pat.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
-    return text
+    return doc_tables.render(text, TABLES)
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = DOC.read_text()
-    new = render(text)
-    if "--check" in argv:
-        if new != text:
-            print("docs/BENCHMARKS.md is stale: run python docs/benchmarks/make_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(new)
-    return 0
+    return doc_tables.main(DOC, TABLES, "docs/benchmarks/make_tables.py", argv)
 
 
 if __name__ == "__main__":

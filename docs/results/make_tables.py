@@ -13,6 +13,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # docs/doc_tables.py
+import doc_tables  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "RESULTS.md"
 
@@ -336,23 +339,11 @@ TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": ta
 
 
 def render(text: str) -> str:
-    for name, fn in TABLES.items():
-        pat = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- /table:{name} -->)", re.S)
-        text = pat.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
-    return text
+    return doc_tables.render(text, TABLES)
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = DOC.read_text()
-    new = render(text)
-    if "--check" in argv:
-        if new != text:
-            print("docs/RESULTS.md is stale: run python docs/results/make_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(new)
-    return 0
+    return doc_tables.main(DOC, TABLES, "docs/results/make_tables.py", argv)
 
 
 if __name__ == "__main__":
