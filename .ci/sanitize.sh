@@ -24,7 +24,7 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 # still name their module (".../ternhd/_core...so+0x..."), which is what the scan matches. To read
 # a failure, rerun the failing test with ASAN_OPTIONS=symbolize=1.
 export ASAN_OPTIONS="detect_leaks=1:symbolize=0:log_path=$OUTDIR/logs/asan:exitcode=86:abort_on_error=0"
-export LSAN_OPTIONS="exitcode=0:report_objects=0"
+export LSAN_OPTIONS="exitcode=0:report_objects=0:suppressions=$PWD/.ci/lsan_torch.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$OUTDIR/logs/ubsan"
 set +e
 python -m pytest "${TESTS[@]}" -q -p no:cacheprovider -x "$@"
