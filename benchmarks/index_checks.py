@@ -5,7 +5,7 @@
 * asymmetric (float32 query) search vs ternary x ternary search, same index (target >= 0.5x).
 
 Usage: python benchmarks/index_checks.py [--dim 4096] [--rows 1000000] [--tmp DIR] [--skip-view]
-       python benchmarks/index_checks.py --asym-only [--threads N] [--search-rows 100000] [--batch 256]
+       python benchmarks/index_checks.py --asym-only [--threads N] [--search-rows 100000] [--batch 256] [--json F]
 
 ``--asym-only`` runs only the asymmetric check: ``Index.search`` of float32 queries, int8 queries and
 packed ternary queries against the same index, same k, same number of queries, a fixed thread count,
@@ -13,8 +13,10 @@ timed alternately (the best of ``--reps`` each), for a batch and for one query, 
 asym / ternary-x-ternary throughput ratios.
 """
 import argparse
+import json
 import os
 import resource
+import sys
 import tempfile
 import time
 
@@ -47,6 +49,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", default=None, help="--asym-only: also write the timings and ratios to this file")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     width = (a.dim + 3) // 4
@@ -120,6 +123,7 @@ def asym_check(a, rng, width):
     """Float32 / int8 query search vs packed ternary query search on one index (issue 14: >= 0.5x)."""
     n = a.search_rows
     idx = Index(random_packed(n, width, rng), dim=a.dim)
+    rows = []
     for m in (a.batch, 1):
         queries = {
             "ternary": random_packed(m, width, rng),
@@ -142,7 +146,16 @@ def asym_check(a, rng, width):
                              f"ratio {tt / best[name]:.2f}x)")
             print(f"search k={a.k} {metric}, {m} quer{'y' if m == 1 else 'ies'} x {n} rows x {a.dim} trits "
                   f"(best of {a.reps}): " + "; ".join(parts) + " (target >= 0.5x)", flush=True)
-    print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            rows.append({"metric": metric, "queries": m, "rows": n, "dim": a.dim, "k": a.k,
+                         "seconds": {name: best[name] for name in best},
+                         "ratio": {name: tt / best[name] for name in ("float32", "int8")}})
+    load = os.getloadavg()
+    print(f"load after: {' '.join(f'{x:.2f}' for x in load)}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"command": "python " + " ".join(sys.argv), "threads": ternhd._core.get_num_threads(),
+                       "simd": ternhd._core.get_simd(), "cpus": os.cpu_count(), "load_after": list(load),
+                       "target": ">= 0.5x (asymmetric / ternary x ternary throughput)", "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

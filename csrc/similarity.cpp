@@ -393,9 +393,13 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, 
     const int64_t lo = r * range, hi = std::min(N, lo + range);
     DbSource::Block blk;
     int32_t both2[2][kDbBlock], opp2[2][kDbBlock];
+    double rinv[kDbBlock];  // cosine: 1 / sqrt(|row|), 0 for an all-zero row
     for (int64_t d0 = lo; d0 < hi; d0 += kDbBlock) {
       const int64_t nd = std::min(kDbBlock, hi - d0);
       db.load(d0, nd, blk);
+      if (metric == Metric::kCosine)
+        for (int64_t j = 0; j < nd; ++j)
+          rinv[j] = blk.norms[j] ? 1.0 / std::sqrt(static_cast<double>(blk.norms[j])) : 0.0;
       for (int64_t i0 = q0; i0 < q1; i0 += 2) {
         const int64_t nq = std::min<int64_t>(2, q1 - i0);
         if (nq == 2)
@@ -408,13 +412,21 @@ void topk_chunk(const Planes &q, int64_t qbegin, int64_t M, const DbSource &db, 
           Cand *h = heaps.data() + (r * M + i) * k;
           int64_t &sz = sizes[r * M + i];
           const int32_t na = q.norms[qbegin + i];
+          const double qinv = na ? 1.0 / std::sqrt(static_cast<double>(na)) : 0.0;
           for (int64_t j = 0; j < nd; ++j) {
             const int32_t nb = blk.norms[j];
             double s;
             switch (metric) {
               case Metric::kDot: s = both[j] - 2 * opp[j]; break;
               case Metric::kHamming: s = -static_cast<double>(na + nb - 2 * both[j] + opp[j]); break;
-              default: s = cosine_of(both[j] - 2 * opp[j], na, nb); break;
+              default:
+                // The exact cosine (square root, divide, float rounding: about a tenth of the search
+                // time) only for rows that may enter the heap. The estimate below is within 1e-7 of
+                // it (|cosine| <= 1: float rounding 6e-8, double error 1e-15), so a row 1e-6 below
+                // the current worst cannot enter, and the result is unchanged.
+                if (sz == k && (both[j] - 2 * opp[j]) * qinv * rinv[j] < h[0].score - 1e-6) continue;
+                s = cosine_of(both[j] - 2 * opp[j], na, nb);
+                break;
             }
             if (sz == k && !(s >= h[0].score)) continue;  // cheap reject before building a candidate
             Cand c{s, d0 + j};
@@ -984,11 +996,15 @@ void float_topk_chunk(const float *q, int64_t m, int64_t dim, const DbSource &db
   float_run(q, m, dim, db, simd, [&](int64_t b, int64_t d0, int64_t nd, const float *c, const int32_t *norms) {
     const auto better = [](const FloatCand &x, const FloatCand &y) { return float_better(x, y); };  // inlined
     thread_local std::vector<FloatCand> heap;
-    thread_local std::vector<double> root;  // sqrt of the rows' non-zero counts
+    thread_local std::vector<double> root, rinv;  // sqrt of the rows' non-zero counts, its inverse (0 for 0)
     heap.reserve(static_cast<size_t>(kk));
     if (metric == Metric::kCosine) {
       root.resize(static_cast<size_t>(nd));
-      for (int64_t r = 0; r < nd; ++r) root[static_cast<size_t>(r)] = std::sqrt(static_cast<double>(norms[r]));
+      rinv.resize(static_cast<size_t>(nd));
+      for (int64_t r = 0; r < nd; ++r) {
+        root[static_cast<size_t>(r)] = std::sqrt(static_cast<double>(norms[r]));
+        rinv[static_cast<size_t>(r)] = norms[r] ? 1.0 / root[static_cast<size_t>(r)] : 0.0;
+      }
     }
     for (int64_t s0 = 0; s0 < nd; s0 += kFloatRows) {  // segments of kFloatRows rows: one list each
       const int64_t ns = std::min(kFloatRows, nd - s0), keep = std::min(k, ns), seg = (d0 + s0) / kFloatRows;
@@ -996,10 +1012,18 @@ void float_topk_chunk(const float *q, int64_t m, int64_t dim, const DbSource &db
         const int64_t i = b * kL + l;
         heap.clear();
         FloatCand worst{0.0f, 0};
+        const double qn = qnorm[static_cast<size_t>(i)], qinv = qn > 0 ? 1.0 / qn : 0.0;
         for (int64_t r = s0; r < s0 + ns; ++r) {
           float s = c[r * kL + l];
           if (metric == Metric::kCosine) {
-            const double den = qnorm[static_cast<size_t>(i)] * root[static_cast<size_t>(r)];
+            // As in topk_chunk: the divide only for rows that may enter the heap. |s| <= 1 up to the
+            // float32 sums' rounding, so the estimate is within 1e-7 (1 + |worst|) of the exact
+            // value; a NaN estimate is never rejected here.
+            if (static_cast<int64_t>(heap.size()) == keep &&
+                static_cast<double>(s) * qinv * rinv[static_cast<size_t>(r)] <
+                    static_cast<double>(worst.score) - 1e-6 * (1.0 + std::fabs(static_cast<double>(worst.score))))
+              continue;
+            const double den = qn * root[static_cast<size_t>(r)];
             s = den > 0 ? static_cast<float>(static_cast<double>(s) / den) : 0.0f;
           }
           const FloatCand x{s, d0 + r};

@@ -292,8 +292,10 @@ void test_similarity() {
   const Metric metrics[] = {Metric::kDot, Metric::kCosine, Metric::kHamming};
   for (int64_t dim : kDims) {
     if (dim == 0) continue;
-    for (int64_t m : {int64_t{0}, int64_t{1}, int64_t{3}}) {
-      for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{300}}) {
+    // Query counts 0, 1, 2 (one pair of queries), 3 and 5 (pairs then a single query); row counts
+    // 0, 1, 2, 5, 7 and 300 (a 256-row block then 44 rows).
+    for (int64_t m : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{3}, int64_t{5}}) {
+      for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{5}, int64_t{7}, int64_t{300}}) {
         auto ta = random_trits(m * dim), tb = random_trits(n * dim);
         auto a = ref_pack(ta, m, dim), b = ref_pack(tb, n, dim);
         const int64_t nb = ceil_div(dim, 4);
@@ -346,10 +348,22 @@ void test_similarity() {
               topk(pa, pb, k, metric, s2.data(), i2.data(), s);
               CHECK(s1 == s0 && i1 == i0);
               CHECK(s2 == s0 && i2 == i0);
-              // Top-k agrees with the all-pairs scores: the listed rows carry the listed scores.
+              // Top-k equals the all-pairs scores sorted: best first (highest dot / cosine, lowest
+              // hamming), ties to the lower row; cosine compared as float bits.
               bool consistent = true;
-              for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < k; ++j) consistent &= s0[i * k + j] == want[i * n + i0[i * k + j]];
+              for (int64_t i = 0; i < m; ++i) {
+                std::vector<std::pair<double, int64_t>> all(static_cast<size_t>(n));
+                for (int64_t j = 0; j < n; ++j) {
+                  const int32_t w = want[i * n + j];
+                  float c;
+                  std::memcpy(&c, &w, 4);
+                  const double v = metric == Metric::kCosine ? double(c) : double(w);
+                  all[j] = {metric == Metric::kHamming ? v : -v, j};
+                }
+                std::sort(all.begin(), all.end());
+                for (int64_t j = 0; j < k; ++j)
+                  consistent &= i0[i * k + j] == all[j].second && s0[i * k + j] == want[i * n + all[j].second];
+              }
               CHECK(consistent);
             }
           }
