@@ -111,7 +111,8 @@ def test_missing_or_corrupt_gguf_leaves_no_cache_entry(tmp_path):
     assert not models.exists() or list(models.iterdir()) == []
 
 
-def test_dataset_files_bad_rows_and_one_class(tmp_path):
+def test_dataset_files_bad_rows_and_one_class(tmp_path, monkeypatch):
+    monkeypatch.delenv("TERNHD_DATA", raising=False)  # the data argument below must be the one read
     f = tmp_path / "bad.tsv"
     f.write_text("label\tsentence\n1\tgood\n0\n")
     with pytest.raises(ValueError, match="bad.tsv line 3"):
