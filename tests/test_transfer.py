@@ -330,6 +330,11 @@ def test_run_transfer_align_stage_auto_uses_and_records_the_validation_choice():
     fixed = run_transfer(TransferConfig(align="procrustes", align_stage="float", dim=1024, classifiers=("logreg",),
                                         seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])
     assert fixed["alignment_selection"] is None and fixed["config"]["align_stage"] == "float"
+    listed = run_transfer(TransferConfig(align="none,procrustes", align_stage="float", dim=1024,
+                                         classifiers=("logreg",),
+                                         seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])
+    assert set(listed["alignment_selection"]["val_transfer"]) == {"none/float", "procrustes/float"}
+    assert listed["config"]["align"] == "procrustes" and listed["config"]["requested"]["align"] == "none,procrustes"
     with pytest.raises(ValueError, match="^align_stage"):
         run_transfer(TransferConfig(align="procrustes", align_stage="both", dim=1024, classifiers=("logreg",),
                                     seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])

@@ -311,6 +311,31 @@ def table_stages() -> str:
     return "\n".join(out)
 
 
+def table_grid() -> str:
+    files = _json_named("alignment_grid_")
+    if not files:
+        return "(not measured)"
+    out = ["| direction | aligner | validation transfer, float embeddings aligned | validation transfer, HDC vectors "
+           "aligned | seconds (both stages, all seeds) |", "|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        for d, dd in r["directions"].items():
+            sel = dd["selection"]
+            for name in r["aligners"]:
+                cells = []
+                for st in r["stages"]:
+                    k = f"{name}/{st}"
+                    mark = " **(chosen)**" if k == sel["chosen"] else ""
+                    ms = {"mean": sel["val_transfer"][k], "std": sel["val_transfer_std"][k]}
+                    cells.append(pm(ms) + mark)
+                secs = sum(sel["seconds"][f"{name}/{st}"] for st in r["stages"])
+                out.append(f"| {dd['pair']} | {name} | " + " | ".join(cells) + f" | {secs:.0f} |")
+        nr = "; ".join(f"{k}: {v}" for k, v in r.get("not_run", {}).items())
+        out.append(f"| JSON | `results/{f.name}` (preprocessing {r['center']}; not candidates: {nr}) | | | |")
+        out.append(f"| criterion | {sel['criterion']} | | | |")
+    return "\n".join(out)
+
+
 def table_int8() -> str:
     files = _json_named("int8_")
     if not files:
@@ -336,7 +361,7 @@ def table_int8() -> str:
     return "\n".join(out)
 
 
-TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+TABLES = {"grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 

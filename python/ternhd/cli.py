@@ -89,8 +89,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--align",
         default=None,
         help="alignment: none, procrustes, cca, contrastive, vec2vec, ridge, relative, backproject, and the "
-        "paper's procrustes-paper, cca-paper, contrastive-paper; or auto: the one with the best mean "
-        "validation transfer of this run among all but cca-paper and backproject (default: TransferConfig.align, "
+        "paper's procrustes-paper, cca-paper, contrastive-paper; a comma-separated list of them: the one with the "
+        "best mean validation transfer of this run among those; auto: the same among all but cca-paper and "
+        "backproject (default: TransferConfig.align, "
         "the one chosen on the validation split for MiniLM -> SmolLM2, docs/results/alignment_grid_*.json)",
     )
     g.add_argument(
@@ -162,8 +163,10 @@ def _config(args: argparse.Namespace):
 
     if args.align is None:
         args.align = TransferConfig.align
-    if args.align not in ALIGNERS and args.align != "auto":
-        raise SystemExit(f"--align: unknown {args.align!r}; choose from auto, {', '.join(sorted(ALIGNERS))}")
+    for a in ([] if args.align == "auto" else args.align.split(",")):
+        if a not in ALIGNERS:
+            raise SystemExit(f"--align: unknown {a!r}; choose from auto, {', '.join(sorted(ALIGNERS))} (or a "
+                             "comma-separated list of them: chosen on validation)")
     import torch
 
     if args.threads and args.threads > 0:

@@ -151,7 +151,7 @@ class TransferConfig:
     center: str = "mean"  # chosen on validation (docs/results/centering_validation_sst2_minilm_smollm2-auto.json)
     # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure); "auto": the one of
     # the two with the best mean validation transfer of this run (choose_alignment). ``align="auto"`` does
-    # the same over AUTO_ALIGNERS.
+    # the same over AUTO_ALIGNERS, ``align="a,b,c"`` over those aligners.
     align_stage: str = "float"
 
 
@@ -730,10 +730,11 @@ def run_transfer(
     selection = data[0].selection if data else []
     cdata = [centered(sd, cfg.center) for sd in data]
     align, stage, align_sel = cfg.align, cfg.align_stage, None
-    if align == "auto" or stage == "auto":
+    if align == "auto" or "," in align or stage == "auto":
         t1 = time.perf_counter()
+        aligners = AUTO_ALIGNERS if align == "auto" else tuple(a for a in align.split(",") if a)
         align_sel = choose_alignment(
-            cdata, AUTO_ALIGNERS if align == "auto" else (align,), STAGES if stage == "auto" else (stage,),
+            cdata, aligners, STAGES if stage == "auto" else (stage,),
             cfg.dim, cfg.tau, cfg.threshold, align_kwargs=cfg.align_kwargs, log=log)
         align_sel["seconds_total"] = time.perf_counter() - t1
         align, stage = align_sel["align"], align_sel["stage"]
