@@ -42,6 +42,7 @@ from ternhd.pipeline.transfer import (
     AUTO_ALIGNERS,
     CENTERINGS,
     NOT_AUTO,
+    NOT_AUTO_PAIRS,
     STAGES,
     TransferConfig,
     centered,
@@ -263,7 +264,8 @@ def stage_grid(data, cfg, a, res_common, center: str) -> None:
     names = [n for n in a.aligners.split(",") if n in ALIGNERS] if a.aligners else list(AUTO_ALIGNERS)
     res = dict(res_common, what="aligner x alignment stage, chosen on validation per direction (the test split "
                "is not used; the run with the choice is a separate JSON)", center=center, aligners=names,
-               stages=list(STAGES), not_run={k: v for k, v in NOT_AUTO.items() if k not in names}, directions={})
+               stages=list(STAGES), not_run={k: v for k, v in NOT_AUTO.items() if k not in names},
+               not_run_pairs=NOT_AUTO_PAIRS, directions={})
     dirs = {"forward": f"{a.teacher} -> {a.student}", "reverse": f"{a.student} -> {a.teacher}"}
     cdata = [centered(sd, center) for sd in data]
     for d in a.directions.split(","):

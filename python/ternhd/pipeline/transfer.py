@@ -54,6 +54,7 @@ __all__ = [
     "STAGES",
     "AUTO_ALIGNERS",
     "NOT_AUTO",
+    "NOT_AUTO_PAIRS",
     "choose_on_validation",
     "choose_alignment",
 ]
@@ -505,6 +506,16 @@ NOT_AUTO = {
 }
 
 
+# Pairs (aligner/stage) left out of a choice, with the reason: orthogonal Procrustes on D = 4096 HDC vectors
+# needs a full 4096 x 4096 SVD per fit (its rotation of the space the anchors do not span has no N x N
+# shortcut); three of them (one per seed) had not finished after 14 minutes on the shared 2 cores.
+NOT_AUTO_PAIRS = {
+    f"{a}/hdc": "orthogonal Procrustes of D = 4096 HDC vectors needs a full 4096 x 4096 SVD per fit; one "
+    "aligner's three seeds had not finished after 14 minutes on the shared 2 cores (load average 9)"
+    for a in ("procrustes", "procrustes-paper")
+}
+
+
 def _auto_aligners() -> Tuple[str, ...]:
     from .align import ALIGNERS
 
@@ -524,17 +535,22 @@ def choose_alignment(
     C: float = 0.1,
     align_kwargs: Optional[dict] = None,
     log: Optional[Callable[[str], None]] = None,
+    skip: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
-    """The (aligner, alignment stage) of ``aligners x stages`` with the best mean VALIDATION transfer over
-    the seeds (:func:`validation_transfer`: aligner fitted on the anchors, logistic regression with fixed
-    ``C`` trained on the teacher's aligned HDC training vectors only, scored on the student's aligned
-    validation vectors; projection seed = the split's seed, as in the run). ``data`` must already carry
-    the run's preprocessing (:func:`centered`). Candidates are named ``"ALIGNER/STAGE"``; the record
-    (:func:`choose_on_validation`'s) adds ``"align"`` and ``"stage"`` of the winner."""
+    """The (aligner, alignment stage) of ``aligners x stages`` (less the ``"ALIGNER/STAGE"`` keys of
+    ``skip``, default :data:`NOT_AUTO_PAIRS` when both stages are candidates) with the best mean
+    VALIDATION transfer over the seeds (:func:`validation_transfer`: aligner fitted on the anchors,
+    logistic regression with fixed ``C`` trained on the teacher's aligned HDC training vectors only,
+    scored on the student's aligned validation vectors; projection seed = the split's seed, as in the
+    run). ``data`` must already carry the run's preprocessing (:func:`centered`). Candidates are named
+    ``"ALIGNER/STAGE"``; the record (:func:`choose_on_validation`'s) adds ``"align"`` and ``"stage"`` of
+    the winner and ``"not_candidates"`` (what was left out, and why)."""
     for st in stages:
         if st not in STAGES:
             raise ValueError(f"stages: expected a subset of {STAGES}, got {st!r}")
-    names = [f"{a}/{st}" for a in aligners for st in stages]
+    if skip is None:
+        skip = NOT_AUTO_PAIRS if len(stages) > 1 else {}
+    names = [f"{a}/{st}" for a in aligners for st in stages if f"{a}/{st}" not in skip]
 
     def score(nm: str, sd: SeedData) -> float:
         a, st = nm.rsplit("/", 1)
@@ -547,7 +563,10 @@ def choose_alignment(
         f"regression C={C} trained on the teacher's aligned HDC training vectors only, scored on the student's "
         f"aligned validation vectors; ties -> the earlier candidate); test split not used", log=log)
     a, st = rec["chosen"].rsplit("/", 1)
-    return dict(rec, align=a, stage=st, not_candidates={k: v for k, v in NOT_AUTO.items() if k not in aligners})
+    left_out = {k: v for k, v in NOT_AUTO.items() if k not in aligners}
+    left_out.update({k: v for k, v in skip.items()
+                     if k.rsplit("/", 1)[0] in aligners and k.rsplit("/", 1)[1] in stages})
+    return dict(rec, align=a, stage=st, not_candidates=left_out)
 
 
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
