@@ -63,6 +63,14 @@ def _as_main(r: dict) -> dict:
             "readout_selection": sel}
 
 
+def _desc(r: dict) -> str:
+    """``aligner, STAGE stage, centring MODE`` of a run_transfer JSON ("chosen on validation" when the run chose)."""
+    c = r["config"]
+    how = " (both chosen on validation)" if r.get("alignment_selection") else ""
+    return (f"{c['align']}, {c.get('align_stage', 'float')} stage{how}, "
+            f"{'before centring' if c.get('center', 'none') == 'none' else 'centring ' + c['center']}")
+
+
 def _chosen(res: dict) -> str:
     sel = res.get("readout_selection") or []
     return "; ".join(f"{x['side']} {x['chosen']}" for x in sel) or "fixed"
@@ -96,8 +104,16 @@ def table_main() -> str:
            " | paper DistilBERT -> GPT-2 / reverse |", "|---" * (len(cols) + 2) + "|"]
     for k, vals in rows.items():
         out.append(f"| {k} | " + " | ".join(vals) + f" | {paper.get(k, '')} |")
-    out.append("| read-out chosen on validation | " + " | ".join(_chosen(r) for _, r in runs) + " | |")
-    out.append("| aligner (chosen on validation per direction) | " + " | ".join(r["config"]["align"] for _, r in runs)
+    def readout(r):
+        c = r["config"]
+        if r.get("readout_selection") or "teacher" not in c:
+            return _chosen(r)
+        side = "teacher" if c["teacher"].startswith("smollm2") else "student"
+        return f"{side} {c[side]} (fixed: the forward direction's choice)"
+
+    out.append("| read-out chosen on validation | " + " | ".join(readout(r) for _, r in runs) + " | |")
+    out.append("| aligner, alignment stage (chosen on validation per direction) | " + " | ".join(
+        f"{r['config']['align']}, {r['config'].get('align_stage', 'float')}" for _, r in runs)
                + " | contrastive |")
     out.append("| centring (anchor statistics) | " + " | ".join(r["config"].get("center", "none") for _, r in runs)
                + " | |")
@@ -132,13 +148,16 @@ def table_timing() -> str:
                       "main_cold_cache_quiet_sst2_minilm_smollm2.json"),
                      ("`ternhd transfer --align contrastive`, before CCA was chosen and before centring",
                       "main_contrastive_sst2_minilm_smollm2.json"),
-                     ("`ternhd transfer` (main job, centred), rerun on a warm cache", "main_sst2_minilm_smollm2.json"),
-                     ("reverse, SmolLM2 -> MiniLM, CCA, before centring", "reverse_sst2_smollm2_minilm.json"),
-                     ("AG News, MiniLM -> SmolLM2, before centring", "agnews_minilm_smollm2.json"),
-                     ("control: MiniLM -> LSA, before centring", "control_sst2_minilm_lsa.json")):
+                     ("`ternhd transfer` (main job, centred, cca, float stage), rerun on a warm cache",
+                      "main_sst2_minilm_smollm2.json"),
+                     ("reverse, SmolLM2 -> MiniLM", "reverse_sst2_smollm2_minilm.json"),
+                     ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
+                     ("control: MiniLM -> LSA", "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
         r = load(f)
+        if label.startswith(("AG News", "control", "reverse")):
+            label = f"{label} ({_desc(r)})"
         env = r.get("environment", {})
         st, en = env.get("start", {}), env.get("end", {})
         c = st.get("cache_at_start") or r.get("cache_at_start") or {}
@@ -159,7 +178,7 @@ def table_datasets() -> str:
         if not (HERE / f).exists():
             continue
         r = load(f)
-        label = f"{label} ({r['config']['align']}, centring {r['config'].get('center', 'none')})"
+        label = f"{label} ({_desc(r)})"
         s = r["summary"]
         out.append(f"| {label} | {k} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
                    f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | "
@@ -170,14 +189,15 @@ def table_datasets() -> str:
 def table_controls() -> str:
     out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
            "|---|---|---|---|---|---|---|"]
-    for label, kind, f in (("MiniLM -> SmolLM2, contrastive, before centring", "cross-architecture (encoder -> decoder)",
+    for label, kind, f in (("MiniLM -> SmolLM2", "cross-architecture (encoder -> decoder)",
                             "main_contrastive_sst2_minilm_smollm2.json"),
-                           ("MiniLM -> LSA, contrastive, before centring", "control: TF-IDF + SVD, no neural network",
+                           ("MiniLM -> LSA", "control: TF-IDF + SVD, no neural network",
                             "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
-        s = load(f)["summary"]
-        out.append(f"| {label} | {kind} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
+        r = load(f)
+        s = r["summary"]
+        out.append(f"| {label}, {_desc(r)} | {kind} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
                    f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | `results/{f}` |")
     return "\n".join(out)
 
@@ -325,13 +345,17 @@ def table_grid() -> str:
                 cells = []
                 for st in r["stages"]:
                     k = f"{name}/{st}"
+                    if k not in sel["val_transfer"]:
+                        cells.append("not a candidate (see below)")
+                        continue
                     mark = " **(chosen)**" if k == sel["chosen"] else ""
                     ms = {"mean": sel["val_transfer"][k], "std": sel["val_transfer_std"][k]}
                     cells.append(pm(ms) + mark)
-                secs = sum(sel["seconds"][f"{name}/{st}"] for st in r["stages"])
+                secs = sum(sel["seconds"].get(f"{name}/{st}", 0.0) for st in r["stages"])
                 out.append(f"| {dd['pair']} | {name} | " + " | ".join(cells) + f" | {secs:.0f} |")
-        nr = "; ".join(f"{k}: {v}" for k, v in r.get("not_run", {}).items())
-        out.append(f"| JSON | `results/{f.name}` (preprocessing {r['center']}; not candidates: {nr}) | | | |")
+        nr = "; ".join(f"{k}: {v}" for k, v in sel.get("not_candidates", {}).items())
+        out.append(f"| JSON | `results/{f.name}` (preprocessing {r['center']}; torch and BLAS 1 thread; not "
+                   f"candidates: {nr}) | | | |")
         out.append(f"| criterion | {sel['criterion']} | | | |")
     return "\n".join(out)
 
