@@ -189,7 +189,9 @@ def table_datasets() -> str:
 def table_controls() -> str:
     out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
            "|---|---|---|---|---|---|---|"]
-    for label, kind, f in (("MiniLM -> SmolLM2", "cross-architecture (encoder -> decoder)",
+    for label, kind, f in (("MiniLM -> SmolLM2 (the main job)", "cross-architecture (encoder -> decoder)",
+                            "main_sst2_minilm_smollm2.json"),
+                           ("MiniLM -> SmolLM2", "cross-architecture (encoder -> decoder)",
                             "main_contrastive_sst2_minilm_smollm2.json"),
                            ("MiniLM -> LSA", "control: TF-IDF + SVD, no neural network",
                             "control_sst2_minilm_lsa.json")):
@@ -360,6 +362,25 @@ def table_grid() -> str:
     return "\n".join(out)
 
 
+def table_dsweep() -> str:
+    f = "quantization_sst2_minilm_smollm2-9-mean.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    r = load(f)
+    dims = list(r["hdc"])
+    c = r["config"]
+    out = ["| model (SST-2 test, 3 seeds) | classifier | float embedding | " + " | ".join(f"HDC D = {d}" for d in dims)
+           + " |", "|---" * (len(dims) + 3) + "|"]
+    for side in ("teacher", "student"):
+        for clf in c["classifiers"]:
+            fl = pm(r["float"][side]) if clf == "logreg" else ""
+            out.append(f"| {side} {c[side]} | {clf} | {fl} | " + " | ".join(pm(r["hdc"][d][side]["hdc"][clf]) for d in dims)
+                       + " |")
+    out.append(f"| JSON | `results/{f}` (centring {c.get('center', 'none')}, tau {c['tau']}, per-row threshold; "
+               f"{r['seconds']:.0f} s) |" + " |" * (len(dims) + 1))
+    return "\n".join(out)
+
+
 def table_int8() -> str:
     files = _json_named("int8_")
     if not files:
@@ -385,7 +406,7 @@ def table_int8() -> str:
     return "\n".join(out)
 
 
-TABLES = {"grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+TABLES = {"dsweep": table_dsweep, "grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 
