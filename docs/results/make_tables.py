@@ -381,6 +381,26 @@ def table_dsweep() -> str:
     return "\n".join(out)
 
 
+def table_pairs() -> str:
+    f = "sentence_pairs_agnews_minilm_smollm2-9-mean.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    r = load(f)
+    res, c = r["results"], r["config"]
+    sm = res["summary"]
+    out = ["| pair encoding | teacher's own pair vectors | student ceiling | transfer | efficiency | above chance |",
+           "|---|---|---|---|---|---|"]
+    for m in ("bind", "concat", "infersent"):
+        if m in sm:
+            x = sm[m]
+            out.append(f"| {m} | {pm(x['teacher_self'])} | {pm(x['ceiling'])} | {pm(x['transfer'])} | "
+                       f"{pm(x['efficiency'])} | {pm(x['efficiency_above_chance'])} |")
+    out.append(f"| JSON | `results/{f}` (task {res['task']}; {c['teacher']} -> {c['student']}, aligner {c['align']}, "
+               f"centring {c.get('center', 'none')}; {c['n_train']} train / {c['n_test']} test pairs, "
+               f"{c['n_anchor']} anchors; {r['seconds']:.0f} s) | | | | | |")
+    return "\n".join(out)
+
+
 def table_int8() -> str:
     files = _json_named("int8_")
     if not files:
@@ -406,7 +426,7 @@ def table_int8() -> str:
     return "\n".join(out)
 
 
-TABLES = {"dsweep": table_dsweep, "grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+TABLES = {"pairs": table_pairs, "dsweep": table_dsweep, "grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 
