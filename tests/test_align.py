@@ -272,3 +272,32 @@ def test_ridge_recovers_a_linear_map():
     np.testing.assert_allclose(al.w, a, atol=0.02)
     m = alignment_metrics(al.transform_teacher(t[300:]), al.transform_student(s[300:]))
     assert m["mean_cosine"] > 0.999 and m["top1"] == 1.0
+
+
+@pytest.mark.parametrize("n,d_t,d_s", [(40, 100, 120), (30, 200, 90), (30, 90, 200)])
+def test_wide_cca_and_ridge_routes_equal_the_d_by_d_ones(n, d_t, d_s):
+    """The N x N routes taken when the sides are much wider than the anchors (the HDC stage) give the
+    d x d closed forms' maps: CCA up to the sign of each canonical pair, ridge exactly."""
+    from ternhd.pipeline.align import CCAAligner, RidgeAligner
+
+    rng = np.random.default_rng(n + d_t)
+    z = rng.standard_normal((n, 6))
+    t = (z @ rng.standard_normal((6, d_t)) + 0.3 * rng.standard_normal((n, d_t))).astype(np.float32)
+    s = (z @ rng.standard_normal((6, d_s)) + 0.3 * rng.standard_normal((n, d_s))).astype(np.float32)
+    x, y = rng.standard_normal((9, d_t)).astype(np.float32), rng.standard_normal((9, d_s)).astype(np.float32)
+    wide = CCAAligner(n_components=8).fit(t, s)
+    square = CCAAligner(n_components=8)
+    square.dual_above = 10 ** 9
+    square.fit(t, s)
+    np.testing.assert_allclose(wide.corr, square.corr, rtol=1e-9)
+    tw, ts_ = wide.transform_teacher(x), square.transform_teacher(x)
+    sign = np.sign((tw * ts_).sum(0))
+    np.testing.assert_allclose(tw, ts_ * sign, rtol=1e-3, atol=1e-4 * np.abs(ts_).max())
+    np.testing.assert_allclose(wide.transform_student(y), square.transform_student(y) * sign, rtol=1e-3,
+                               atol=1e-4 * np.abs(square.transform_student(y)).max())
+    r = RidgeAligner(alpha=0.1).fit(t, s)
+    t64, s64 = t.astype(np.float64), s.astype(np.float64)
+    tc = t64 - t64.mean(0)
+    g = tc.T @ tc
+    w = np.linalg.solve(g + 0.1 * np.trace(g) / d_t * np.eye(d_t), tc.T @ (s64 - s64.mean(0)))
+    np.testing.assert_allclose(r.transform_teacher(x), (x - t64.mean(0)) @ w + s64.mean(0), rtol=1e-4, atol=1e-4)

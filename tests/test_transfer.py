@@ -286,3 +286,60 @@ def test_alignment_stage_hdc_aligns_the_ternary_vectors():
     assert pro["alignment"]["mean_rank"] < 2 < none["alignment"]["mean_rank"]
     with pytest.raises(ValueError, match="^stage"):
         transfer_metrics(sd, "procrustes", dim=1024, classifiers=("logreg",), stage="both")
+
+
+def test_choose_alignment_picks_the_best_validation_candidate_of_aligner_x_stage():
+    from ternhd.pipeline.transfer import STAGES, choose_alignment, validation_transfer
+
+    seeds = [_offset_seed(offset=0.0, seed=5), _offset_seed(offset=0.0, seed=6)]
+    rec = choose_alignment(seeds, ["none", "procrustes"], STAGES, dim=1024, skip={})
+    assert list(rec["val_transfer"]) == ["none/float", "none/hdc", "procrustes/float", "procrustes/hdc"]
+    for nm, v in rec["val_transfer"].items():
+        a, st = nm.split("/")
+        direct = [validation_transfer(sd, a, dim=1024, proj_seed=sd.split.seed, classifiers=("logreg",),
+                                      ceiling=False, stage=st)["transfer"]["logreg"] for sd in seeds]
+        assert rec["val_per_seed"][nm] == direct and v == pytest.approx(np.mean(direct))
+    assert rec["chosen"] == max(rec["val_transfer"], key=rec["val_transfer"].get)
+    assert rec["align"] == "procrustes" and rec["stage"] in STAGES
+    assert "cca-paper" in rec["not_candidates"]
+    # the test rows play no part in the choice
+    broken = [SeedData(sd.split, dict(sd.teacher, test=sd.teacher["test"] * 0),
+                       dict(sd.student, test=sd.student["test"][::-1]), sd.labels) for sd in seeds]
+    assert choose_alignment(broken, ["none", "procrustes"], STAGES, dim=1024, skip={})["val_transfer"] == \
+        rec["val_transfer"]
+    # by default the pairs of NOT_AUTO_PAIRS are left out, and the record says why
+    dflt = choose_alignment(seeds, ["none", "procrustes"], STAGES, dim=1024)
+    assert list(dflt["val_transfer"]) == ["none/float", "none/hdc", "procrustes/float"]
+    assert "procrustes/hdc" in dflt["not_candidates"]
+    with pytest.raises(ValueError, match="^stages"):
+        choose_alignment(seeds, ["procrustes"], ["float", "both"], dim=1024)
+
+
+def test_run_transfer_align_stage_auto_uses_and_records_the_validation_choice():
+    from ternhd.pipeline.transfer import TransferConfig, centered, run_transfer
+
+    sd = _offset_seed(offset=40.0, seed=5)
+    cfg = TransferConfig(align="ridge", align_stage="auto", dim=1024, classifiers=("logreg",), seeds=(0,),
+                         progress=False, cache_dir="")
+    res = run_transfer(cfg, log=lambda m: None, data=[sd])
+    sel = res["alignment_selection"]
+    assert set(sel["val_transfer"]) == {"ridge/float", "ridge/hdc"}
+    assert res["config"]["requested"] == {"align": "ridge", "align_stage": "auto"}
+    assert res["config"]["align_stage"] == sel["stage"] and res["config"]["align"] == "ridge"
+    assert sel["chosen"] == max(sel["val_transfer"], key=sel["val_transfer"].get)
+    # the run's numbers are those of the chosen stage on the centred data
+    m = transfer_metrics(centered(sd, cfg.center), "ridge", dim=1024, proj_seed=0, classifiers=("logreg",),
+                         aligned_ceiling=False, stage=sel["stage"])
+    assert res["per_seed"][0]["transfer"]["logreg"] == m["transfer"]["logreg"]
+    assert res["per_seed"][0]["stage"] == sel["stage"]
+    fixed = run_transfer(TransferConfig(align="procrustes", align_stage="float", dim=1024, classifiers=("logreg",),
+                                        seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])
+    assert fixed["alignment_selection"] is None and fixed["config"]["align_stage"] == "float"
+    listed = run_transfer(TransferConfig(align="none,procrustes", align_stage="float", dim=1024,
+                                         classifiers=("logreg",),
+                                         seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])
+    assert set(listed["alignment_selection"]["val_transfer"]) == {"none/float", "procrustes/float"}
+    assert listed["config"]["align"] == "procrustes" and listed["config"]["requested"]["align"] == "none,procrustes"
+    with pytest.raises(ValueError, match="^align_stage"):
+        run_transfer(TransferConfig(align="procrustes", align_stage="both", dim=1024, classifiers=("logreg",),
+                                    seeds=(0,), progress=False, cache_dir=""), log=lambda m: None, data=[sd])

@@ -63,6 +63,14 @@ def _as_main(r: dict) -> dict:
             "readout_selection": sel}
 
 
+def _desc(r: dict) -> str:
+    """``aligner, STAGE stage, centring MODE`` of a run_transfer JSON ("chosen on validation" when the run chose)."""
+    c = r["config"]
+    how = " (both chosen on validation)" if r.get("alignment_selection") else ""
+    return (f"{c['align']}, {c.get('align_stage', 'float')} stage{how}, "
+            f"{'before centring' if c.get('center', 'none') == 'none' else 'centring ' + c['center']}")
+
+
 def _chosen(res: dict) -> str:
     sel = res.get("readout_selection") or []
     return "; ".join(f"{x['side']} {x['chosen']}" for x in sel) or "fixed"
@@ -96,8 +104,16 @@ def table_main() -> str:
            " | paper DistilBERT -> GPT-2 / reverse |", "|---" * (len(cols) + 2) + "|"]
     for k, vals in rows.items():
         out.append(f"| {k} | " + " | ".join(vals) + f" | {paper.get(k, '')} |")
-    out.append("| read-out chosen on validation | " + " | ".join(_chosen(r) for _, r in runs) + " | |")
-    out.append("| aligner (chosen on validation per direction) | " + " | ".join(r["config"]["align"] for _, r in runs)
+    def readout(r):
+        c = r["config"]
+        if r.get("readout_selection") or "teacher" not in c:
+            return _chosen(r)
+        side = "teacher" if c["teacher"].startswith("smollm2") else "student"
+        return f"{side} {c[side]} (fixed: the forward direction's choice)"
+
+    out.append("| read-out chosen on validation | " + " | ".join(readout(r) for _, r in runs) + " | |")
+    out.append("| aligner, alignment stage (chosen on validation per direction) | " + " | ".join(
+        f"{r['config']['align']}, {r['config'].get('align_stage', 'float')}" for _, r in runs)
                + " | contrastive |")
     out.append("| centring (anchor statistics) | " + " | ".join(r["config"].get("center", "none") for _, r in runs)
                + " | |")
@@ -132,13 +148,16 @@ def table_timing() -> str:
                       "main_cold_cache_quiet_sst2_minilm_smollm2.json"),
                      ("`ternhd transfer --align contrastive`, before CCA was chosen and before centring",
                       "main_contrastive_sst2_minilm_smollm2.json"),
-                     ("`ternhd transfer` (main job, centred), rerun on a warm cache", "main_sst2_minilm_smollm2.json"),
-                     ("reverse, SmolLM2 -> MiniLM, CCA, before centring", "reverse_sst2_smollm2_minilm.json"),
-                     ("AG News, MiniLM -> SmolLM2, before centring", "agnews_minilm_smollm2.json"),
-                     ("control: MiniLM -> LSA, before centring", "control_sst2_minilm_lsa.json")):
+                     ("`ternhd transfer` (main job, centred, cca, float stage), rerun on a warm cache",
+                      "main_sst2_minilm_smollm2.json"),
+                     ("reverse, SmolLM2 -> MiniLM", "reverse_sst2_smollm2_minilm.json"),
+                     ("AG News, MiniLM -> SmolLM2", "agnews_minilm_smollm2.json"),
+                     ("control: MiniLM -> LSA", "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
         r = load(f)
+        if label.startswith(("AG News", "control", "reverse")):
+            label = f"{label} ({_desc(r)})"
         env = r.get("environment", {})
         st, en = env.get("start", {}), env.get("end", {})
         c = st.get("cache_at_start") or r.get("cache_at_start") or {}
@@ -159,7 +178,7 @@ def table_datasets() -> str:
         if not (HERE / f).exists():
             continue
         r = load(f)
-        label = f"{label} ({r['config']['align']}, centring {r['config'].get('center', 'none')})"
+        label = f"{label} ({_desc(r)})"
         s = r["summary"]
         out.append(f"| {label} | {k} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
                    f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | "
@@ -170,14 +189,17 @@ def table_datasets() -> str:
 def table_controls() -> str:
     out = ["| pair (SST-2, same splits as the main job) | kind | transfer | ceiling | efficiency | above chance | JSON |",
            "|---|---|---|---|---|---|---|"]
-    for label, kind, f in (("MiniLM -> SmolLM2, contrastive, before centring", "cross-architecture (encoder -> decoder)",
+    for label, kind, f in (("MiniLM -> SmolLM2 (the main job)", "cross-architecture (encoder -> decoder)",
+                            "main_sst2_minilm_smollm2.json"),
+                           ("MiniLM -> SmolLM2", "cross-architecture (encoder -> decoder)",
                             "main_contrastive_sst2_minilm_smollm2.json"),
-                           ("MiniLM -> LSA, contrastive, before centring", "control: TF-IDF + SVD, no neural network",
+                           ("MiniLM -> LSA", "control: TF-IDF + SVD, no neural network",
                             "control_sst2_minilm_lsa.json")):
         if not (HERE / f).exists():
             continue
-        s = load(f)["summary"]
-        out.append(f"| {label} | {kind} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
+        r = load(f)
+        s = r["summary"]
+        out.append(f"| {label}, {_desc(r)} | {kind} | {pm(s['transfer']['logreg'])} | {pm(s['ceiling']['logreg'])} | "
                    f"{pm(s['efficiency']['logreg'])} | {pm(s['efficiency_above_chance']['logreg'])} | `results/{f}` |")
     return "\n".join(out)
 
@@ -311,6 +333,74 @@ def table_stages() -> str:
     return "\n".join(out)
 
 
+def table_grid() -> str:
+    files = _json_named("alignment_grid_")
+    if not files:
+        return "(not measured)"
+    out = ["| direction | aligner | validation transfer, float embeddings aligned | validation transfer, HDC vectors "
+           "aligned | seconds (both stages, all seeds) |", "|---|---|---|---|---|"]
+    for f in files:
+        r = load(f.name)
+        for d, dd in r["directions"].items():
+            sel = dd["selection"]
+            for name in r["aligners"]:
+                cells = []
+                for st in r["stages"]:
+                    k = f"{name}/{st}"
+                    if k not in sel["val_transfer"]:
+                        cells.append("not a candidate (see below)")
+                        continue
+                    mark = " **(chosen)**" if k == sel["chosen"] else ""
+                    ms = {"mean": sel["val_transfer"][k], "std": sel["val_transfer_std"][k]}
+                    cells.append(pm(ms) + mark)
+                secs = sum(sel["seconds"].get(f"{name}/{st}", 0.0) for st in r["stages"])
+                out.append(f"| {dd['pair']} | {name} | " + " | ".join(cells) + f" | {secs:.0f} |")
+        nr = "; ".join(f"{k}: {v}" for k, v in sel.get("not_candidates", {}).items())
+        out.append(f"| JSON | `results/{f.name}` (preprocessing {r['center']}; torch and BLAS 1 thread; not "
+                   f"candidates: {nr}) | | | |")
+        out.append(f"| criterion | {sel['criterion']} | | | |")
+    return "\n".join(out)
+
+
+def table_dsweep() -> str:
+    f = "quantization_sst2_minilm_smollm2-9-mean.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    r = load(f)
+    dims = list(r["hdc"])
+    c = r["config"]
+    out = ["| model (SST-2 test, 3 seeds) | classifier | float embedding | " + " | ".join(f"HDC D = {d}" for d in dims)
+           + " |", "|---" * (len(dims) + 3) + "|"]
+    for side in ("teacher", "student"):
+        for clf in c["classifiers"]:
+            fl = pm(r["float"][side]) if clf == "logreg" else ""
+            out.append(f"| {side} {c[side]} | {clf} | {fl} | " + " | ".join(pm(r["hdc"][d][side]["hdc"][clf]) for d in dims)
+                       + " |")
+    out.append(f"| JSON | `results/{f}` (centring {c.get('center', 'none')}, tau {c['tau']}, per-row threshold; "
+               f"{r['seconds']:.0f} s) |" + " |" * (len(dims) + 1))
+    return "\n".join(out)
+
+
+def table_pairs() -> str:
+    f = "sentence_pairs_agnews_minilm_smollm2-9-mean.json"
+    if not (HERE / f).exists():
+        return "(not measured)"
+    r = load(f)
+    res, c = r["results"], r["config"]
+    sm = res["summary"]
+    out = ["| pair encoding | teacher's own pair vectors | student ceiling | transfer | efficiency | above chance |",
+           "|---|---|---|---|---|---|"]
+    for m in ("bind", "concat", "infersent"):
+        if m in sm:
+            x = sm[m]
+            out.append(f"| {m} | {pm(x['teacher_self'])} | {pm(x['ceiling'])} | {pm(x['transfer'])} | "
+                       f"{pm(x['efficiency'])} | {pm(x['efficiency_above_chance'])} |")
+    out.append(f"| JSON | `results/{f}` (task {res['task']}; {c['teacher']} -> {c['student']}, aligner {c['align']}, "
+               f"centring {c.get('center', 'none')}; {c['n_train']} train / {c['n_test']} test pairs, "
+               f"{c['n_anchor']} anchors; {r['seconds']:.0f} s) | | | | | |")
+    return "\n".join(out)
+
+
 def table_int8() -> str:
     files = _json_named("int8_")
     if not files:
@@ -336,7 +426,7 @@ def table_int8() -> str:
     return "\n".join(out)
 
 
-TABLES = {"centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
+TABLES = {"pairs": table_pairs, "dsweep": table_dsweep, "grid": table_grid, "centering": table_centering, "aligners": table_aligners, "stages": table_stages, "int8": table_int8, "main": table_main, "timing": table_timing, "datasets": table_datasets, "controls": table_controls,
           "levers": table_levers, "readout": table_readout}
 
 

@@ -14,6 +14,11 @@ Stages (each writes its own JSON next to this file, so a later stage can be reru
   aligner, so the table shows what each buys. The chosen aligner per direction = the best mean
   validation transfer (logistic regression).
   -> ``aligner_by_direction_<dataset>_<teacher>_<student>.json``
+* ``grid`` — the joint choice of aligner x alignment stage (float embeddings / HDC vectors) per
+  direction, on validation only, with the pipeline's own chooser (``choose_alignment``, the one
+  ``ternhd transfer --align auto --align-stage auto`` runs): every aligner of ``AUTO_ALIGNERS`` (or
+  ``--aligners``) x both stages.
+  -> ``alignment_grid_<dataset>_<teacher>_<student><tag>.json``
 
     TERNHD_CACHE=... TERNHD_DATA=... python docs/results/validation_choices.py [--stages centering,aligners]
         [--dataset sst2] [--teacher minilm] [--student smollm2@auto] [--aligners a,b,...]
@@ -34,9 +39,14 @@ from ternhd.pipeline.align import ALIGNERS
 from ternhd.pipeline.classify import CentroidClassifier
 from ternhd.pipeline.datasets import cwd_data_dir
 from ternhd.pipeline.transfer import (
+    AUTO_ALIGNERS,
     CENTERINGS,
+    NOT_AUTO,
+    NOT_AUTO_PAIRS,
+    STAGES,
     TransferConfig,
     centered,
+    choose_alignment,
     environment,
     prepare,
     summarize,
@@ -247,6 +257,27 @@ def stage_stages(data, cfg, a, res_common, center: str) -> None:
     out.write_text(json.dumps(res, indent=1, default=float))
 
 
+def stage_grid(data, cfg, a, res_common, center: str) -> None:
+    """Aligner x stage on validation per direction, with the pipeline's chooser; the JSON is rewritten
+    after each direction."""
+    out = HERE / f"alignment_grid_{a.dataset}_{safe(a.teacher)}_{safe(a.student)}{a.tag}.json"
+    names = [n for n in a.aligners.split(",") if n in ALIGNERS] if a.aligners else list(AUTO_ALIGNERS)
+    res = dict(res_common, what="aligner x alignment stage, chosen on validation per direction (the test split "
+               "is not used; the run with the choice is a separate JSON)", center=center, aligners=names,
+               stages=list(STAGES), not_run={k: v for k, v in NOT_AUTO.items() if k not in names},
+               not_run_pairs=NOT_AUTO_PAIRS, directions={})
+    dirs = {"forward": f"{a.teacher} -> {a.student}", "reverse": f"{a.student} -> {a.teacher}"}
+    cdata = [centered(sd, center) for sd in data]
+    for d in a.directions.split(","):
+        seeds = [c if d == "forward" else swapped(c) for c in cdata]
+        t0 = time.perf_counter()
+        sel = choose_alignment(seeds, names, STAGES, cfg.dim, cfg.tau, cfg.threshold, log=log)
+        res["directions"][d] = dict(pair=dirs[d], selection=sel, seconds=time.perf_counter() - t0)
+        log(f"grid {d}: chosen {sel['chosen']} ({sel['val_transfer'][sel['chosen']]:.4f})")
+        res["environment"] = dict(res_common["environment"], end=environment())
+        out.write_text(json.dumps(res, indent=1, default=float))
+
+
 def _cpu_time(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     fn()
@@ -316,8 +347,13 @@ def main() -> None:
     ap.add_argument("--align", default=None, help="aligner of the centering stage (default: TransferConfig's)")
     ap.add_argument("--resume", action="store_true", help="keep the aligners an earlier run already wrote")
     ap.add_argument("--stage-aligners", default="", help="aligners of the 'stages' stage (default: the chosen)")
-    ap.add_argument("--tag", default="", help="suffix of the aligner stage's JSON name (e.g. -forward)")
+    ap.add_argument("--tag", default="", help="suffix of the aligner / grid stage's JSON name (e.g. -forward)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = ap.parse_args()
+    if a.threads > 0:
+        import torch
+
+        torch.set_num_threads(a.threads)
     if a.stages == "merge":
         return stage_merge(a)
     data_root = cwd_data_dir()
@@ -348,6 +384,8 @@ def main() -> None:
         stage_stages(data, cfg, a, common, center)
     if "int8" in stages:
         stage_int8(data, cfg, a, common, center)
+    if "grid" in stages:
+        stage_grid(data, cfg, a, common, center)
 
 
 if __name__ == "__main__":

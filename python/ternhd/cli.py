@@ -89,9 +89,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--align",
         default=None,
         help="alignment: none, procrustes, cca, contrastive, vec2vec, ridge, relative, backproject, and the "
-        "paper's procrustes-paper, cca-paper, contrastive-paper (default: TransferConfig.align, the one chosen "
-        "on the validation split for MiniLM -> SmolLM2, "
-        "docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)",
+        "paper's procrustes-paper, cca-paper, contrastive-paper; a comma-separated list of them: the one with the "
+        "best mean validation transfer of this run among those; auto: the same among all but cca-paper and "
+        "backproject (default: TransferConfig.align, "
+        "the one chosen on the validation split for MiniLM -> SmolLM2, docs/results/alignment_grid_*.json)",
     )
     g.add_argument(
         "--pool",
@@ -109,10 +110,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--align-stage",
-        default="float",
-        choices=["float", "hdc"],
-        help="align the float embeddings before encoding (float, the paper's notebooks; default) or each "
-        "model's own HDC vectors (hdc, the paper's figure)",
+        default=None,
+        choices=["float", "hdc", "auto"],
+        help="align the float embeddings before encoding (float, the paper's notebooks), each model's own "
+        "HDC vectors (hdc, the paper's figure), or auto: the one of the two with the best mean validation "
+        "transfer of this run (default: TransferConfig.align_stage, chosen on validation for MiniLM -> "
+        "SmolLM2, docs/results/alignment_grid_*.json)",
     )
     g.add_argument("--dim", type=int, default=4096, help="HDC dimension D (default 4096)")
     g.add_argument("--tau", type=float, default=0.3, help="ternary threshold factor (default 0.3)")
@@ -160,8 +163,10 @@ def _config(args: argparse.Namespace):
 
     if args.align is None:
         args.align = TransferConfig.align
-    if args.align not in ALIGNERS:
-        raise SystemExit(f"--align: unknown {args.align!r}; choose from {', '.join(sorted(ALIGNERS))}")
+    for a in ([] if args.align == "auto" else args.align.split(",")):
+        if a not in ALIGNERS:
+            raise SystemExit(f"--align: unknown {a!r}; choose from auto, {', '.join(sorted(ALIGNERS))} (or a "
+                             "comma-separated list of them: chosen on validation)")
     import torch
 
     if args.threads and args.threads > 0:
@@ -175,7 +180,7 @@ def _config(args: argparse.Namespace):
     extra = {} if args.center is None else {"center": args.center}
     return TransferConfig(
         **extra,
-        align_stage=args.align_stage,
+        align_stage=args.align_stage or TransferConfig.align_stage,
         teacher=args.teacher,
         student=args.student or DEFAULT_STUDENT,
         pool=args.pool,
@@ -217,7 +222,8 @@ def transfer_table(res: dict) -> str:
     if s.get("aligned_ceiling"):
         rows.append(["student acc in the aligned space"] + [fmt(s["aligned_ceiling"][c]) for c in cl])
     head = (
-        f"{cfg['teacher']} -> {cfg['student']} | {cfg['dataset']} | align {cfg['align']} | D={cfg['dim']} "
+        f"{cfg['teacher']} -> {cfg['student']} | {cfg['dataset']} | align {cfg['align']} "
+        f"({cfg.get('align_stage', 'float')} stage) | D={cfg['dim']} "
         f"tau={cfg['tau']} | seeds {','.join(map(str, cfg['seeds']))} | "
         f"train/test/anchor {cfg['n_train']}/{cfg['n_test']}/{cfg['n_anchor']}"
     )
@@ -227,6 +233,10 @@ def transfer_table(res: dict) -> str:
     )
     for sel in res.get("readout_selection") or []:
         diag += f"\n{sel['side']} read-out chosen on validation: {sel['chosen']}"
+    sel = res.get("alignment_selection")
+    if sel:
+        diag += (f"\naligner / stage chosen on validation among {len(sel['val_transfer'])}: {sel['align']} / "
+                 f"{sel['stage']} ({100 * sel['val_transfer'][sel['chosen']]:.1f}% validation transfer)")
     env = res.get("environment", {}).get("start", {})
     if env:
         diag += (

@@ -174,6 +174,8 @@ class CCAAligner(Aligner):
     """
 
     name = "cca"
+    # both widths above this many times the anchor count: the N x N route (_fit_dual), e.g. the HDC stage
+    dual_above = 2
 
     def __init__(self, n_components: int = 64, reg: float = 0.1, solver: str = "svd", max_iter: int = 500):
         super().__init__()
@@ -212,6 +214,8 @@ class CCAAligner(Aligner):
         self.mu_t, self.mu_s = t64.mean(0), s64.mean(0)
         tc, sc = t64 - self.mu_t, s64 - self.mu_s
         n = len(t64) - 1
+        if min(self.d_t, self.d_s) > self.dual_above * len(t64):
+            return self._fit_dual(tc, sc, n, k)
 
         def shrink(c):
             return (1 - self.reg) * c + self.reg * np.trace(c) / c.shape[0] * np.eye(c.shape[0])
@@ -220,6 +224,29 @@ class CCAAligner(Aligner):
         u, sv, vt = svd(wt @ (tc.T @ sc / n) @ ws, full_matrices=False)
         self.corr = sv[:k]
         self.wt, self.ws = (wt @ u[:, :k]).astype(np.float32), (ws @ vt[:k].T).astype(np.float32)
+
+    def _fit_dual(self, tc: np.ndarray, sc: np.ndarray, n: int, k: int) -> None:
+        """The closed form when both sides are much wider than the anchors (e.g. aligning D = 4096 HDC
+        vectors on 500 anchors): the same whitening and SVD, done in the anchors' row spaces (thin SVDs
+        of the (N, d) anchor matrices and of an N x N core) instead of on d x d matrices. With
+        ``X = P S Q^T`` the shrunk covariance is ``Q diag(e) Q^T + lam (I - Q Q^T)``, so its inverse square
+        root maps the rows of X to ``P diag(S / sqrt(e)) Q^T`` and the cross-covariance's singular
+        vectors lie in ``span(Q)``. Equal to the d x d route up to the signs of canonical pairs."""
+        from scipy.linalg import svd
+
+        def side(xc):
+            p_, sv, qt = svd(xc, full_matrices=False)
+            lam = self.reg * float((sv ** 2).sum() / n) / xc.shape[1]
+            e = (1 - self.reg) * sv ** 2 / n + lam
+            return p_, sv / np.sqrt(e), qt.T, 1.0 / np.sqrt(e)
+
+        pt, at, qt_, it = side(tc)
+        ps, as_, qs, is_ = side(sc)
+        core = (at[:, None] * (pt.T @ ps)) * as_[None, :] / n
+        u, sv, vt = svd(core, full_matrices=False)
+        self.corr = sv[:k]
+        self.wt = (qt_ @ (it[:, None] * u[:, :k])).astype(np.float32)
+        self.ws = (qs @ (is_[:, None] * vt[:k].T)).astype(np.float32)
 
     def _t(self, x):
         if self.solver == "sklearn":
@@ -740,6 +767,13 @@ class RidgeAligner(Aligner):
         t64, s64 = t.astype(np.float64), s.astype(np.float64)
         self.mx, self.my = t64.mean(0), s64.mean(0)
         tc = t64 - self.mx
+        if self.d_t > 2 * len(tc):
+            # wide teacher (the HDC stage): the same W by the push-through identity
+            # (G + lam I)^-1 Tc^T = Tc^T (Tc Tc^T + lam I)^-1, an N x N solve instead of d x d
+            k = tc @ tc.T
+            lam = self.alpha * float(np.trace(k)) / self.d_t
+            self.w = tc.T @ np.linalg.solve(k + lam * np.eye(len(k)), s64 - self.my)
+            return
         g = tc.T @ tc
         lam = self.alpha * float(np.trace(g)) / g.shape[0]
         self.w = np.linalg.solve(g + lam * np.eye(g.shape[0]), tc.T @ (s64 - self.my))

@@ -19,7 +19,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .plots import bar_plot, line_plot
-from .transfer import TransferConfig, mean_std, prepare, quantization_metrics, run_transfer, summarize, transfer_metrics
+from .transfer import (
+    TransferConfig,
+    centered,
+    mean_std,
+    prepare,
+    quantization_metrics,
+    run_transfer,
+    summarize,
+    transfer_metrics,
+)
 
 __all__ = ["EXPERIMENTS", "run_experiment", "format_table", "fmt", "count_params"]
 
@@ -79,7 +88,8 @@ def _save(out_dir: Path, name: str, result: Dict[str, Any]) -> Path:
 def exp_quantization(
     cfg: TransferConfig, out_dir: Path, log: Callable, dims: Sequence[int] = (1024, 2048, 4096, 8192), **_: Any
 ) -> Dict[str, Any]:
-    data = prepare(cfg, log=log)
+    # the run's per-side preprocessing (centring on the anchor rows), as run_transfer applies it
+    data = [centered(sd, cfg.center) for sd in prepare(cfg, log=log)]
     per_dim: Dict[int, List[Dict[str, Any]]] = {}
     for d in dims:
         per_dim[d] = [

@@ -30,7 +30,7 @@ from .align import make_aligner
 from .classify import LogRegClassifier
 from .datasets import TextDataset, load_dataset
 from .embed import EmbeddingCache, LSAEmbedder, embed_cached, make_embedder
-from .transfer import TransferConfig, efficiency, efficiency_above_chance, summarize
+from .transfer import TransferConfig, center_parts, efficiency, efficiency_above_chance, summarize
 
 __all__ = ["PairData", "pair_encode", "load_pairs", "same_label_pairs", "run_pair_transfer", "PAIR_MODES"]
 
@@ -194,6 +194,9 @@ def run_pair_transfer(
             embs.append(embed_cached(e, texts, cache))
         te, st = embs
         ai = [row[t] for t in anchors]
+        # the run's per-side preprocessing, statistics from each side's anchor rows (as run_transfer)
+        te = center_parts({"all": te, "anchor": te[ai]}, cfg.center)["all"]
+        st = center_parts({"all": st, "anchor": st[ai]}, cfg.center)["all"]
         al = make_aligner(cfg.align, seed=seed).fit(te[ai], st[ai])
         i1, i2 = np.asarray([row[t] for t in pd.s1]), np.asarray([row[t] for t in pd.s2])
         y = pd.labels

@@ -52,6 +52,11 @@ __all__ = [
     "validation_transfer",
     "hdc_stage",
     "STAGES",
+    "AUTO_ALIGNERS",
+    "NOT_AUTO",
+    "NOT_AUTO_PAIRS",
+    "choose_on_validation",
+    "choose_alignment",
 ]
 
 CLASSIFIERS = ("logreg", "centroid")
@@ -145,7 +150,10 @@ class TransferConfig:
     pool: Optional[int] = -1
     data: Optional[str] = None
     center: str = "mean"  # chosen on validation (docs/results/centering_validation_sst2_minilm_smollm2-auto.json)
-    align_stage: str = "float"  # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure)
+    # "float": align the embeddings (the notebooks); "hdc": the HDC vectors (the figure); "auto": the one of
+    # the two with the best mean validation transfer of this run (choose_alignment). ``align="auto"`` does
+    # the same over AUTO_ALIGNERS, ``align="a,b,c"`` over those aligners.
+    align_stage: str = "float"
 
 
 @dataclass
@@ -257,6 +265,34 @@ def _embed_auto(
     return out
 
 
+def choose_on_validation(
+    data: List[SeedData], names: Sequence[str], score: Callable[[str, SeedData], float], what: str, criterion: str,
+    log: Optional[Callable[[str], None]] = None,
+) -> Dict[str, Any]:
+    """The one machinery of every choice a run makes (read-out, aligner, alignment stage): ``score(name,
+    sd)`` is one seed's VALIDATION accuracy of candidate ``name``; the candidate with the best mean over
+    the seeds wins (ties -> the earlier, i.e. cheaper, candidate). Returns the record written into the
+    run's JSON: ``{"what", "chosen", "val_transfer": {name: mean}, "val_transfer_std", "val_per_seed",
+    "seconds", "criterion"}``."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"names: no candidate to choose the {what} from")
+    means: Dict[str, float] = {}
+    stds: Dict[str, float] = {}
+    per_seed: Dict[str, List[float]] = {}
+    secs: Dict[str, float] = {}
+    for nm in names:
+        t0 = time.perf_counter()
+        accs = [float(score(nm, sd)) for sd in data]
+        secs[nm] = time.perf_counter() - t0
+        means[nm], stds[nm], per_seed[nm] = float(np.mean(accs)), float(np.std(accs)), accs
+        if log is not None:
+            log(f"  {what} {nm}: validation transfer {means[nm]:.4f} ({secs[nm]:.0f}s)")
+    best = max(names, key=lambda n: (means[n], -names.index(n)))
+    return {"what": what, "chosen": best, "val_transfer": means, "val_transfer_std": stds, "val_per_seed": per_seed,
+            "seconds": secs, "criterion": criterion}
+
+
 def choose_readout(
     data: List[SeedData], side: str, dim: int = 4096, tau: float = 0.3, align: str = "procrustes", C: float = 0.1
 ) -> Dict[str, Any]:
@@ -264,30 +300,24 @@ def choose_readout(
     ``align`` on the anchors, logistic regression with fixed ``C`` trained on the teacher's HDC train
     vectors, scored on the student's validation vectors; ties -> the earlier, cheaper layer). The test
     split is not touched. Replaces ``sd.<side>`` in place and returns the scores."""
-    names = list(getattr(data[0], side)["@readouts"])
-    scores: Dict[str, float] = {}
-    for nm in names:
-        accs = []
-        for sd in data:
-            te = sd.teacher["@readouts"][nm] if side == "teacher" else sd.teacher
-            st = sd.student["@readouts"][nm] if side == "student" else sd.student
-            al = fit_aligner(make_aligner(align, seed=sd.split.seed), te["anchor"], st["anchor"], sd.split.seed)
-            enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, seed=sd.split.seed)
-            clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(
-                enc.encode(al.transform_teacher(te["train"]), packed=True), sd.labels["train"]
-            )
-            accs.append(clf.score(enc.encode(al.transform_student(st["val"]), packed=True), sd.labels["val"]))
-        scores[nm] = float(np.mean(accs))
-    best = max(names, key=lambda n: (scores[n], -names.index(n)))
+
+    def score(nm: str, sd: SeedData) -> float:
+        te = sd.teacher["@readouts"][nm] if side == "teacher" else sd.teacher
+        st = sd.student["@readouts"][nm] if side == "student" else sd.student
+        al = fit_aligner(make_aligner(align, seed=sd.split.seed), te["anchor"], st["anchor"], sd.split.seed)
+        enc = HDCEncoder(al.out_dim, dim=dim, tau=tau, seed=sd.split.seed)
+        clf = LogRegClassifier(dim=dim, C=C, seed=sd.split.seed).fit(
+            enc.encode(al.transform_teacher(te["train"]), packed=True), sd.labels["train"]
+        )
+        return clf.score(enc.encode(al.transform_student(st["val"]), packed=True), sd.labels["val"])
+
+    rec = choose_on_validation(
+        data, list(getattr(data[0], side)["@readouts"]), score, "read-out",
+        f"mean validation transfer accuracy over the seeds ({align} on the anchors, D={dim}, "
+        f"logistic regression C={C}); test split not used")
     for sd in data:
-        setattr(sd, side, getattr(sd, side)["@readouts"][best])
-    return {
-        "side": side,
-        "chosen": best,
-        "val_transfer": scores,
-        "criterion": f"mean validation transfer accuracy over the seeds ({align} on the anchors, D={dim}, "
-        f"logistic regression C={C}); test split not used",
-    }
+        setattr(sd, side, getattr(sd, side)["@readouts"][rec["chosen"]])
+    return dict(rec, side=side)
 
 
 def prepare(
@@ -465,6 +495,78 @@ def validation_transfer(
         out["ceiling"] = {c: fit_score(c, own["train"], own["val"]) for c in classifiers}
     out["alignment"] = alignment_metrics(tv, sv, n=500, seed=sd.split.seed)
     return out
+
+
+# ``align="auto"``: every aligner practical to fit per run on 2 cores. Left out, with the reason (also
+# written into the run's JSON):
+NOT_AUTO = {
+    "cca-paper": "scikit-learn's iterative CCA with min(256, n-1) components: did not finish in about 25 "
+    "minutes per direction on 2 cores (docs/results/aligner_by_direction_sst2_minilm_smollm2-9-mean.json)",
+    "backproject": "the ternhd share route's map (it needs the teacher's encoder); checked by tests/test_share.py",
+}
+
+
+# Pairs (aligner/stage) left out of a choice, with the reason: orthogonal Procrustes on D = 4096 HDC vectors
+# needs a full 4096 x 4096 SVD per fit (its rotation of the space the anchors do not span has no N x N
+# shortcut); three of them (one per seed) had not finished after 14 minutes on the shared 2 cores.
+NOT_AUTO_PAIRS = {
+    f"{a}/hdc": "orthogonal Procrustes of D = 4096 HDC vectors needs a full 4096 x 4096 SVD per fit; one "
+    "aligner's three seeds had not finished after 14 minutes on the shared 2 cores (load average 9)"
+    for a in ("procrustes", "procrustes-paper")
+}
+
+
+def _auto_aligners() -> Tuple[str, ...]:
+    from .align import ALIGNERS
+
+    return tuple(n for n in ALIGNERS if n not in NOT_AUTO)
+
+
+AUTO_ALIGNERS = _auto_aligners()
+
+
+def choose_alignment(
+    data: List[SeedData],
+    aligners: Sequence[str],
+    stages: Sequence[str] = STAGES,
+    dim: int = 4096,
+    tau: float = 0.3,
+    threshold: str = "std",
+    C: float = 0.1,
+    align_kwargs: Optional[dict] = None,
+    log: Optional[Callable[[str], None]] = None,
+    skip: Optional[Dict[str, str]] = None,
+) -> Dict[str, Any]:
+    """The (aligner, alignment stage) of ``aligners x stages`` (less the ``"ALIGNER/STAGE"`` keys of
+    ``skip``, default :data:`NOT_AUTO_PAIRS` when both stages are candidates) with the best mean
+    VALIDATION transfer over the seeds (:func:`validation_transfer`: aligner fitted on the anchors,
+    logistic regression with fixed ``C`` trained on the teacher's aligned HDC training vectors only,
+    scored on the student's aligned validation vectors; projection seed = the split's seed, as in the
+    run). ``data`` must already carry the run's preprocessing (:func:`centered`). Candidates are named
+    ``"ALIGNER/STAGE"``; the record (:func:`choose_on_validation`'s) adds ``"align"`` and ``"stage"`` of
+    the winner and ``"not_candidates"`` (what was left out, and why)."""
+    for st in stages:
+        if st not in STAGES:
+            raise ValueError(f"stages: expected a subset of {STAGES}, got {st!r}")
+    if skip is None:
+        skip = NOT_AUTO_PAIRS if len(stages) > 1 else {}
+    names = [f"{a}/{st}" for a in aligners for st in stages if f"{a}/{st}" not in skip]
+
+    def score(nm: str, sd: SeedData) -> float:
+        a, st = nm.rsplit("/", 1)
+        return validation_transfer(sd, a, dim, tau, threshold, proj_seed=sd.split.seed, classifiers=("logreg",),
+                                   C=C, align_kwargs=align_kwargs, ceiling=False, stage=st)["transfer"]["logreg"]
+
+    rec = choose_on_validation(
+        data, names, score, "alignment",
+        f"mean validation transfer accuracy over the seeds (aligner fitted on the anchors, D={dim}, logistic "
+        f"regression C={C} trained on the teacher's aligned HDC training vectors only, scored on the student's "
+        f"aligned validation vectors; ties -> the earlier candidate); test split not used", log=log)
+    a, st = rec["chosen"].rsplit("/", 1)
+    left_out = {k: v for k, v in NOT_AUTO.items() if k not in aligners}
+    left_out.update({k: v for k, v in skip.items()
+                     if k.rsplit("/", 1)[0] in aligners and k.rsplit("/", 1)[1] in stages})
+    return dict(rec, align=a, stage=st, not_candidates=left_out)
 
 
 def _encode(enc: HDCEncoder, d: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -645,15 +747,27 @@ def run_transfer(
     data = data if data is not None else prepare(cfg, log=log)
     t_embed = time.perf_counter() - t0
     selection = data[0].selection if data else []
+    cdata = [centered(sd, cfg.center) for sd in data]
+    align, stage, align_sel = cfg.align, cfg.align_stage, None
+    if align == "auto" or "," in align or stage == "auto":
+        t1 = time.perf_counter()
+        aligners = AUTO_ALIGNERS if align == "auto" else tuple(a for a in align.split(",") if a)
+        align_sel = choose_alignment(
+            cdata, aligners, STAGES if stage == "auto" else (stage,),
+            cfg.dim, cfg.tau, cfg.threshold, align_kwargs=cfg.align_kwargs, log=log)
+        align_sel["seconds_total"] = time.perf_counter() - t1
+        align, stage = align_sel["align"], align_sel["stage"]
+        log(f"  alignment chosen on validation: {align}, stage {stage}")
+    elif stage not in STAGES:
+        raise ValueError(f"align_stage: expected one of {STAGES + ('auto',)}, got {stage!r}")
     per_seed = []
-    for sd in data:
-        sd = centered(sd, cfg.center)
+    for sd in cdata:
         q = quantization_metrics(
             sd, cfg.dim, cfg.tau, cfg.threshold, proj_seed=sd.split.seed, classifiers=cfg.classifiers
         )
         m = transfer_metrics(
             sd,
-            cfg.align,
+            align,
             cfg.dim,
             cfg.tau,
             cfg.threshold,
@@ -662,7 +776,7 @@ def run_transfer(
             ceiling=q["student"]["hdc"],
             align_kwargs=cfg.align_kwargs,
             aligned_ceiling=cfg.aligned_ceiling,
-            stage=cfg.align_stage,
+            stage=stage,
         )
         m["quantization"] = q
         m["seed"] = sd.split.seed
@@ -678,11 +792,15 @@ def run_transfer(
     summary = summarize([{k: v for k, v in r.items() if k not in ("seed", "sizes")} for r in per_seed])
     cfgd = asdict(cfg)
     cfgd["seeds"] = list(cfg.seeds)
+    # the settings the run used; "requested" keeps what was asked ("auto" = chosen on validation)
+    cfgd["requested"] = {"align": cfg.align, "align_stage": cfg.align_stage}
+    cfgd["align"], cfgd["align_stage"] = align, stage
     return {
         "config": cfgd,
         "per_seed": per_seed,
         "summary": summary,
         "readout_selection": selection,
+        "alignment_selection": align_sel,
         "center": {
             "mode": cfg.center,
             "statistics": "each side's anchor rows",
