@@ -584,12 +584,13 @@ void keep_rows(Planes &p, const uint8_t *keep) {
 // position-major: qt[k][l] = query l's value at plane position k (plane word k / 64, bit k % 64).
 // Plane bit b of word w holds 2-bit slot p = b/2 of the group's first (b even) or second (b odd)
 // packed 64-bit word, and slot p holds trit 4 (p / 4) + 3 - p % 4 (first trit in the high bits).
-// For each group of 4 plane bits the table holds, for every 4-bit pattern e, the 16 lanes of
-//   tab[g][e][l] = sum of qt[4g + j][l] over the set bits j of e,
-// so a row contributes tab[g][pos nibble] - tab[g][neg nibble] per group: 2 vector adds serve
-// 4 positions x 8 queries where a multiply-add would serve 1 x 8. Every variant builds the table
-// with the same code and adds in the same order (per row: pos then neg, groups 0..15, words in
-// order), so all paths give the same floats.
+// A quarter word (16 positions) is 4 groups of 4 positions; for every ternary pattern e = d0 + 3 d1
+// + 9 d2 + 27 d3 of a group (digit d_j: 0 for t = 0, 1 for +1, 2 for -1) the table holds
+//   tab[g][e][l] = sum over j of qt[4g + j][l] * t_j,
+// so a row adds one 64-byte entry per group: one offset serves 4 positions x 16 queries. Signed
+// 81-entry tables halve the lookups of separate 16-entry pos and neg tables; a quarter word's
+// tables (20.7 KiB) stay in L1. Every variant builds the tables in the same order and adds in the
+// same order (per row: quarter words in order, groups 0..3), so all paths give the same floats.
 void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, float *qt) {
   for (int64_t k = 0; k < words; ++k)
     for (int64_t b = 0; b < 64; ++b) {
@@ -600,139 +601,143 @@ void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, flo
 }
 
 namespace {
-#if defined(__GNUC__) || defined(__clang__)
-#define TERNHD_UNROLL16 _Pragma("GCC unroll 16")
-#else
-#define TERNHD_UNROLL16
-#endif
+constexpr int64_t kL = kFloatLanes, kE = kFloatPatterns;
 
-constexpr int64_t kL = kFloatLanes;
-
-// tab[e] = tab[e without its lowest set bit] + q[that bit] (tab[0] = 0, so tab[2^j] = 0 + q[j]):
-// the fixed order every variant builds the 16 entries of a group in.
-constexpr int kPrev[16] = {0, 0, 0, 2, 0, 4, 4, 6, 0, 8, 8, 10, 8, 12, 12, 14};
-constexpr int kLow[16] = {0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0};
-
+// Pattern index of a group from its pos and neg nibbles: kTrits[pn | nn << 4] = sum_j 3^j (bit j of
+// pn) + 2 * 3^j (bit j of nn) (pn & nn = 0 in valid rows; other pairs never occur).
+struct Trits {
+  uint16_t v[256];
+};
+constexpr Trits make_trits() {
+  Trits t{};
+  for (int x = 0; x < 256; ++x) {
+    int s = 0, p = 1;
+    for (int j = 0; j < 4; ++j, p *= 3) s += ((x >> j) & 1) * p + ((x >> (4 + j)) & 1) * 2 * p;
+    t.v[x] = static_cast<uint16_t>(s);
+  }
+  return t;
+}
+constexpr Trits kTrits = make_trits();
 }  // namespace
 
+void float_offsets_scalar(const uint64_t *mask, const uint64_t *sign, int64_t words, int shift, uint64_t *out,
+                          int64_t stride) {
+  for (int64_t w = 0; w < words; ++w) {
+    const uint64_t pos = mask[w] & ~sign[w], neg = mask[w] & sign[w];
+    for (int s = 0; s < 4; ++s) {  // quarter word s
+      uint64_t v = 0;
+      for (int g = 0; g < 4; ++g) {
+        const int sh = 16 * s + 4 * g;
+        const uint64_t e = kTrits.v[((pos >> sh) & 0xF) | (((neg >> sh) & 0xF) << 4)];
+        v |= ((static_cast<uint64_t>(g) * kE + e) << shift) << (16 * g);
+      }
+      out[w * stride + s] = v;
+    }
+  }
+}
+
+#if TERNHD_X86
+// The 16 nibbles of pos and neg spread to bytes, mapped by pshufb to their pattern digits, widened
+// to 16 bits, plus the group base, shifted: 16 offsets in float_offsets order.
+TERNHD_AVX2 void float_offsets_avx2(const uint64_t *mask, const uint64_t *sign, int64_t words, int shift, uint64_t *out,
+                                    int64_t stride) {
+  const __m128i lo4 = _mm_set1_epi8(0x0F);
+  const __m128i t1 = _mm_setr_epi8(0, 1, 3, 4, 9, 10, 12, 13, 27, 28, 30, 31, 36, 37, 39, 40);  // sum 3^j bit j
+  const __m128i t2 = _mm_add_epi8(t1, t1);
+  const __m256i base = _mm256_setr_epi16(0, 81, 162, 243, 0, 81, 162, 243, 0, 81, 162, 243, 0, 81, 162, 243);
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  const auto nibbles = [&](uint64_t x) {
+    const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(x));
+    return _mm_unpacklo_epi8(_mm_and_si128(v, lo4), _mm_and_si128(_mm_srli_epi16(v, 4), lo4));
+  };
+  for (int64_t w = 0; w < words; ++w) {
+    const uint64_t pos = mask[w] & ~sign[w], neg = mask[w] & sign[w];
+    const __m128i e = _mm_add_epi8(_mm_shuffle_epi8(t1, nibbles(pos)), _mm_shuffle_epi8(t2, nibbles(neg)));
+    const __m256i o = _mm256_sll_epi16(_mm256_add_epi16(_mm256_cvtepu8_epi16(e), base), sh);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + w * stride), o);
+  }
+}
+#endif  // TERNHD_X86
+
+// Entry e is built from the entry with e's lowest non-zero digit cleared, plus (digit 1) or minus
+// (digit 2) the query value at that digit's position: tab[0] = 0, then digits 3, 2, 1, 0 (each step
+// reads entries the previous steps wrote). One fixed order for every variant.
 void float_tables_scalar(const float *qt, float *tab) {
-  for (int g = 0; g < 16; ++g) {
+  for (int g = 0; g < 4; ++g) {
     const float *q = qt + 4 * g * kL;
-    float *t = tab + g * 16 * kL;
+    float *t = tab + g * kE * kL;
     for (int64_t l = 0; l < kL; ++l) t[l] = 0.0f;
-    for (int e = 1; e < 16; ++e)
-      for (int64_t l = 0; l < kL; ++l) t[e * kL + l] = t[kPrev[e] * kL + l] + q[kLow[e] * kL + l];
+    for (int j = 3, p = 27; j >= 0; --j, p /= 3)
+      for (int e = 0; e < kE; e += 3 * p)
+        for (int64_t l = 0; l < kL; ++l) {
+          t[(e + p) * kL + l] = t[e * kL + l] + q[j * kL + l];
+          t[(e + 2 * p) * kL + l] = t[e * kL + l] - q[j * kL + l];
+        }
   }
 }
 
 void float_word_scalar(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
+  const char *base = reinterpret_cast<const char *>(tab);
   for (int64_t r = 0; r < nd; ++r) {
     float *cr = c + r * kL;
-    for (int half = 0; half < 2; ++half) {
-      uint64_t xp = offs[4 * r + half], xn = offs[4 * r + 2 + half];
-      for (int g = 8 * half; g < 8 * half + 8; ++g, xp >>= 8, xn >>= 8) {
-        const float *tp = tab + g * 16 * kL + (xp & 0xFF) * 2, *tn = tab + g * 16 * kL + (xn & 0xFF) * 2;
-        for (int64_t l = 0; l < kL; ++l) cr[l] = (cr[l] + tp[l]) - tn[l];
-      }
+    for (int g = 0; g < 4; ++g) {
+      const float *t = reinterpret_cast<const float *>(base + ((offs[4 * r] >> (16 * g)) & 0xFFFF));
+      for (int64_t l = 0; l < kL; ++l) cr[l] += t[l];
     }
   }
 }
 
 #if TERNHD_X86
 TERNHD_AVX2 void float_tables_avx2(const float *qt, float *tab) {
-  for (int g = 0; g < 16; ++g)
+  for (int g = 0; g < 4; ++g) {
+    float *t = tab + g * kE * kL;
     for (int h = 0; h < 2; ++h) {
-      __m256 q[4], t[16];
-      for (int j = 0; j < 4; ++j) q[j] = _mm256_load_ps(qt + (4 * g + j) * kL + 8 * h);
-      t[0] = _mm256_setzero_ps();
-      TERNHD_UNROLL16
-      for (int e = 1; e < 16; ++e) t[e] = _mm256_add_ps(t[kPrev[e]], q[kLow[e]]);
-      for (int e = 0; e < 16; ++e) _mm256_store_ps(tab + (g * 16 + e) * kL + 8 * h, t[e]);
+      float *th = t + 8 * h;
+      _mm256_store_ps(th, _mm256_setzero_ps());
+      for (int j = 3, p = 27; j >= 0; --j, p /= 3) {
+        const __m256 q = _mm256_load_ps(qt + (4 * g + j) * kL + 8 * h);
+        for (int e = 0; e < kE; e += 3 * p) {
+          const __m256 a = _mm256_load_ps(th + e * kL);
+          _mm256_store_ps(th + (e + p) * kL, _mm256_add_ps(a, q));
+          _mm256_store_ps(th + (e + 2 * p) * kL, _mm256_sub_ps(a, q));
+        }
+      }
     }
-}
-
-TERNHD_AVX512 void float_tables_avx512(const float *qt, float *tab) {
-  for (int g = 0; g < 16; ++g) {
-    __m512 q[4], t[16];
-    for (int j = 0; j < 4; ++j) q[j] = _mm512_load_ps(qt + (4 * g + j) * kL);
-    t[0] = _mm512_setzero_ps();
-    TERNHD_UNROLL16
-    for (int e = 1; e < 16; ++e) t[e] = _mm512_add_ps(t[kPrev[e]], q[kLow[e]]);
-    for (int e = 0; e < 16; ++e) _mm512_store_ps(tab + (g * 16 + e) * kL, t[e]);
   }
 }
 
 namespace {
-// R rows against one word's tables, 2 ymm of 8 lanes per row. R = 4 keeps 8 independent add chains
-// in flight (each chain is 32 adds a word). The offsets come 8 to a 64-bit load and are shifted out
-// (fewer loads: the kernel is load-bound, 4 table loads per group and row).
+// R rows against one quarter word's tables: 4 lookups of two ymm a row. R = 2 (4 independent add
+// chains) measured fastest on Zen 3: R = 1, 3, 4 and 6 were 3-10% slower, R = 4 and up spill. The
+// offsets come 4 to a 64-bit load and are shifted out.
 template <int R>
 TERNHD_AVX2 TERNHD_INLINE void rows_avx2(const char *tab, const uint64_t *o, float *c) {
   __m256 a[R][2];
+  uint64_t x[R];
   for (int r = 0; r < R; ++r) {
     a[r][0] = _mm256_load_ps(c + r * kL);
     a[r][1] = _mm256_load_ps(c + r * kL + 8);
+    x[r] = o[4 * r];
   }
-  for (int half = 0; half < 2; ++half) {
-    uint64_t xp[R], xn[R];
+  for (int g = 0; g < 4; ++g)
     for (int r = 0; r < R; ++r) {
-      xp[r] = o[4 * r + half];
-      xn[r] = o[4 * r + 2 + half];
+      const float *t = reinterpret_cast<const float *>(tab + (x[r] & 0xFFFF));
+      x[r] >>= 16;
+      a[r][0] = _mm256_add_ps(a[r][0], _mm256_load_ps(t));
+      a[r][1] = _mm256_add_ps(a[r][1], _mm256_load_ps(t + 8));
     }
-    for (int g = 0; g < 8; ++g, tab += 16 * kL * sizeof(float)) {
-      for (int r = 0; r < R; ++r) {
-        const float *tp = reinterpret_cast<const float *>(tab + (xp[r] & 0xFF) * 8);
-        const float *tn = reinterpret_cast<const float *>(tab + (xn[r] & 0xFF) * 8);
-        xp[r] >>= 8;
-        xn[r] >>= 8;
-        a[r][0] = _mm256_sub_ps(_mm256_add_ps(a[r][0], _mm256_load_ps(tp)), _mm256_load_ps(tn));
-        a[r][1] = _mm256_sub_ps(_mm256_add_ps(a[r][1], _mm256_load_ps(tp + 8)), _mm256_load_ps(tn + 8));
-      }
-    }
-  }
   for (int r = 0; r < R; ++r) {
     _mm256_store_ps(c + r * kL, a[r][0]);
     _mm256_store_ps(c + r * kL + 8, a[r][1]);
   }
-}
-
-// The same with one zmm of 16 lanes per row.
-template <int R>
-TERNHD_AVX512 TERNHD_INLINE void rows_avx512(const char *tab, const uint64_t *o, float *c) {
-  __m512 a[R];
-  for (int r = 0; r < R; ++r) a[r] = _mm512_load_ps(c + r * kL);
-  for (int half = 0; half < 2; ++half) {
-    uint64_t xp[R], xn[R];
-    for (int r = 0; r < R; ++r) {
-      xp[r] = o[4 * r + half];
-      xn[r] = o[4 * r + 2 + half];
-    }
-    for (int g = 0; g < 8; ++g, tab += 16 * kL * sizeof(float)) {
-      for (int r = 0; r < R; ++r) {
-        const float *tp = reinterpret_cast<const float *>(tab + (xp[r] & 0xFF) * 8);
-        const float *tn = reinterpret_cast<const float *>(tab + (xn[r] & 0xFF) * 8);
-        xp[r] >>= 8;
-        xn[r] >>= 8;
-        a[r] = _mm512_sub_ps(_mm512_add_ps(a[r], _mm512_load_ps(tp)), _mm512_load_ps(tn));
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) _mm512_store_ps(c + r * kL, a[r]);
 }
 }  // namespace
 
 TERNHD_AVX2 void float_word_avx2(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
   const char *t = reinterpret_cast<const char *>(tab);
   int64_t r = 0;
-  for (; r + 4 <= nd; r += 4) rows_avx2<4>(t, offs + r * 4, c + r * kL);
+  for (; r + 2 <= nd; r += 2) rows_avx2<2>(t, offs + r * 4, c + r * kL);
   for (; r < nd; ++r) rows_avx2<1>(t, offs + r * 4, c + r * kL);
-}
-
-TERNHD_AVX512 void float_word_avx512(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
-  const char *t = reinterpret_cast<const char *>(tab);
-  int64_t r = 0;
-  for (; r + 4 <= nd; r += 4) rows_avx512<4>(t, offs + r * 4, c + r * kL);
-  for (; r < nd; ++r) rows_avx512<1>(t, offs + r * 4, c + r * kL);
 }
 #endif  // TERNHD_X86
 
@@ -770,33 +775,41 @@ TERNHD_AVX2 inline float hsum256_ps(__m256 a) {
   return _mm_cvtss_f32(r);
 }
 
-// NQ queries against one row: the lane masks of each 8 trits are made once and serve NQ queries.
+// Lane masks of a byte x: all ones (kKeep) or the sign bit (kSign) in lane l where bit l of x is set.
+struct ByteLanes {
+  alignas(32) uint32_t keep[256][8];
+  alignas(32) uint32_t sign[256][8];
+};
+constexpr ByteLanes make_byte_lanes() {
+  ByteLanes b{};
+  for (int x = 0; x < 256; ++x)
+    for (int l = 0; l < 8; ++l) {
+      b.keep[x][l] = (x >> l) & 1 ? 0xFFFFFFFFu : 0u;
+      b.sign[x][l] = (x >> l) & 1 ? 0x80000000u : 0u;
+    }
+  return b;
+}
+constexpr ByteLanes kByteLanes = make_byte_lanes();
+
+// NQ queries against one row: the lane masks of each 8 trits, two table loads (a shift-and-compare
+// per mask costs more vector ops, the kernel's bound), serve NQ queries.
 template <int NQ>
 TERNHD_AVX2 inline void float_dots_avx2_t(const float *qp, const uint64_t *row, int64_t words, float *out) {
   const uint64_t *m = row, *s = row + words;
-  // Lane l of group g (g = 0..3 of a 32-bit half) takes bit 8g + l to bit 31.
-  const __m256i sh[4] = {_mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24),
-                         _mm256_setr_epi32(23, 22, 21, 20, 19, 18, 17, 16),
-                         _mm256_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8), _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0)};
-  const __m256i top = _mm256_set1_epi32(static_cast<int>(0x80000000u));
   constexpr int A = NQ == 1 ? 4 : 2;  // accumulators per query (independent add chains)
   __m256 acc[NQ][A];
   for (int i = 0; i < NQ; ++i)
     for (int a = 0; a < A; ++a) acc[i][a] = _mm256_setzero_ps();
   const int64_t qstride = words * 64;
   for (int64_t w = 0; w < words; ++w) {
-    if (!m[w]) continue;
-    for (int h = 0; h < 2; ++h) {
-      const __m256i m32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(m[w] >> (32 * h))));
-      const __m256i s32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(s[w] >> (32 * h))));
-      const int64_t off = 64 * w + 32 * h;
-      for (int g = 0; g < 4; ++g) {
-        const __m256 keep = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_sllv_epi32(m32, sh[g]), 31));
-        const __m256 sign = _mm256_castsi256_ps(_mm256_and_si256(_mm256_sllv_epi32(s32, sh[g]), top));
-        for (int i = 0; i < NQ; ++i) {
-          const __m256 v = _mm256_and_ps(_mm256_loadu_ps(qp + i * qstride + off + 8 * g), keep);
-          acc[i][g % A] = _mm256_add_ps(acc[i][g % A], _mm256_xor_ps(v, sign));
-        }
+    uint64_t mk = m[w], sg = s[w];
+    if (!mk) continue;
+    for (int g = 0; g < 8; ++g, mk >>= 8, sg >>= 8) {  // lane l of byte g: plane bit 8g + l
+      const __m256 keep = _mm256_load_ps(reinterpret_cast<const float *>(kByteLanes.keep[mk & 0xFF]));
+      const __m256 sign = _mm256_load_ps(reinterpret_cast<const float *>(kByteLanes.sign[sg & 0xFF]));
+      for (int i = 0; i < NQ; ++i) {
+        const __m256 v = _mm256_and_ps(_mm256_loadu_ps(qp + i * qstride + 64 * w + 8 * g), keep);
+        acc[i][g % A] = _mm256_add_ps(acc[i][g % A], _mm256_xor_ps(v, sign));
       }
     }
   }
@@ -891,6 +904,8 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
   check_query_dim(dim, db);
   const int64_t N = db.rows, W = db.words;
   if (m == 0 || N == 0) return;
+  // Words past the last query value add exact zeros: skipped.
+  const int64_t Wq = std::min(W, ceil_div(dim, 64));
   if (m < kFloatTableMin) {
     std::vector<float> qp(static_cast<size_t>(m * W * 64));
     for (int64_t i = 0; i < m; ++i) permute_query(q + i * dim, dim, W, qp.data() + i * W * 64);
@@ -902,21 +917,25 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
       float *c = task_sums(nd * kL);
       for (int64_t i0 = 0; i0 < m; i0 += kFloatQueryTile) {
         const int64_t nq = std::min(kFloatQueryTile, m - i0);
-        for (int64_t r = 0; r < nd; ++r) dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c + r * kL + i0);
+        for (int64_t r = 0; r < nd; ++r) {
+          // The row 4 ahead, a line at a time: the kernel's rate is the rate rows arrive at.
+          if (r + 4 < nd)
+            for (int64_t o = 0; o < 2 * W; o += 8) __builtin_prefetch(blk.rows + (r + 4) * 2 * W + o);
+          dots(qp.data() + i0 * W * 64, nq, blk.rows + r * 2 * W, W, c + r * kL + i0);
+        }
       }
       sink(0, d0, nd, c, blk.norms);
     });
     return;
   }
-  // Words past the last query value add exact zeros: skipped.
-  const int64_t Wq = std::min(W, ceil_div(dim, 64));
-  const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL, wtab = 16 * 16 * kL;
+  const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL, wtab = 4 * kE * kL;
   AlignedFloats qt(nqb * plane);
   parallel_for(nqb, [&](int64_t b) {
     permute_queries(q + b * kL * dim, std::min(kL, m - b * kL), dim, Wq, qt.get() + b * plane);
   });
   const FloatTablesFn build = pick(kFloatTables, simd);
   const FloatWordFn word = pick(kFloatWord, simd);
+  const FloatOffsetsFn offsets = pick(kFloatOffsets, simd);
   // Tasks of rt rows (kFloatTaskRows, fewer when that leaves under 4 tasks a thread) and, when the
   // row tasks are still few, a share of the query blocks.
   const int64_t threads = num_threads();
@@ -930,31 +949,22 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
     if (b0 >= b1) return;
     DbSource::Block blk;
     db.load(d0, nd, blk);
-    // The rows' nibbles, once per task for all its query blocks (see FloatWordFn): offs[w][r][4].
+    // The rows' table offsets, once per task for all its query blocks: offs[w][r][4] (FloatOffsetsFn).
     thread_local std::vector<uint64_t> offs;
     offs.resize(static_cast<size_t>(Wq * nd * 4));
     for (int64_t r = 0; r < nd; ++r)
-      for (int64_t w = 0; w < Wq; ++w) {
-        const uint64_t mk = blk.rows[r * 2 * W + w], sg = blk.rows[r * 2 * W + W + w];
-        const uint64_t pn[2] = {mk & ~sg, mk & sg};
-        for (int h = 0; h < 2; ++h)
-          for (int half = 0; half < 2; ++half) {
-            uint64_t x = (pn[h] >> (32 * half)) & 0xFFFFFFFFULL;  // 8 nibbles -> 8 bytes
-            x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
-            x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
-            offs[static_cast<size_t>((w * nd + r) * 4 + 2 * h + half)] = ((x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL) << 3;
-          }
-      }
-    // One buffer: a block's sums (nd x kL), then the table of the current block and word (16 KiB,
-    // built per task from qt and used for all nd rows: tables kept for all blocks and words are 4x
+      offsets(blk.rows + r * 2 * W, blk.rows + r * 2 * W + W, Wq, kTableShift, offs.data() + r * 4, nd * 4);
+    // One buffer: a block's sums (nd x kL), then the tables of the current quarter word (20.7 KiB,
+    // built per task from qt and used for all nd rows: tables kept for all blocks and words are 5x
     // the bytes of qt and, read from L3 or memory in the kernel's random order, cost more).
     float *c = task_sums(nd * kL + wtab), *tab = c + nd * kL;
     for (int64_t b = b0; b < b1; ++b) {
       std::fill(c, c + nd * kL, 0.0f);
-      for (int64_t w = 0; w < Wq; ++w) {
-        build(qt.get() + b * plane + w * 64 * kL, tab);
-        word(tab, offs.data() + w * nd * 4, nd, c);
-      }
+      for (int64_t w = 0; w < Wq; ++w)
+        for (int64_t qw = 0; qw < 4; ++qw) {
+          build(qt.get() + b * plane + (64 * w + 16 * qw) * kL, tab);
+          word(tab, offs.data() + w * nd * 4 + qw, nd, c);
+        }
       sink(b, d0, nd, c, blk.norms);
     }
   });

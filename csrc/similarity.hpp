@@ -79,9 +79,10 @@ void topk(const Planes &q, PackedRows db, int64_t k, Metric metric, void *scores
           const char *db_name = "database");
 
 // Asymmetric scores: float32 queries against ternary rows, q . t = sum of q where t = +1 minus the
-// sum where t = -1 (float32 accumulation). Batches of kFloatTableMin or more queries use 16-entry
-// tables per 4 positions (similarity.cpp); every variant of that kernel gives the same floats.
-constexpr int64_t kFloatLanes = 16;  // queries per block
+// sum where t = -1 (float32 accumulation). Batches of kFloatTableMin or more queries use signed
+// 81-entry tables per 4 positions (similarity.cpp); every variant of that kernel gives the same floats.
+constexpr int64_t kFloatLanes = 16;     // queries per block
+constexpr int64_t kFloatPatterns = 81;  // ternary patterns of a group of 4 positions
 // Writes nq <= 16 queries q (nq, dim) position-major into qt (words * 64 positions x 16 lanes, plane
 // order, zeros past dim and past nq).
 void permute_queries(const float *q, int64_t nq, int64_t dim, int64_t words, float *qt);
@@ -98,25 +99,34 @@ constexpr Variants<FloatDotsFn> kFloatDots{float_dots_scalar, TERNHD_X86_ONLY(fl
                                            TERNHD_X86_ONLY(float_dots_avx512)};
 // Writes q (dim floats) in the plane order of `words` plane words into qp (words * 64 floats).
 void permute_query(const float *q, int64_t dim, int64_t words, float *qp);
-// The tables of one plane word: qt (64 positions x 16 lanes) -> tab (16 groups x 16 patterns x 16
-// lanes), tab[g][e][l] = sum of qt[4g + j][l] over the set bits j of e, built in one fixed order.
+// The tables of one quarter word: qt (16 positions x 16 lanes) -> tab (4 groups x 81 patterns x 16
+// lanes), tab[g][e][l] = sum over j of qt[4g + j][l] * t_j for the pattern e = sum_j 3^j d_j (d_j =
+// 0, 1, 2 for t_j = 0, +1, -1), built in one fixed order. qt and tab 64-byte aligned. AVX-512
+// machines run the AVX2 variant (same floats).
 using FloatTablesFn = void (*)(const float *qt, float *tab);
 void float_tables_scalar(const float *, float *);
 void float_tables_avx2(const float *, float *);
-void float_tables_avx512(const float *, float *);
 constexpr Variants<FloatTablesFn> kFloatTables{float_tables_scalar, TERNHD_X86_ONLY(float_tables_avx2),
-                                               TERNHD_X86_ONLY(float_tables_avx512)};
-// One plane word for nd rows: c[r][l] += sum over the word's 64 positions of qt[k][l] * t_r[k],
-// from that word's tables. offs: nd x 4 words, the row's 4-bit nibbles of this word times 8, one a
-// byte (byte j of a word = bits 8j..8j+7): word 0 groups 0..7 of pos = mask & ~sign (group g =
-// bits 4g..4g+3), word 1 groups 8..15 of pos, words 2 and 3 the same of neg = mask & sign.
+                                               TERNHD_X86_ONLY(float_tables_avx2)};
+// Table offsets of rows: for plane words w < words of mask and sign (pos = mask & ~sign, neg = mask
+// & sign), out[w * stride + s] holds the byte offsets of quarter word s's groups g = 0..3, 16 bits
+// each (group g in bits 16 g ..): (g * 81 + e) << shift for the pattern e of plane bits 16 s + 4 g
+// .. + 3. shift kTableShift: into 16-lane tables.
+using FloatOffsetsFn = void (*)(const uint64_t *mask, const uint64_t *sign, int64_t words, int shift, uint64_t *out,
+                                int64_t stride);
+void float_offsets_scalar(const uint64_t *, const uint64_t *, int64_t, int, uint64_t *, int64_t);
+void float_offsets_avx2(const uint64_t *, const uint64_t *, int64_t, int, uint64_t *, int64_t);
+constexpr Variants<FloatOffsetsFn> kFloatOffsets{float_offsets_scalar, TERNHD_X86_ONLY(float_offsets_avx2),
+                                                 TERNHD_X86_ONLY(float_offsets_avx2)};
+constexpr int kTableShift = 6;  // log2(16 lanes x 4 bytes)
+// One quarter word for nd rows: c[r][l] += sum over the quarter word's 16 positions of qt[k][l] *
+// t_r[k], from its tables; row r's offsets word at offs[4 r] (FloatOffsetsFn, shift kTableShift).
 // c: nd x 16 floats. tab and c 64-byte aligned.
 using FloatWordFn = void (*)(const float *tab, const uint64_t *offs, int64_t nd, float *c);
 void float_word_scalar(const float *, const uint64_t *, int64_t, float *);
 void float_word_avx2(const float *, const uint64_t *, int64_t, float *);
-void float_word_avx512(const float *, const uint64_t *, int64_t, float *);
 constexpr Variants<FloatWordFn> kFloatWord{float_word_scalar, TERNHD_X86_ONLY(float_word_avx2),
-                                           TERNHD_X86_ONLY(float_word_avx512)};
+                                           TERNHD_X86_ONLY(float_word_avx2)};
 // All pairs: q (m, dim) float32 against the rows -> out (m, rows) float32 dot products. Throws
 // std::invalid_argument when dim exceeds the rows' 4 * nbytes trits (or, for packed rows, on 0b11).
 void float_scores(const float *q, int64_t m, int64_t dim, const Planes &db, float *out, Simd simd);

@@ -528,6 +528,55 @@ void test_search() {
     }
     set_num_threads(saved);
   }
+  {
+    // The table kernel's parts against their definitions: offsets of every pattern digit (random
+    // words plus all-zero, all-pos, all-neg), and each table entry as the sum of its 4 signed values
+    // (exact here: quarter-integer inputs).
+    std::vector<uint64_t> mk = {0, ~0ULL, ~0ULL}, sg = {0, 0, ~0ULL};
+    std::mt19937_64 r64(3);
+    for (int i = 0; i < 29; ++i) mk.push_back(r64()), sg.push_back(r64());
+    const int64_t nw = static_cast<int64_t>(mk.size());
+    std::vector<uint64_t> want(static_cast<size_t>(nw * 4));
+    for (int64_t w = 0; w < nw; ++w)
+      for (int64_t s4 = 0; s4 < 4; ++s4) {
+        uint64_t v = 0;
+        for (int g = 0; g < 4; ++g) {
+          int e = 0;
+          for (int j = 0, p3 = 1; j < 4; ++j, p3 *= 3) {
+            const int b = static_cast<int>(16 * s4 + 4 * g + j);
+            const bool m1 = (mk[w] >> b) & 1, s1 = (sg[w] >> b) & 1;
+            e += m1 ? (s1 ? 2 : 1) * p3 : 0;
+          }
+          v |= static_cast<uint64_t>((g * kFloatPatterns + e) << kTableShift) << (16 * g);
+        }
+        want[w * 4 + s4] = v;
+      }
+    std::vector<float> qt(16 * kFloatLanes);
+    for (size_t i = 0; i < qt.size(); ++i) qt[i] = static_cast<float>(static_cast<int>(r64() % 41) - 20) / 4.0f;
+    std::vector<float> wtab(4 * kFloatPatterns * kFloatLanes);
+    for (int g = 0; g < 4; ++g)
+      for (int e = 0; e < kFloatPatterns; ++e)
+        for (int64_t l = 0; l < kFloatLanes; ++l) {
+          float acc = 0;
+          for (int j = 0, d = e; j < 4; ++j, d /= 3)
+            acc += d % 3 == 1   ? qt[(4 * g + j) * kFloatLanes + l]
+                   : d % 3 == 2 ? -qt[(4 * g + j) * kFloatLanes + l]
+                                : 0.0f;
+          wtab[(g * kFloatPatterns + e) * kFloatLanes + l] = acc;
+        }
+    for (Simd s : kAllSimd) {
+      if (!simd_supported(s)) continue;
+      context("float_offsets / float_tables", s, nw, 64, "");
+      std::vector<uint64_t> got(want.size(), 7);
+      pick(kFloatOffsets, s)(mk.data(), sg.data(), nw, kTableShift, got.data(), 4);
+      CHECK(got == want);
+      alignas(64) static float tab[4 * kFloatPatterns * kFloatLanes];
+      alignas(64) static float qa[16 * kFloatLanes];
+      std::copy(qt.begin(), qt.end(), qa);
+      pick(kFloatTables, s)(qa, tab);
+      CHECK(std::equal(wtab.begin(), wtab.end(), tab));
+    }
+  }
   g_context = "float_topk dim / k / metric";
   std::vector<int64_t> ix(2);
   CHECK(throws<std::invalid_argument>(
