@@ -775,41 +775,33 @@ TERNHD_AVX2 inline float hsum256_ps(__m256 a) {
   return _mm_cvtss_f32(r);
 }
 
-// Lane masks of a byte x: all ones (kKeep) or the sign bit (kSign) in lane l where bit l of x is set.
-struct ByteLanes {
-  alignas(32) uint32_t keep[256][8];
-  alignas(32) uint32_t sign[256][8];
-};
-constexpr ByteLanes make_byte_lanes() {
-  ByteLanes b{};
-  for (int x = 0; x < 256; ++x)
-    for (int l = 0; l < 8; ++l) {
-      b.keep[x][l] = (x >> l) & 1 ? 0xFFFFFFFFu : 0u;
-      b.sign[x][l] = (x >> l) & 1 ? 0x80000000u : 0u;
-    }
-  return b;
-}
-constexpr ByteLanes kByteLanes = make_byte_lanes();
-
-// NQ queries against one row: the lane masks of each 8 trits, two table loads (a shift-and-compare
-// per mask costs more vector ops, the kernel's bound), serve NQ queries.
+// NQ queries against one row: the lane masks of each 8 trits are made once and serve NQ queries.
 template <int NQ>
 TERNHD_AVX2 inline void float_dots_avx2_t(const float *qp, const uint64_t *row, int64_t words, float *out) {
   const uint64_t *m = row, *s = row + words;
+  // Lane l of group g (g = 0..3 of a 32-bit half) takes bit 8g + l to bit 31.
+  const __m256i sh[4] = {_mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24),
+                         _mm256_setr_epi32(23, 22, 21, 20, 19, 18, 17, 16),
+                         _mm256_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8), _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0)};
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0x80000000u));
   constexpr int A = NQ == 1 ? 4 : 2;  // accumulators per query (independent add chains)
   __m256 acc[NQ][A];
   for (int i = 0; i < NQ; ++i)
     for (int a = 0; a < A; ++a) acc[i][a] = _mm256_setzero_ps();
   const int64_t qstride = words * 64;
   for (int64_t w = 0; w < words; ++w) {
-    uint64_t mk = m[w], sg = s[w];
-    if (!mk) continue;
-    for (int g = 0; g < 8; ++g, mk >>= 8, sg >>= 8) {  // lane l of byte g: plane bit 8g + l
-      const __m256 keep = _mm256_load_ps(reinterpret_cast<const float *>(kByteLanes.keep[mk & 0xFF]));
-      const __m256 sign = _mm256_load_ps(reinterpret_cast<const float *>(kByteLanes.sign[sg & 0xFF]));
-      for (int i = 0; i < NQ; ++i) {
-        const __m256 v = _mm256_and_ps(_mm256_loadu_ps(qp + i * qstride + 64 * w + 8 * g), keep);
-        acc[i][g % A] = _mm256_add_ps(acc[i][g % A], _mm256_xor_ps(v, sign));
+    if (!m[w]) continue;
+    for (int h = 0; h < 2; ++h) {
+      const __m256i m32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(m[w] >> (32 * h))));
+      const __m256i s32 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(s[w] >> (32 * h))));
+      const int64_t off = 64 * w + 32 * h;
+      for (int g = 0; g < 4; ++g) {
+        const __m256 keep = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_sllv_epi32(m32, sh[g]), 31));
+        const __m256 sign = _mm256_castsi256_ps(_mm256_and_si256(_mm256_sllv_epi32(s32, sh[g]), top));
+        for (int i = 0; i < NQ; ++i) {
+          const __m256 v = _mm256_and_ps(_mm256_loadu_ps(qp + i * qstride + off + 8 * g), keep);
+          acc[i][g % A] = _mm256_add_ps(acc[i][g % A], _mm256_xor_ps(v, sign));
+        }
       }
     }
   }
