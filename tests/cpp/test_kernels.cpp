@@ -4,9 +4,11 @@
 // vector width), and the scalar reference must match a naive trit-by-trit model. Variants this CPU
 // cannot run are skipped with a printed line. Run by CTest (tests/cpp, TERNHD_BUILD_TESTS=ON).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -926,11 +928,18 @@ void test_base3() {
 
 int main() {
   std::printf("ternhd kernel tests: best SIMD path of this CPU = %s\n", simd_name(best_simd()));
-  set_num_threads(3);  // exercise the threaded drivers even on small machines
+  // 3 threads exercise the threaded drivers even on small machines; TERNHD_TEST_THREADS overrides
+  // it (the aarch64 run under qemu uses 1: emulated thread hand-offs dominate its time there, and
+  // the drivers are the same code as on the native run).
+  const char *env_threads = std::getenv("TERNHD_TEST_THREADS");
+  set_num_threads(env_threads ? std::atoi(env_threads) : 3);
   for (void (*family)() :
        {test_pack, test_quantize, test_similarity, test_search, test_algebra, test_encoder, test_base3}) {
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       family();
+      std::printf("  (%.1f s)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::fflush(stdout);
     } catch (const std::exception &e) {  // an unexpected throw fails the family, the others still run
       ++g_failures;
       std::printf("FAIL: unexpected exception '%s'  [%s]\n", e.what(), g_context.c_str());
