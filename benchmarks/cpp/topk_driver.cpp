@@ -1,6 +1,6 @@
-// Top-k of 64 queries over 100,000 x 4,096-trit rows (bit planes), one thread, AVX2, best of 5 per
-// metric (0 dot, 1 cosine, 2 hamming). Used to compare the top-k epilogue before / after on one
-// machine, alternating the two binaries:
+// Top-k of 64 queries (or argv[2]) over 100,000 x 4,096-trit rows (bit planes), argv[1] threads (1), AVX2, best of 5
+// per metric (0 dot, 1 cosine, 2 hamming). Used to compare the top-k epilogue before / after on one machine,
+// alternating the two binaries:
 //   g++ -O3 -std=c++17 -Icsrc benchmarks/cpp/topk_driver.cpp csrc/similarity.cpp csrc/threads.cpp csrc/dispatch.cpp -o
 //   /tmp/tk_new -lpthread (the same against `git show main:csrc/similarity.cpp` for /tmp/tk_old), then /tmp/tk_old;
 //   /tmp/tk_new; ...
@@ -12,7 +12,7 @@
 #include "threads.hpp"
 using namespace ternhd;
 int main(int argc, char **argv) {
-  const int64_t N = 100000, M = 64, nb = 1024;
+  const int64_t N = 100000, M = argc > 2 ? atoi(argv[2]) : 64, nb = 1024;
   set_num_threads(argc > 1 ? atoi(argv[1]) : 1);
   std::mt19937_64 rng(1);
   auto mk = [&](int64_t rows) {
