@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <random>
 #include <vector>
+#include "random_rows.hpp"
 #include "similarity.hpp"
 #include "threads.hpp"
 using namespace ternhd;
@@ -17,15 +18,7 @@ int main(int argc, char **argv) {
   const int64_t M = argc > 2 ? atoi(argv[2]) : 256;
   set_num_threads(argc > 1 ? atoi(argv[1]) : 1);
   std::mt19937_64 rng(1);
-  std::vector<uint8_t> v(N * nb);
-  for (auto &b : v) {
-    uint8_t x = 0;
-    for (int t = 0; t < 4; ++t) {
-      int c = rng() % 3;
-      x |= (c == 2 ? 2 : c) << (2 * t);
-    }
-    b = x;
-  }
+  std::vector<uint8_t> v = random_packed_rows(rng, N, nb);
   Planes db = to_planes(PackedRows{v.data(), N, nb}, "db");
   std::normal_distribution<float> g;
   std::vector<float> q(M * dim);

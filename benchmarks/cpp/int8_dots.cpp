@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <random>
 #include <vector>
+#include "random_rows.hpp"
 #include "similarity.hpp"
 #include "threads.hpp"
 using namespace ternhd;
@@ -56,15 +57,7 @@ __attribute__((target("avx2"))) void i8dots(const int8_t *qp, const uint64_t *ro
 int main(int argc, char **argv) {
   const int64_t N = 100000, nb = 1024, W = 64;
   std::mt19937_64 rng(1);
-  std::vector<uint8_t> v(N * nb);
-  for (auto &b : v) {
-    uint8_t x = 0;
-    for (int t = 0; t < 4; ++t) {
-      int c = rng() % 3;
-      x |= (c == 2 ? 2 : c) << (2 * t);
-    }
-    b = x;
-  }
+  std::vector<uint8_t> v = random_packed_rows(rng, N, nb);
   Planes db = to_planes(PackedRows{v.data(), N, nb}, "db");
   std::vector<int8_t> q(W * 64 * 4);
   for (auto &x : q) x = (int8_t)((int)(rng() % 255) - 127);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 #include <vector>
+#include "random_rows.hpp"
 #include "similarity.hpp"
 #include "threads.hpp"
 using namespace ternhd;
@@ -15,19 +16,7 @@ int main(int argc, char **argv) {
   const int64_t N = 100000, M = argc > 2 ? atoi(argv[2]) : 64, nb = 1024;
   set_num_threads(argc > 1 ? atoi(argv[1]) : 1);
   std::mt19937_64 rng(1);
-  auto mk = [&](int64_t rows) {
-    std::vector<uint8_t> v(rows * nb);
-    for (auto &b : v) {
-      uint8_t x = 0;
-      for (int t = 0; t < 4; ++t) {
-        int c = rng() % 3;
-        x |= (c == 2 ? 2 : c) << (2 * t);
-      }
-      b = x;
-    }
-    return v;
-  };
-  auto a = mk(M), b = mk(N);
+  auto a = random_packed_rows(rng, M, nb), b = random_packed_rows(rng, N, nb);
   Planes pq = to_planes(PackedRows{a.data(), M, nb}, "q"), pd = to_planes(PackedRows{b.data(), N, nb}, "d");
   std::vector<float> sc(M * 10);
   std::vector<int64_t> ix(M * 10);
