@@ -896,8 +896,6 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
   check_query_dim(dim, db);
   const int64_t N = db.rows, W = db.words;
   if (m == 0 || N == 0) return;
-  // Words past the last query value add exact zeros: skipped.
-  const int64_t Wq = std::min(W, ceil_div(dim, 64));
   if (m < kFloatTableMin) {
     std::vector<float> qp(static_cast<size_t>(m * W * 64));
     for (int64_t i = 0; i < m; ++i) permute_query(q + i * dim, dim, W, qp.data() + i * W * 64);
@@ -920,6 +918,8 @@ void float_run(const float *q, int64_t m, int64_t dim, const DbSource &db, Simd 
     });
     return;
   }
+  // Words past the last query value add exact zeros: skipped.
+  const int64_t Wq = std::min(W, ceil_div(dim, 64));
   const int64_t nqb = ceil_div(m, kL), plane = Wq * 64 * kL, wtab = 4 * kE * kL;
   AlignedFloats qt(nqb * plane);
   parallel_for(nqb, [&](int64_t b) {

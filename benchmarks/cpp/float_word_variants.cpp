@@ -49,12 +49,14 @@ TERNHD_AVX2 TERNHD_INLINE void prev_rows(const char *tab, const uint64_t *o, flo
   }
 }
 
-template <int R>
-TERNHD_AVX2 void prev_word(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
+using RowsFn = void (*)(const char *tab, const uint64_t *o, float *c);
+// nd rows through a row kernel, R rows a step then single rows; S offset words a row.
+template <int R, int S, RowsFn StepR, RowsFn Step1>
+TERNHD_AVX2 void over_rows(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
   const char *t = reinterpret_cast<const char *>(tab);
   int64_t r = 0;
-  for (; r + R <= nd; r += R) prev_rows<R>(t, offs + r * 4, c + r * kL);
-  for (; r < nd; ++r) prev_rows<1>(t, offs + r * 4, c + r * kL);
+  for (; r + R <= nd; r += R) StepR(t, offs + r * S, c + r * kL);
+  for (; r < nd; ++r) Step1(t, offs + r * S, c + r * kL);
 }
 constexpr int kG = 11;            // groups per half word
 constexpr int kTabEntries = 279;  // 10 * 27 + 9
@@ -83,12 +85,7 @@ TERNHD_AVX2 TERNHD_INLINE void rows3(const char *tab, const uint64_t *o, float *
   }
 }
 template <int R>
-TERNHD_AVX2 void word3(const float *tab, const uint64_t *offs, int64_t nd, float *c) {
-  const char *t = reinterpret_cast<const char *>(tab);
-  int64_t r = 0;
-  for (; r + R <= nd; r += R) rows3<R>(t, offs + r * 3, c + r * kL);
-  for (; r < nd; ++r) rows3<1>(t, offs + r * 3, c + r * kL);
-}
+constexpr auto word3 = over_rows<R, 3, rows3<R>, rows3<1>>;
 int main() {
   const int64_t nd = NDV, W = 64;
   std::mt19937_64 rng(1);
@@ -114,7 +111,8 @@ int main() {
     double b[5] = {1e9, 1e9, 1e9, 1e9, 1e9};
     for (int t = 0; t < 30; ++t) {
       double t0 = now();
-      for (int64_t w = 0; w < W; ++w) prev_word<4>(tab.get(), offs.data() + w * nd * 4, nd, c.get());
+      for (int64_t w = 0; w < W; ++w)
+        over_rows<4, 4, prev_rows<4>, prev_rows<1>>(tab.get(), offs.data() + w * nd * 4, nd, c.get());
       double t1 = now();
       for (int64_t w = 0; w < 2 * W; ++w) word3<4>(tab3.get(), o3.data() + w * nd * 3, nd, c.get());
       double t2 = now();
